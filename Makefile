@@ -1,0 +1,33 @@
+# questlog — every target is a thin wrapper over a script in bin/ or a tool in .venv.
+.DEFAULT_GOAL := help
+.PHONY: help setup lock test test-unit test-integration lint run clean
+
+PY := .venv/bin/python
+PYTEST := .venv/bin/pytest
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## install the Python env (pinned lock) and the pinned JVM jars; idempotent
+	@bin/setup
+
+lock: ## re-pin the Python dependencies (requirements-dev.lock, services/*/requirements.lock)
+	@bin/lock
+
+lint: setup ## ruff over every package
+	@.venv/bin/ruff check .
+
+test: setup lint ## lint, then every test: unit, integration (real Kafka, Spark, Delta, HDFS), e2e
+	@$(PYTEST)
+
+test-unit: setup ## only the tests that need no infrastructure
+	@$(PYTEST) -m "not integration and not e2e"
+
+test-integration: setup ## only the tests on real infrastructure
+	@$(PYTEST) -m "integration or e2e"
+
+run: setup ## run questlog in the foreground (Ctrl-C stops everything); state under ./var
+	@bin/run
+
+clean: ## remove ./var (all local state: Kafka data, lake tables, logs)
+	rm -rf var
