@@ -166,7 +166,8 @@ class KafkaBroker:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="questlog-kafka", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=paths.var_dir() / "kafka")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("QUESTLOG_KAFKA_PORT", 9092)))
+    parser.add_argument("--port", type=int,
+                        default=int(os.environ.get("QUESTLOG_KAFKA_PORT", "9092")))
     parser.add_argument("--controller-port", type=int, default=0)
     parser.add_argument("--topic", action="append", default=[],
                         help="topic to create (repeatable)")

@@ -4,7 +4,6 @@ import os
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-
 from questlog_embedded.kafka import KafkaBroker
 
 pytestmark = pytest.mark.integration
