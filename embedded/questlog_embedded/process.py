@@ -54,7 +54,7 @@ def _die_with_parent() -> None:
 def spawn(cmd: list[str], log_path: Path, env: dict | None = None,
           tie_to_parent: bool = True) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    log = open(log_path, "ab")
     try:
         return subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
