@@ -37,6 +37,10 @@ def local_session(work_dir: Path, cores: int = 2, app_name: str = "questlog-test
         .config("spark.sql.warehouse.dir", str(work_dir / "warehouse"))
         .config("spark.local.dir", str(work_dir / "local"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={work_dir}")
+        # the embedded HDFS has one DataNode: write one replica, never retry elsewhere
+        .config("spark.hadoop.dfs.replication", "1")
+        .config("spark.hadoop.dfs.client.block.write.replace-datanode-on-failure.enable",
+                "false")
     )
     for key, value in DELTA_CONF.items():
         builder = builder.config(key, value)
