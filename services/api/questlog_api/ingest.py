@@ -1,0 +1,76 @@
+"""The path every event takes, whichever route it came in by: guards, envelope, validation,
+then Kafka. Batches are all-or-nothing: one invalid event and nothing is produced.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import g, request
+
+from questlog_api import metrics
+from questlog_api.envelope import RequestMeta, build, request_meta
+from questlog_api.errors import ApiError
+from questlog_api.guards import check_write_key, presented_key
+from questlog_api.sink import SinkUnavailable
+from questlog_api.state import state
+
+
+def _type_label(event: Any) -> str:
+    registry = state().registry
+    event_type = event.get("event_type") if isinstance(event, dict) else None
+    return event_type if event_type in registry.event_types else "unknown"
+
+
+def guard() -> None:
+    """401 without a valid write key (when keys are configured), 429 over the rate limit."""
+    st = state()
+    check_write_key(st.settings.write_keys, request.headers)
+    client = presented_key(request.headers) if st.settings.write_keys else None
+    st.limiter.check(client or request.remote_addr or "-")
+
+
+def meta() -> RequestMeta:
+    return request_meta(request.headers, request.remote_addr, state().settings.ip_hash_key)
+
+
+def ingest(events: list[Any], meta: RequestMeta) -> list[dict[str, Any]]:
+    """Validate and produce ``events``; their envelopes once Kafka acknowledged all."""
+    st = state()
+    if len(events) > st.settings.max_batch_events:
+        _reject(events, "too_many")
+        raise ApiError(413, f"at most {st.settings.max_batch_events} events per request",
+                       {"max_events": st.settings.max_batch_events, "events": len(events)})
+    envelopes, invalid = build(st.registry, events, meta)
+    if invalid:
+        _reject(events, "invalid")
+        details = {"events": [
+            {"index": index,
+             "violations": [{"path": v.path, "message": v.message} for v in violations]}
+            for index, violations in invalid
+        ]}
+        raise ApiError(422, f"{len(invalid)} of {len(events)} events are invalid; "
+                       "none was accepted", details)
+    started = time.perf_counter()
+    try:
+        st.sink.send_many(envelopes)
+    except SinkUnavailable as exc:
+        _reject(events, "unavailable")
+        raise ApiError(503, "events were not acknowledged by Kafka; retry with the same "
+                       "event_id", {"reason": str(exc)},
+                       retry_after=st.settings.retry_after_s) from None
+    metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+    for envelope in envelopes:
+        metrics.EVENTS_ACCEPTED.labels(envelope["event_type"]).inc()
+    g.accepted = len(envelopes)
+    return envelopes
+
+
+def _reject(events: list[Any], reason: str) -> None:
+    counts: dict[str, int] = {}
+    for event in events:
+        label = _type_label(event)
+        counts[label] = counts.get(label, 0) + 1
+    for label, count in counts.items():
+        metrics.EVENTS_REJECTED.labels(label, reason).inc(count)

@@ -1,0 +1,1 @@
+"""Blueprints: ``events`` (POST /v1/events), ``legacy`` (the original GET routes), ``ops``."""

@@ -1,0 +1,34 @@
+"""POST /v1/events: one JSON event, a JSON array of events, or NDJSON."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from questlog_api.envelope import Malformed, parse_body
+from questlog_api.errors import ApiError
+from questlog_api.ingest import guard, ingest, meta
+from questlog_api.state import state
+
+bp = Blueprint("events", __name__)
+
+JSON_TYPES = {"application/json"}
+NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonlines"}
+
+
+@bp.post("/v1/events")
+def post_events():
+    guard()
+    mimetype = request.mimetype
+    if mimetype not in JSON_TYPES | NDJSON_TYPES:
+        raise ApiError(415, "Content-Type must be application/json or application/x-ndjson",
+                       {"content_type": mimetype[:100]})
+    limit = state().settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "request body too large", {"max_bytes": limit})
+    data = request.get_data(cache=False)  # MAX_CONTENT_LENGTH bounds chunked bodies too
+    try:
+        events = parse_body(data, ndjson=mimetype in NDJSON_TYPES)
+    except Malformed as exc:
+        raise ApiError(400, str(exc)) from None
+    envelopes = ingest(events, meta())
+    return jsonify(accepted=len(envelopes), event_ids=[e["event_id"] for e in envelopes]), 202

@@ -1,0 +1,84 @@
+"""The original walkthrough's GET routes, so its clients (and Apache Bench commands) work
+unchanged: query parameters become properties, the player is the Host header, and the
+reply bodies are the original ones, sent only after Kafka acknowledged the event.
+
+Defaults make the bare routes valid events: the original app sent no properties at all,
+so ``sword_type`` and ``guild_id`` (required by the schemas) default to ``"default"``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from flask import Blueprint, request
+
+from questlog_api.errors import ApiError
+from questlog_api.ingest import guard, ingest, meta
+from questlog_api.state import state
+
+bp = Blueprint("legacy", __name__)
+
+INTEGER = re.compile(r"^[+-]?\d{1,18}$")
+
+ROUTES = {
+    "purchase_sword": {
+        "rules": ("/purchase_sword", "/purchase_a_sword", "/buy_a_sword"),
+        "defaults": {"sword_type": "default"},
+        "reply": "\nSword Purchased!\n",
+    },
+    "join_guild": {
+        "rules": ("/join_guild", "/join_a_guild"),
+        "defaults": {"guild_id": "default"},
+        "reply": "\nGuild joined!\n",
+    },
+}
+
+
+def coerce(value: str, json_type: Any) -> Any:
+    """A query string value as the schema's type; left as text when it does not parse
+    (validation then names the field)."""
+    if json_type == "integer" and INTEGER.match(value):
+        return int(value)
+    if json_type == "number":
+        if INTEGER.match(value):
+            return int(value)
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    if json_type == "boolean" and value in ("true", "false"):
+        return value == "true"
+    return value
+
+
+def properties_from_query(event_type: str) -> dict[str, Any]:
+    spec = ROUTES[event_type]
+    fields = state().registry.get(event_type).properties_schema.get("properties", {})
+    props: dict[str, Any] = dict(spec["defaults"])
+    for name in request.args:
+        value = request.args.get(name, "")
+        props[name] = coerce(value, fields.get(name, {}).get("type"))
+    return props
+
+
+def _view(event_type: str):
+    def view():
+        if request.method == "HEAD":  # a probe must not create an event
+            raise ApiError(405, "use GET")
+        guard()
+        event = {"event_type": event_type, "properties": properties_from_query(event_type)}
+        ingest([event], meta())
+        return ROUTES[event_type]["reply"]
+
+    view.__name__ = event_type
+    return view
+
+
+for _type, _spec in ROUTES.items():
+    _fn = _view(_type)
+    for _rule in _spec["rules"]:
+        bp.add_url_rule(_rule, endpoint=f"{_type}{_rule.replace('/', '_')}", view_func=_fn,
+                        methods=["GET"])

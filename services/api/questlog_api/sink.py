@@ -1,0 +1,261 @@
+"""Where accepted events go: a ``Sink`` that returns only once every event is durable.
+
+``KafkaSink`` produces with ``acks='all'`` and idempotence (both set explicitly and checked
+after construction: kafka-python silently turns idempotence off when other options
+conflict). kafka-python's send buffer is unbounded, so the sink counts the events it has
+handed over and not yet seen acknowledged or failed, and refuses new work beyond
+``max_in_flight``: during an outage memory stays bounded and clients get a fast 503.
+
+The producer is created lazily, on the first send in the process that sends: gunicorn
+forks workers after loading the app, and a producer's I/O thread does not survive a fork.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from questlog_api.settings import Settings, bootstrap_addresses
+
+log = logging.getLogger(__name__)
+
+# Kafka sinks of this process, for gunicorn's post_fork/worker_exit hooks.
+LIVE_SINKS: weakref.WeakSet[KafkaSink] = weakref.WeakSet()
+
+
+class SinkUnavailable(Exception):
+    """The events were not acknowledged in time (or could not be handed over at all).
+
+    Some of them may still be written later: clients retry with the same ``event_id`` and
+    the extractor deduplicates on it.
+    """
+
+
+def encode(event: dict[str, Any]) -> tuple[bytes, bytes]:
+    """Kafka key (player_id) and value (the JSON envelope) of one event."""
+    value = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return event["player_id"].encode("utf-8"), value.encode("utf-8")
+
+
+class Sink(Protocol):
+    def send_many(self, events: Sequence[dict[str, Any]]) -> None:
+        """Block until every event is acknowledged, or raise ``SinkUnavailable``."""
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether new events can be expected to be acknowledged, and why not."""
+
+    def reset(self) -> None:
+        """Forget any producer inherited from a parent process (call after fork)."""
+
+    def close(self, timeout_s: float) -> None:
+        """Flush what was handed over, then release resources."""
+
+
+class InFlight:
+    """A counting limit that, unlike a semaphore, never waits: full means refuse now."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self, n: int) -> bool:
+        with self._lock:
+            if self._used + n > self.limit:
+                return False
+            self._used += n
+            return True
+
+    def release(self, n: int = 1) -> None:
+        with self._lock:
+            self._used = max(0, self._used - n)
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+
+class MemorySink:
+    """Keeps encoded records in a list; ``fail`` makes the next sends raise."""
+
+    def __init__(self, max_in_flight: int = 10_000) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+        self.fail = False
+        self.in_flight = InFlight(max_in_flight)
+        self._lock = threading.Lock()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(value) for _, value in self.records]
+
+    def send_many(self, events: Sequence[dict[str, Any]]) -> None:
+        if not self.in_flight.try_acquire(len(events)):
+            raise SinkUnavailable("too many events in flight")
+        try:
+            if self.fail:
+                raise SinkUnavailable("memory sink set to fail")
+            encoded = [encode(event) for event in events]
+            with self._lock:
+                self.records.extend(encoded)
+        finally:
+            self.in_flight.release(len(events))
+
+    def ready(self) -> tuple[bool, str]:
+        return (not self.fail, "memory sink set to fail" if self.fail else "ok")
+
+    def reset(self) -> None:
+        pass
+
+    def close(self, timeout_s: float) -> None:
+        pass
+
+
+class KafkaSink:
+    """kafka-python producer behind the ``Sink`` interface; safe to share between threads."""
+
+    # After a failed producer construction, fail fast for this long instead of letting
+    # every request wait out another bootstrap timeout.
+    RECONNECT_BACKOFF_S = 1.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.in_flight = InFlight(settings.max_in_flight)
+        self._producer: Any = None
+        self._lock = threading.Lock()
+        self._failed_at = 0.0
+        self._pid: int | None = None
+        LIVE_SINKS.add(self)
+
+    def producer_config(self) -> dict[str, Any]:
+        timeout_ms = int(self.settings.produce_timeout_s * 1000)
+        request_timeout_ms = max(1000, timeout_ms)
+        return {
+            "bootstrap_servers": [
+                part.strip() for part in self.settings.kafka_bootstrap.split(",")
+            ],
+            "client_id": "questlog-api",
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": self.settings.linger_ms,
+            # send() waits for metadata at most this long; a request never waits longer
+            # than produce_timeout_s in total.
+            "max_block_ms": min(timeout_ms, 2000),
+            "bootstrap_timeout_ms": min(timeout_ms, 2000),
+            "request_timeout_ms": request_timeout_ms,
+            # A record the client already got a 503 for is dropped by the producer after
+            # this, releasing its slot in the in-flight count.
+            "delivery_timeout_ms": request_timeout_ms + self.settings.linger_ms + 5000,
+            "reconnect_backoff_max_ms": 1000,
+            "retry_backoff_ms": 100,
+        }
+
+    def _get_producer(self) -> Any:
+        if self._producer is not None and self._pid == os.getpid():
+            return self._producer
+        with self._lock:
+            if self._pid != os.getpid():  # inherited across fork: unusable, never close it
+                self._producer = None
+            if self._producer is not None:
+                return self._producer
+            if time.monotonic() - self._failed_at < self.RECONNECT_BACKOFF_S:
+                raise SinkUnavailable("Kafka unreachable (backing off)")
+            from kafka import KafkaProducer
+            from kafka.errors import KafkaError
+
+            try:
+                producer = KafkaProducer(**self.producer_config())
+            except KafkaError as exc:
+                self._failed_at = time.monotonic()
+                log.warning("kafka producer could not start: %s", type(exc).__name__)
+                raise SinkUnavailable(f"Kafka unreachable: {type(exc).__name__}") from exc
+            config = producer.config
+            if not (config["enable_idempotence"] is True and config["acks"] == -1):
+                producer.close(timeout=0)
+                raise RuntimeError(
+                    "kafka producer is not idempotent with acks=all: "
+                    f"enable_idempotence={config['enable_idempotence']} acks={config['acks']}"
+                )
+            self._producer = producer
+            self._pid = os.getpid()
+            atexit.register(self.close, 10.0)
+            log.info("kafka producer started (bootstrap %s)", self.settings.kafka_bootstrap)
+            return producer
+
+    def send_many(self, events: Sequence[dict[str, Any]]) -> None:
+        from kafka.errors import KafkaError
+
+        n = len(events)
+        if not self.in_flight.try_acquire(n):
+            raise SinkUnavailable("too many events in flight")
+        deadline = time.monotonic() + self.settings.produce_timeout_s
+        handed = 0
+        futures = []
+        try:
+            producer = self._get_producer()
+            for event in events:
+                key, value = encode(event)
+                future = producer.send(self.settings.topic, key=key, value=value)
+                handed += 1
+                future.add_both(self._released)
+                futures.append(future)
+        except KafkaError as exc:
+            raise SinkUnavailable(f"Kafka send failed: {type(exc).__name__}") from exc
+        finally:
+            self.in_flight.release(n - handed)  # slots of events never handed over
+        for future in futures:
+            remaining = deadline - time.monotonic()
+            try:
+                future.get(timeout=max(remaining, 0.001))
+            except KafkaError as exc:
+                raise SinkUnavailable(f"Kafka did not acknowledge: {type(exc).__name__}") from exc
+
+    def _released(self, _result: Any) -> None:
+        self.in_flight.release(1)
+
+    def ready(self) -> tuple[bool, str]:
+        reachable = False
+        for host, port in bootstrap_addresses(self.settings.kafka_bootstrap):
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    reachable = True
+                    break
+            except OSError:
+                continue
+        if not reachable:
+            return False, "no bootstrap server reachable"
+        try:
+            self._get_producer()
+        except SinkUnavailable as exc:
+            return False, str(exc)
+        if self.in_flight.used >= self.in_flight.limit:
+            return False, "in-flight limit reached"
+        return True, "ok"
+
+    def reset(self) -> None:
+        with self._lock:
+            self._producer = None
+            self._pid = None
+            self._failed_at = 0.0
+            self.in_flight = InFlight(self.settings.max_in_flight)
+
+    def close(self, timeout_s: float) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+            owned = self._pid == os.getpid()
+        if producer is not None and owned:
+            log.info("flushing kafka producer")
+            producer.close(timeout=timeout_s)
+
+
+def make_sink(settings: Settings) -> Sink:
+    if settings.sink == "memory":
+        return MemorySink(settings.max_in_flight)
+    return KafkaSink(settings)

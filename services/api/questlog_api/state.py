@@ -1,0 +1,26 @@
+"""The per-app objects views need, kept in ``app.extensions["questlog_api"]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from questlog_schemas import Registry
+
+from questlog_api.guards import RateLimiter
+from questlog_api.settings import Settings
+from questlog_api.sink import Sink
+
+EXTENSION = "questlog_api"
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    sink: Sink
+    registry: Registry
+    limiter: RateLimiter
+
+
+def state() -> ApiState:
+    return current_app.extensions[EXTENSION]
