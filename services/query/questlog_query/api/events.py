@@ -1,0 +1,57 @@
+"""GET /v1/events/<event_type>: raw rows with filters and keyset (cursor) paging.
+
+Order is (received_at, event_id), ascending by default; the cursor is an opaque base64
+of the last row's (received_at, event_id), so pages are stable while new data arrives.
+"""
+
+# ruff: noqa: S608 - SQL text holds only catalog-checked, quoted names; values are bound.
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from questlog_query import params as p
+from questlog_query.api import engine, lake, table_spec
+from questlog_query.catalog import quote
+from questlog_query.responses import table_response
+
+bp = Blueprint("events", __name__)
+
+MAX_LIMIT = 1000
+
+
+@bp.get("/v1/events/<event_type>")
+def list_events(event_type: str):
+    spec = table_spec(event_type, allow_quarantine=False)
+    limit = p.integer("limit", 100, 1, MAX_LIMIT)
+    order = p.choice("order", ("asc", "desc"), "asc")
+    bound: dict[str, Any] = {"limit": limit + 1}
+    where = p.time_window(spec, bound)
+    for column in ("player_id", "host"):
+        value = p.text(column)
+        if value is not None:
+            bound[column] = value
+            where.append(f"{quote(column)} = ${column}")
+    cursor = p.text("cursor")
+    if cursor is not None:
+        bound["c_time"], bound["c_id"] = p.decode_cursor(cursor, order)
+        op = ">" if order == "asc" else "<"
+        where.append(
+            f"(received_at {op} $c_time OR (received_at = $c_time AND event_id {op} $c_id))"
+        )
+    snap = lake().snapshot(spec.name)
+    direction = "ASC" if order == "asc" else "DESC"
+    sql = (
+        f"SELECT * FROM {quote(spec.name)}"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY received_at {direction}, event_id {direction} LIMIT $limit"
+    )
+    table = engine().query(sql, bound, {spec.name: snap})
+    next_cursor = None
+    if table.num_rows > limit:
+        table = table.slice(0, limit)
+        last = table.slice(limit - 1, 1).to_pylist()[0]
+        next_cursor = p.encode_cursor(last["received_at"], last["event_id"], order)
+    return table_response(table, {spec.name: snap}, next_cursor=next_cursor)

@@ -1,0 +1,130 @@
+"""Game KPIs under /v1/kpis/. Every one takes since/until (ISO, on received_at).
+
+Revenue is ``price * coalesce(quantity, 1)`` (``price`` is the unit price; a purchase
+without quantity is one sword), summed per currency, never across currencies.
+"""
+
+# ruff: noqa: S608 - SQL text holds only catalog-checked, quoted names; values are bound.
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint
+
+from questlog_query import params as p
+from questlog_query.api import engine, lake, table_spec
+from questlog_query.catalog import catalog, event_types, quote
+from questlog_query.errors import bad_request
+from questlog_query.responses import table_response
+
+bp = Blueprint("kpis", __name__, url_prefix="/v1/kpis")
+
+PURCHASES = "purchase_sword"
+GUILDS = "join_guild"
+REVENUE = "price * coalesce(quantity, 1)"
+
+
+def _where(clauses: list[str]) -> str:
+    return " WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+def _union(columns: str, bound: dict[str, Any], names: tuple[str, ...]) -> tuple[str, dict]:
+    """UNION ALL of ``columns`` over the given event tables, each with the time window."""
+    specs = catalog()
+    parts = []
+    for name in names:
+        clauses = p.time_window(specs[name], bound)
+        parts.append(f"SELECT {columns} FROM {quote(name)}{_where(clauses)}")
+    return " UNION ALL ".join(parts), lake().snapshots(names)
+
+
+@bp.get("/dau")
+def dau():
+    bound: dict[str, Any] = {}
+    union, snaps = _union("event_date, player_id", bound, event_types())
+    sql = (
+        f"SELECT event_date, count(DISTINCT player_id) AS dau FROM ({union}) "
+        "GROUP BY event_date ORDER BY event_date"
+    )
+    return table_response(engine().query(sql, bound, snaps), snaps)
+
+
+@bp.get("/revenue")
+def revenue():
+    spec = table_spec(PURCHASES, allow_quarantine=False)
+    by = p.choice("by", ("sword_type", "player_id", "host"), "sword_type")
+    limit = p.integer("limit", 1000, 1, 10_000)
+    bound: dict[str, Any] = {"limit": limit}
+    where = p.time_window(spec, bound)
+    key = quote(by)
+    sql = (
+        f"SELECT {key}, currency, count(*) AS purchases, "
+        f"sum(coalesce(quantity, 1)) AS swords, sum({REVENUE}) AS revenue "
+        f"FROM {quote(spec.name)}{_where(where)} GROUP BY {key}, currency "
+        f"ORDER BY revenue DESC NULLS LAST, purchases DESC, {key} ASC NULLS LAST, "
+        "currency ASC NULLS LAST LIMIT $limit"
+    )
+    snaps = {spec.name: lake().snapshot(spec.name)}
+    return table_response(engine().query(sql, bound, snaps), snaps, by=by)
+
+
+@bp.get("/top-spenders")
+def top_spenders():
+    spec = table_spec(PURCHASES, allow_quarantine=False)
+    limit = p.integer("limit", 10, 1, 1000)
+    bound: dict[str, Any] = {"limit": limit}
+    where = [*p.time_window(spec, bound), "price IS NOT NULL"]
+    sql = (
+        f"SELECT player_id, currency, count(*) AS purchases, sum({REVENUE}) AS revenue "
+        f"FROM {quote(spec.name)}{_where(where)} GROUP BY player_id, currency "
+        "ORDER BY revenue DESC, player_id ASC, currency ASC NULLS LAST LIMIT $limit"
+    )
+    snaps = {spec.name: lake().snapshot(spec.name)}
+    return table_response(engine().query(sql, bound, snaps), snaps)
+
+
+@bp.get("/guilds")
+def guilds():
+    spec = table_spec(GUILDS, allow_quarantine=False)
+    limit = p.integer("limit", 1000, 1, 10_000)
+    bound: dict[str, Any] = {"limit": limit}
+    where = p.time_window(spec, bound)
+    sql = (
+        "SELECT guild_id, arg_max(guild_name, received_at) AS guild_name, "
+        "count(*) AS joins, count(DISTINCT player_id) AS members "
+        f"FROM {quote(spec.name)}{_where(where)} GROUP BY guild_id "
+        "ORDER BY members DESC, joins DESC, guild_id ASC LIMIT $limit"
+    )
+    snaps = {spec.name: lake().snapshot(spec.name)}
+    return table_response(engine().query(sql, bound, snaps), snaps)
+
+
+@bp.get("/events-per-minute")
+def events_per_minute():
+    """Per minute and type; the window defaults to the hour before ``until`` (or now)."""
+    name = p.text("event_type")
+    names = (table_spec(name, allow_quarantine=False).name,) if name else event_types()
+    until = p.timestamp("until") or datetime.now(UTC)
+    since = p.timestamp("since") or until - timedelta(hours=1)
+    if since >= until:
+        raise bad_request("since must be before until")
+    if until - since > timedelta(days=7):
+        raise bad_request("the window is at most 7 days (10080 minutes)")
+    bound: dict[str, Any] = {}
+    parts = []
+    for table in names:
+        clauses = p.window_clauses(catalog()[table], since, until, bound)
+        parts.append(f"SELECT received_at, event_type FROM {quote(table)}{_where(clauses)}")
+    sql = (
+        "SELECT date_trunc('minute', received_at) AS minute, event_type, count(*) AS events "
+        f"FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL ORDER BY minute, event_type"
+    )
+    snaps = lake().snapshots(names)
+    return table_response(
+        engine().query(sql, bound, snaps),
+        snaps,
+        since=since.isoformat().replace("+00:00", "Z"),
+        until=until.isoformat().replace("+00:00", "Z"),
+    )

@@ -1,0 +1,54 @@
+"""Prometheus metrics, correct across gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter(
+    "questlog_query_requests_total", "HTTP requests", ["endpoint", "method", "status"]
+)
+LATENCY = Histogram(
+    "questlog_query_request_seconds",
+    "HTTP request latency",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+SNAPSHOT_LOADS = Counter(
+    "questlog_query_snapshot_loads_total", "Table versions loaded into the cache", ["table"]
+)
+SNAPSHOT_ERRORS = Counter(
+    "questlog_query_snapshot_errors_total", "Failed checks for a new table version", ["table"]
+)
+TABLE_VERSION = Gauge(
+    "questlog_query_table_version",
+    "Delta version of the cached snapshot",
+    ["table"],
+    multiprocess_mode="max",
+)
+SQL_REJECTED = Counter(
+    "questlog_query_sql_rejected_total", "POST /v1/sql statements refused", ["reason"]
+)
+QUERY_TIMEOUTS = Counter(
+    "questlog_query_timeouts_total", "Queries interrupted by the watchdog", ["kind"]
+)
+
+
+def render() -> tuple[bytes, str]:
+    """Exposition of this process, or of every worker in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
