@@ -1,0 +1,62 @@
+"""Command line: ``python -m questlog_extractor [--once] [run|maintain]``.
+
+Settings come from ``QUESTLOG_EXTRACTOR_*`` variables (see settings.py); this module only
+wires them to the job and stops it cleanly on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from questlog_extractor.settings import Settings, SettingsError
+
+log = logging.getLogger("questlog_extractor")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="questlog_extractor", description=__doc__)
+    parser.add_argument("command", nargs="?", choices=("run", "maintain"), default="run",
+                        help="run the stream (default) or compact + vacuum the tables")
+    parser.add_argument("--once", action="store_true",
+                        help="drain what is in the topic now, then exit (availableNow)")
+    args = parser.parse_args(argv)
+
+    from questlog_extractor import metrics
+
+    metrics.configure_logging()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        log.error("bad settings", extra={"fields": {"error": str(exc)}})
+        return 2
+
+    from questlog_extractor import job
+
+    spark = job.build_session(settings)
+    try:
+        if args.command == "maintain":
+            from questlog_extractor.maintain import maintain
+
+            maintain(spark, settings)
+            return 0
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        query = job.start(spark, settings, once=args.once)
+        job.monitor(query, stop)
+        log.info("query stopped", extra={"fields": {"query_id": query.id}})
+        return 0
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

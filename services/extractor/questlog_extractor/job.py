@@ -1,0 +1,156 @@
+"""The streaming job: Kafka -> parse/validate -> dedup on event_id -> Delta, exactly once.
+
+One query reads the topic; ``foreachBatch`` writes every event type's table and the
+quarantine table from the same (cached) micro-batch, each write tagged with Delta's
+``txnAppId``/``txnVersion`` so a batch replayed after a crash is skipped table by table.
+
+Usage::
+
+    settings = Settings.from_env()
+    spark = build_session(settings)
+    query = start(spark, settings, once=False)     # once=True: availableNow (backfill)
+    monitor(query)                                 # logs progress until it stops
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+from questlog_schemas import load_registry
+
+from questlog_extractor import metrics, transforms
+from questlog_extractor.settings import Settings
+
+log = logging.getLogger("questlog_extractor.job")
+
+QUARANTINE = "quarantine"
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+# Set by Spark on the thread that runs foreachBatch; survives restarts (checkpoint).
+QUERY_ID_PROPERTY = "sql.streaming.queryId"
+
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    conf = {
+        **DELTA_CONF,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.streaming.stateStore.providerClass": settings.state_store_class,
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if settings.spark_jars:
+        conf["spark.jars"] = ",".join(settings.spark_jars)
+    return conf
+
+
+def build_session(settings: Settings, app_name: str = "questlog-extractor") -> SparkSession:
+    builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
+    for key, value in session_conf(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def read_kafka(spark: SparkSession, settings: Settings) -> DataFrame:
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .option("subscribe", settings.topic)
+        .option("startingOffsets", settings.starting_offsets)
+        .option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
+        .option("failOnDataLoss", "true")
+        .load()
+    )
+
+
+class BatchWriter:
+    """``foreachBatch`` sink: one idempotent Delta append per table per micro-batch."""
+
+    def __init__(self, settings: Settings, registry=None) -> None:
+        self.settings = settings
+        self.registry = registry or load_registry()
+
+    def app_id(self, spark: SparkSession) -> str:
+        # The query id lives in the checkpoint: a new checkpoint gets a new id, so its
+        # batch ids (starting again at 0) are never mistaken for ones already written.
+        query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
+        return f"questlog-extractor/{self.settings.query_name}/{query_id}"
+
+    def write(self, df: DataFrame, table: str, batch_id: int, app_id: str,
+              partition_by: str) -> None:
+        (df.write.format("delta").mode("append")
+         .option("txnAppId", app_id).option("txnVersion", batch_id)
+         .partitionBy(partition_by)
+         .save(self.settings.table_uri(table)))
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        app_id = self.app_id(batch.sparkSession)
+        batch = batch.drop(transforms.DEDUP_KEY, transforms.DEDUP_TIME)
+        batch.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            table_of = F.when(F.col("reason").isNull(), F.col("event_type")) \
+                .otherwise(F.lit(QUARANTINE))
+            counts = {r["t"]: r["n"] for r in
+                      batch.groupBy(table_of.alias("t")).agg(F.count("*").alias("n")).collect()}
+            good, bad = transforms.split(batch)
+            for event_type in self.registry.event_types:
+                if counts.get(event_type):
+                    self.write(transforms.to_event_table(good, event_type, self.registry),
+                               event_type, batch_id, app_id, "event_date")
+            if counts.get(QUARANTINE):
+                self.write(transforms.to_quarantine(bad), QUARANTINE, batch_id, app_id,
+                           "seen_date")
+        finally:
+            batch.unpersist()
+        for table, n in counts.items():
+            metrics.ROWS_WRITTEN.labels(table=table).inc(n)
+        if counts:
+            log.info("batch written", extra={"fields": {"batch_id": batch_id, "rows": counts}})
+
+
+def start(spark: SparkSession, settings: Settings, once: bool = False) -> StreamingQuery:
+    """Start the one extractor query (``once``: availableNow, stops when drained)."""
+    registry = load_registry()
+    parsed = transforms.parse(transforms.from_kafka(read_kafka(spark, settings)), registry)
+    deduped = transforms.dedup(parsed, settings.watermark)
+    writer = (
+        deduped.writeStream.queryName(settings.query_name)
+        .foreachBatch(BatchWriter(settings, registry))
+        .option("checkpointLocation", settings.checkpoint_uri)
+    )
+    if once:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{settings.trigger_seconds} seconds")
+    query = writer.start()
+    log.info("query started", extra={"fields": {
+        "query_id": query.id, "run_id": query.runId, "once": once,
+        "topic": settings.topic, "lake_root": settings.lake_root,
+        "checkpoint": settings.checkpoint_uri}})
+    return query
+
+
+def monitor(query: StreamingQuery, stop: threading.Event | None = None,
+            poll_seconds: float = 2.0) -> None:
+    """Log progress until the query ends (or ``stop`` is set); re-raise its failure."""
+    reporter = metrics.ProgressReporter()
+    stop = stop or threading.Event()
+    while query.isActive and not stop.is_set():
+        query.awaitTermination(poll_seconds)
+        reporter.report(query.recentProgress)
+    if stop.is_set() and query.isActive:
+        query.stop()
+    reporter.report(query.recentProgress)
+    error: Any = query.exception()
+    if error is not None:
+        raise RuntimeError(f"streaming query failed: {error}")

@@ -1,0 +1,118 @@
+"""Progress and lag of the streaming query: one JSON log line per micro-batch and the
+same numbers as Prometheus metrics (``/metrics`` on METRICS_PORT).
+
+Usage::
+
+    reporter = ProgressReporter()
+    reporter.report(query.recentProgress)   # logs and exports batches not seen yet
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+log = logging.getLogger("questlog_extractor")
+
+INPUT_ROWS = Counter("questlog_extractor_input_rows",
+                     "Kafka records read by the streaming query")
+ROWS_WRITTEN = Counter("questlog_extractor_rows_written",
+                       "Rows committed to a lake table (replayed batches included)", ["table"])
+DUPLICATES = Counter("questlog_extractor_duplicates_dropped",
+                     "Records dropped as repeats of an event_id within the watermark")
+LATE_ROWS = Counter("questlog_extractor_late_rows_dropped",
+                    "Records older than the watermark (received_at), dropped by Spark")
+ROWS_PER_SECOND = Gauge("questlog_extractor_processed_rows_per_second",
+                        "Processing rate of the last micro-batch")
+BATCH_SECONDS = Gauge("questlog_extractor_batch_duration_seconds",
+                      "Wall time of the last micro-batch")
+OFFSETS_BEHIND = Gauge("questlog_extractor_offsets_behind_latest",
+                       "Records between the last batch's end offsets and the topic's latest"
+                       " (max over partitions)")
+LAST_BATCH = Gauge("questlog_extractor_last_batch_id", "Id of the last finished micro-batch")
+LAST_PROGRESS = Gauge("questlog_extractor_last_progress_timestamp_seconds",
+                      "When the last micro-batch finished (unix time)")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                  + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("questlog_extractor")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def summarize(progress: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers worth a log line out of a StreamingQueryProgress dict."""
+    sources = progress.get("sources") or [{}]
+    source = sources[0]
+    metrics = source.get("metrics") or {}
+    state = (progress.get("stateOperators") or [{}])[0]
+    return {
+        "batch_id": progress.get("batchId"),
+        "input_rows": progress.get("numInputRows", 0),
+        "input_rows_per_second": round(_number(progress.get("inputRowsPerSecond")), 1),
+        "processed_rows_per_second": round(_number(progress.get("processedRowsPerSecond")), 1),
+        "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
+        "end_offset": source.get("endOffset"),
+        "latest_offset": source.get("latestOffset"),
+        "offsets_behind_latest": int(_number(metrics.get("maxOffsetsBehindLatest"))),
+        "watermark": (progress.get("eventTime") or {}).get("watermark"),
+        "duplicates_dropped": int(_number(
+            (state.get("customMetrics") or {}).get("numDroppedDuplicateRows"))),
+        "late_rows_dropped": int(_number(state.get("numRowsDroppedByWatermark"))),
+        "state_rows": state.get("numRowsTotal"),
+    }
+
+
+class ProgressReporter:
+    """Turns each new StreamingQueryProgress into a log line and metric updates."""
+
+    def __init__(self) -> None:
+        self.last_batch_id = -1
+
+    def report(self, progresses: list[dict[str, Any]] | None) -> None:
+        for progress in progresses or []:
+            batch_id = progress.get("batchId", -1)
+            if batch_id <= self.last_batch_id:
+                continue
+            self.last_batch_id = batch_id
+            fields = summarize(progress)
+            INPUT_ROWS.inc(fields["input_rows"])
+            DUPLICATES.inc(fields["duplicates_dropped"])
+            LATE_ROWS.inc(fields["late_rows_dropped"])
+            ROWS_PER_SECOND.set(fields["processed_rows_per_second"])
+            BATCH_SECONDS.set((fields["batch_duration_ms"] or 0) / 1000)
+            OFFSETS_BEHIND.set(fields["offsets_behind_latest"])
+            LAST_BATCH.set(batch_id)
+            LAST_PROGRESS.set(time.time())
+            level = logging.WARNING if fields["late_rows_dropped"] else logging.INFO
+            log.log(level, "batch progress", extra={"fields": fields})

@@ -1,0 +1,187 @@
+"""Pure DataFrame transforms from Kafka records to lake rows; they work the same on a
+streaming and on a static DataFrame, so unit tests need no Kafka.
+
+Usage::
+
+    parsed = parse(from_kafka(kafka_df))          # typed envelope + reason (null = good)
+    good, bad = split(parsed)
+    for event_type in registry.event_types:
+        to_event_table(good, event_type)          # docs/lake-contract.md columns
+    to_quarantine(bad, seen_at)
+
+    dedup(parsed, "1 hour")                       # streaming only: once per event_id
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from questlog_schemas import load_registry
+from questlog_schemas.registry import Registry
+from questlog_schemas.spark import envelope_schema, properties_schema
+
+from questlog_extractor import validation as V
+
+RAW_COLUMNS = ("raw_value", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
+CONTEXT = "context"
+PROPERTIES = "properties"
+DEDUP_KEY = "_dedup_key"
+DEDUP_TIME = "_dedup_time"
+
+
+def props_column(event_type: str) -> str:
+    return f"_props_{event_type}"
+
+
+def from_kafka(kafka_df: DataFrame) -> DataFrame:
+    """Kafka source rows -> the raw columns the rest of the job (and quarantine) uses."""
+    return kafka_df.select(
+        F.col("value").cast("string").alias("raw_value"),
+        F.col("topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+    )
+
+
+def _envelope_rules_schema(registry: Registry) -> dict[str, Any]:
+    """The envelope's JSON Schema minus what ``parse`` checks by hand (properties, type)."""
+    schema = copy.deepcopy(registry.envelope_schema)
+    schema["properties"].pop(PROPERTIES)
+    schema["properties"]["event_type"].pop("enum", None)
+    schema["required"] = [r for r in schema.get("required", ()) if r != PROPERTIES]
+    return schema
+
+
+def _first(reasons: list[Column]) -> Column:
+    return F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
+
+
+def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
+    """Raw columns -> raw columns + typed envelope fields + one properties struct per
+    type (``_props_<type>``) + ``reason``: null for a storable row, else why not."""
+    registry = registry or load_registry()
+    value = F.col("raw_value")
+    sized = F.length(value) <= V.MAX_RAW_CHARS
+    env = F.col("_env")
+    event_type = env["event_type"]
+    stage1 = raw.withColumn(
+        "_env", F.when(sized, V.from_json(value, envelope_schema(registry))))
+    stage2 = stage1.select("*", *[
+        F.when(event_type == t, V.from_json(env[PROPERTIES], properties_schema(t, registry)))
+        .alias(props_column(t))
+        for t in registry.event_types
+    ])
+
+    corrupt = env[V.CORRUPT]
+    props_text = env[PROPERTIES]
+    # Only rows Spark flagged as corrupt pay for a second look at the text.
+    not_object = corrupt.isNotNull() & (
+        F.try_parse_json(value).isNull() | ~F.ltrim(value).startswith("{"))
+    props_present = F.get_json_object(value, f"$.{PROPERTIES}").isNotNull()
+    reasons = [
+        F.when(value.isNull(), F.lit("malformed_json")),
+        F.when(~sized, F.lit("too_large: raw_value")),
+        F.when(not_object, F.lit("malformed_json")),
+        F.when(event_type.isNotNull() & ~event_type.isin(list(registry.event_types)),
+               F.lit("unknown_event_type")),
+        *V.object_rules(_envelope_rules_schema(registry), env, value),
+        F.when(props_text.isNull() & corrupt.isNotNull() & props_present,
+               F.lit(f"wrong_type: {PROPERTIES}")),
+        F.when(props_text.isNull(), F.lit(f"missing_field: {PROPERTIES}")),
+        F.when(~F.ltrim(props_text).startswith("{"), F.lit(f"wrong_type: {PROPERTIES}")),
+    ]
+    for t in registry.event_types:
+        props = F.col(props_column(t))
+        checks = V.object_rules(registry.get(t).properties_schema, props, props_text,
+                                prefix=f"{PROPERTIES}.")
+        reasons.append(F.when(event_type == t, _first(checks)))
+
+    envelope_fields = {
+        name: V.typed(env[name], spec)
+        for name, spec in registry.envelope_schema["properties"].items()
+        if name != PROPERTIES
+    }
+    return stage2.select(
+        *RAW_COLUMNS,
+        *[col.alias(name) for name, col in envelope_fields.items()],
+        *[props_column(t) for t in registry.event_types],
+        _first(reasons).alias("reason"),
+    )
+
+
+def split(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(storable rows, rows for the quarantine)."""
+    return parsed.where(F.col("reason").isNull()), parsed.where(F.col("reason").isNotNull())
+
+
+def utc_date(ts: Column) -> Column:
+    """The UTC calendar date of a timestamp, whatever the session time zone."""
+    return F.date_from_unix_date(F.floor(F.unix_seconds(ts) / 86400).cast("int"))
+
+
+def event_columns(event_type: str, registry: Registry | None = None) -> list[str]:
+    """Column names of ``tables/<event_type>`` in order (docs/lake-contract.md)."""
+    registry = registry or load_registry()
+    envelope = registry.envelope_schema["properties"]
+    names: list[str] = []
+    for name, spec in envelope.items():
+        if name == CONTEXT:
+            names.extend(spec.get("properties", {}))
+        elif name != PROPERTIES:
+            names.append(name)
+    names.extend(registry.get(event_type).property_names)
+    return [*names, "kafka_partition", "kafka_offset", "event_date"]
+
+
+def to_event_table(good: DataFrame, event_type: str,
+                   registry: Registry | None = None) -> DataFrame:
+    """Storable rows of one type -> that type's table rows: context and properties
+    flattened, typed per the schema, partitioned by ``event_date`` (UTC)."""
+    registry = registry or load_registry()
+    envelope = registry.envelope_schema["properties"]
+    columns: list[Column] = []
+    for name, spec in envelope.items():
+        if name == CONTEXT:
+            columns.extend(F.col(CONTEXT)[sub].alias(sub) for sub in spec.get("properties", {}))
+        elif name != PROPERTIES:
+            columns.append(F.col(name))
+    props = F.col(props_column(event_type))
+    columns.extend(props[p].alias(p) for p in registry.get(event_type).property_names)
+    columns.extend([F.col("kafka_partition"), F.col("kafka_offset"),
+                    utc_date(F.col("received_at")).alias("event_date")])
+    return good.where(F.col("event_type") == event_type).select(*columns)
+
+
+QUARANTINE_COLUMNS = ("raw_value", "raw_truncated", "reason", "topic", "kafka_partition",
+                      "kafka_offset", "kafka_timestamp", "seen_at", "seen_date")
+
+
+def to_quarantine(bad: DataFrame, seen_at: Column | None = None) -> DataFrame:
+    """Rows that cannot be stored -> quarantine rows (raw value cut at 64 KiB)."""
+    seen = (F.current_timestamp() if seen_at is None else seen_at).alias("seen_at")
+    return bad.select(
+        F.substring("raw_value", 1, V.MAX_RAW_CHARS).alias("raw_value"),
+        F.coalesce(F.length("raw_value") > V.MAX_RAW_CHARS, F.lit(False)).alias("raw_truncated"),
+        "reason", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp", seen,
+    ).withColumn("seen_date", utc_date(F.col("seen_at")))
+
+
+def dedup(parsed: DataFrame, watermark: str) -> DataFrame:
+    """Each event_id once within ``watermark`` of the server clock (``received_at``).
+
+    Quarantine rows are keyed by their Kafka position and carry no event time, so they
+    are never merged with each other and never count as late.
+    """
+    good = F.col("reason").isNull()
+    return (
+        parsed
+        .withColumn(DEDUP_KEY, F.when(good, F.col("event_id")).otherwise(F.concat_ws(
+            "/", F.lit("q"), "topic", "kafka_partition", "kafka_offset")))
+        .withColumn(DEDUP_TIME, F.when(good, F.col("received_at")))
+        .withWatermark(DEDUP_TIME, watermark)
+        .dropDuplicatesWithinWatermark([DEDUP_KEY])
+    )
