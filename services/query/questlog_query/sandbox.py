@@ -23,9 +23,9 @@ from questlog_query.lake import Snapshot
 MAX_SQL_CHARS = 100_000
 
 
-def rejected(reason: str, message: str, **details: Any) -> ApiError:
-    metrics.SQL_REJECTED.labels(reason).inc()
-    return ApiError(400, f"sql_{reason}", message, details)
+def rejected(kind: str, message: str, **details: Any) -> ApiError:
+    metrics.SQL_REJECTED.labels(kind).inc()
+    return ApiError(400, f"sql_{kind}", message, details)
 
 
 def check_select(sql: str) -> None:

@@ -15,10 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
-from questlog_schemas import property_columns
-
 from questlog_query import create_app
 from questlog_query.settings import Settings
+from questlog_schemas import property_columns
 
 TS = pa.timestamp("us", tz="UTC")
 JSON_TYPES = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(),

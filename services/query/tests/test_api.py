@@ -17,7 +17,8 @@ def test_tables_lists_every_table_with_version_and_freshness(client, events):
     assert tables["purchase_sword"]["rows"] == 400
     assert tables["purchase_sword"]["version"] == 1
     assert tables["join_guild"]["rows"] == 150
-    assert tables["quarantine"]["version"] is None and tables["quarantine"]["rows"] == 0
+    assert tables["quarantine"]["version"] is None
+    assert tables["quarantine"]["rows"] == 0
     assert "sword_type" in tables["purchase_sword"]["columns"]
     assert tables["purchase_sword"]["freshness_seconds"] > 0
     assert tables["join_guild"]["latest_event_time"].startswith(

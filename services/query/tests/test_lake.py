@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
-
 from questlog_query.lake import Lake
 
 

@@ -1,5 +1,4 @@
 import pytest
-
 from questlog_query.settings import Settings, SettingsError
 
 
