@@ -1,0 +1,3 @@
+module questlog/bench/loadgen
+
+go 1.22
