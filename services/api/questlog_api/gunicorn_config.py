@@ -8,7 +8,7 @@ workers (see the README). Settings come from the environment:
 |---|---|
 | QUESTLOG_API_BIND | 127.0.0.1:5000 |
 | QUESTLOG_API_WORKERS | 2 |
-| QUESTLOG_API_THREADS | 16 |
+| QUESTLOG_API_THREADS | 32 |
 | QUESTLOG_API_WORKER_CLASS | gthread |
 | PROMETHEUS_MULTIPROC_DIR | a fresh temp dir, emptied at start |
 
@@ -42,7 +42,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 bind = [os.environ.get("QUESTLOG_API_BIND", "127.0.0.1:5000")]
 workers = _int_env("QUESTLOG_API_WORKERS", 2)
-threads = _int_env("QUESTLOG_API_THREADS", 16)
+threads = _int_env("QUESTLOG_API_THREADS", 32)
 worker_class = os.environ.get("QUESTLOG_API_WORKER_CLASS", "gthread")
 backlog = 2048
 keepalive = 5
@@ -54,7 +54,14 @@ preload_app = False  # each worker imports the app (and creates its producer) af
 
 
 def on_starting(server) -> None:
-    """Start with an empty metrics dir: files of a previous run would be summed in."""
+    """Check the settings once in the master (a clear message, not a traceback per worker),
+    and start with an empty metrics dir: files of a previous run would be summed in."""
+    from questlog_api.settings import Settings, SettingsError
+
+    try:
+        Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"questlog-api: {exc}") from None
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     directory.mkdir(parents=True, exist_ok=True)
     for entry in directory.iterdir():
