@@ -1,0 +1,1 @@
+"""questlog's load generator (Locust) and the ledger that proves nothing was lost."""

@@ -1,0 +1,34 @@
+"""Locust's payloads come from the schemas and are valid events."""
+
+import random
+
+import pytest
+
+from questlog_loadtest import payloads
+from questlog_schemas import load_registry
+
+REGISTRY = load_registry()
+
+
+@pytest.mark.parametrize("event_type", REGISTRY.event_types)
+def test_generated_events_are_valid_once_the_server_fills_them(event_type):
+    rng = random.Random(7)
+    for _ in range(300):
+        ev = payloads.event(event_type, "p1", "s1", rng, REGISTRY)
+        ev |= {"received_at": "2026-11-26T12:00:00Z", "schema_version": 1}
+        assert REGISTRY.validate(ev) == []
+
+
+def test_required_fields_always_present_and_optional_ones_vary():
+    rng = random.Random(1)
+    seen = [set(payloads.properties("purchase_sword", rng, REGISTRY)) for _ in range(200)]
+    assert all("sword_type" in s for s in seen)
+    assert len({frozenset(s) for s in seen}) > 1
+
+
+def test_values_come_from_the_schema_examples():
+    rng = random.Random(3)
+    spec = REGISTRY.get("purchase_sword").properties_schema["properties"]["sword_type"]
+    swords = {payloads.properties("purchase_sword", rng, REGISTRY)["sword_type"]
+              for _ in range(200)}
+    assert swords == set(spec["examples"])
