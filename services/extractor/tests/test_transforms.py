@@ -1,0 +1,121 @@
+"""Unit tests of the pure transforms on the shared local SparkSession (no Kafka)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+from questlog_extractor import transforms
+from questlog_extractor.validation import MAX_RAW_CHARS
+
+from .events import make_events, poison
+
+KAFKA_TS = dt.datetime(2026, 11, 2, 0, 0, 5)
+
+
+def raw_frame(spark, values: list[bytes | None]):
+    """What ``from_kafka`` makes of Kafka records with these values (partition 0)."""
+    rows = [(v, "events", 0, offset, KAFKA_TS) for offset, v in enumerate(values)]
+    kafka = spark.createDataFrame(
+        rows, "value binary, topic string, partition int, offset long, timestamp timestamp")
+    return transforms.from_kafka(kafka)
+
+
+def utc(text: str) -> dt.datetime:
+    """A naive datetime as Spark shows a UTC instant in the session's time zone."""
+    instant = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return instant.astimezone().replace(tzinfo=None)
+
+
+def test_good_rows_become_typed_rows_of_their_own_table(spark, registry):
+    join, buy = make_events(2, start=5999)  # received 23:59:59.99 and 00:00:00.00 UTC
+    parsed = transforms.parse(raw_frame(spark, [json.dumps(buy).encode(),
+                                                json.dumps(join).encode()]))
+    good, bad = transforms.split(parsed)
+    assert bad.count() == 0
+
+    purchases = transforms.to_event_table(good, "purchase_sword", registry)
+    expected = spark.createDataFrame(
+        [(buy["event_id"], "purchase_sword", utc(buy["event_time"]), utc(buy["received_at"]),
+          "player-16", "s-0", "player-16.example.net", "test/1.0", None, None, 1,
+          "longsword", 0.99, "EUR", 1, 0, 0, dt.date(2026, 11, 2))],
+        "event_id string, event_type string, event_time timestamp, received_at timestamp,"
+        " player_id string, session_id string, host string, user_agent string, accept string,"
+        " client_ip_hash string, schema_version long, sword_type string, price double,"
+        " currency string, quantity long, kafka_partition int, kafka_offset long,"
+        " event_date date")
+    assertDataFrameEqual(purchases, expected)
+    assert purchases.columns == transforms.event_columns("purchase_sword", registry)
+
+    joins = transforms.to_event_table(good, "join_guild", registry)
+    assertDataFrameEqual(
+        joins.select("event_id", "guild_id", "guild_name", "role", "kafka_offset", "event_date"),
+        spark.createDataFrame(
+            [(join["event_id"], "g-ravens", None, "leader", 1, dt.date(2026, 11, 1))],
+            "event_id string, guild_id string, guild_name string, role string,"
+            " kafka_offset long, event_date date"))
+
+
+def test_event_date_is_the_utc_date_whatever_the_session_time_zone(spark):
+    before = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/Los_Angeles")
+    try:
+        df = spark.createDataFrame([("2026-11-02T00:30:00Z",)], "t string")
+        got = df.select(transforms.utc_date(F.to_timestamp("t")).alias("d")).first()["d"]
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", before)
+    assert got == dt.date(2026, 11, 2)
+
+
+def test_every_kind_of_poison_goes_to_quarantine_with_its_reason(spark):
+    cases = poison()
+    good_event = json.dumps(make_events(1, "fine")[0]).encode()
+    parsed = transforms.parse(raw_frame(spark, [v for v, _ in cases] + [None, good_event]))
+    good, bad = transforms.split(parsed)
+
+    expected = [(i, reason) for i, (_, reason) in enumerate(cases)]
+    expected.append((len(cases), "malformed_json"))  # a null value (tombstone)
+    assertDataFrameEqual(
+        bad.select("kafka_offset", "reason"),
+        spark.createDataFrame(expected, "kafka_offset long, reason string"))
+    assert [r.kafka_offset for r in good.select("kafka_offset").collect()] == [len(cases) + 1]
+
+
+def test_quarantine_rows_keep_the_raw_value_cut_at_64_kib(spark):
+    huge = b'{"x": "' + b"y" * (MAX_RAW_CHARS + 10) + b'"}'
+    parsed = transforms.parse(raw_frame(spark, [b"nope", huge]))
+    _, bad = transforms.split(parsed)
+    seen = F.lit(dt.datetime(2026, 11, 3, 10, 0)).cast("timestamp")
+    rows = transforms.to_quarantine(bad, seen)
+    assert tuple(rows.columns) == transforms.QUARANTINE_COLUMNS
+    assertDataFrameEqual(
+        rows.select("kafka_offset", "reason", "raw_truncated", F.length("raw_value").alias("n"),
+                    "topic", "kafka_partition", "kafka_timestamp", "seen_date"),
+        spark.createDataFrame(
+            [(0, "malformed_json", False, 4, "events", 0, KAFKA_TS, dt.date(2026, 11, 3)),
+             (1, "too_large: raw_value", True, MAX_RAW_CHARS, "events", 0, KAFKA_TS,
+              dt.date(2026, 11, 3))],
+            "kafka_offset long, reason string, raw_truncated boolean, n int, topic string,"
+            " kafka_partition int, kafka_timestamp timestamp, seen_date date"))
+
+
+def test_optional_fields_may_be_absent_or_null(spark):
+    event = make_events(1, start=1)[0]  # join_guild
+    for key in ("event_time", "session_id", "context"):
+        event.pop(key)
+    event["properties"] = {"guild_id": "g-1", "role": None}
+    parsed = transforms.parse(raw_frame(spark, [json.dumps(event).encode()]))
+    assert [r.reason for r in parsed.select("reason").collect()] == [None]
+
+
+@pytest.mark.parametrize("stamp", ["2026-11-01T12:00:00Z", "2026-11-01T12:00:00.123456Z",
+                                   "2026-11-01T13:00:00+01:00"])
+def test_rfc3339_received_at_forms_are_accepted(spark, stamp):
+    event = {**make_events(1)[0], "received_at": stamp}
+    parsed = transforms.parse(raw_frame(spark, [json.dumps(event).encode()]))
+    row = parsed.select("reason", "received_at").first()
+    assert row.reason is None
+    assert row.received_at == utc(stamp)
