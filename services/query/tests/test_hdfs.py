@@ -1,7 +1,6 @@
 """The lake on HDFS (a real MiniDFSCluster from the root conftest's ``hdfs`` fixture)."""
 
 import pytest
-
 from questlog_query import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
