@@ -85,6 +85,7 @@ def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
     reasons = [
         F.when(value.isNull(), F.lit("malformed_json")),
         F.when(~sized, F.lit("too_large: raw_value")),
+        F.when(~F.is_valid_utf8(value), F.lit("malformed_json")),
         F.when(not_object, F.lit("malformed_json")),
         F.when(event_type.isNotNull() & ~event_type.isin(list(registry.event_types)),
                F.lit("unknown_event_type")),
@@ -161,10 +162,11 @@ QUARANTINE_COLUMNS = ("raw_value", "raw_truncated", "reason", "topic", "kafka_pa
 
 
 def to_quarantine(bad: DataFrame, seen_at: Column | None = None) -> DataFrame:
-    """Rows that cannot be stored -> quarantine rows (raw value cut at 64 KiB)."""
+    """Rows that cannot be stored -> quarantine rows (raw value cut at 64 Ki characters;
+    bytes that are not UTF-8 replaced by U+FFFD so every reader can decode it)."""
     seen = (F.current_timestamp() if seen_at is None else seen_at).alias("seen_at")
     return bad.select(
-        F.substring("raw_value", 1, V.MAX_RAW_CHARS).alias("raw_value"),
+        F.make_valid_utf8(F.substring("raw_value", 1, V.MAX_RAW_CHARS)).alias("raw_value"),
         F.coalesce(F.length("raw_value") > V.MAX_RAW_CHARS, F.lit(False)).alias("raw_truncated"),
         "reason", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp", seen,
     ).withColumn("seen_date", utc_date(F.col("seen_at")))

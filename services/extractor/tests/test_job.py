@@ -1,0 +1,134 @@
+"""The job on real Kafka + real Delta (in-process, on the shared SparkSession)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from deltalake import DeltaTable
+from questlog_extractor import job
+from questlog_extractor.maintain import maintain
+from questlog_extractor.settings import Settings
+
+from .events import make_events, poison
+from .support import count_rows, new_topic, produce, produce_events, read_table
+
+pytestmark = pytest.mark.integration
+
+
+def settings_for(kafka, topic: str, lake_root: str, **overrides) -> Settings:
+    return Settings(kafka_bootstrap=kafka.bootstrap, lake_root=lake_root, topic=topic,
+                    max_offsets_per_trigger=overrides.pop("max_offsets_per_trigger", 1000),
+                    trigger_seconds=1, metrics_port=0, **overrides)
+
+
+def wait_for(predicate, timeout: float = 90.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def assert_tables_hold_exactly(settings: Settings, events: list[dict]) -> None:
+    expected = Counter(e["event_type"] for e in events)
+    for event_type, count in expected.items():
+        table = read_table(settings.table_uri(event_type))
+        ids = table.column("event_id").to_pylist()
+        assert (len(ids), len(set(ids))) == (count, count), event_type
+        assert set(ids) == {e["event_id"] for e in events if e["event_type"] == event_type}
+
+
+def stored(settings: Settings) -> int:
+    return sum(count_rows(settings.table_uri(t)) for t in ("purchase_sword", "join_guild"))
+
+
+def run_once(spark, settings: Settings) -> None:
+    query = job.start(spark, settings, once=True)
+    job.monitor(query, poll_seconds=0.5)
+
+
+def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka, tmp_path):
+    topic = new_topic(kafka)
+    events = make_events(3000, "once")
+    produce_events(kafka.bootstrap, topic, events)
+    produce_events(kafka.bootstrap, topic, events[:200])  # an API retry storm
+    settings = settings_for(kafka, topic, (tmp_path / "lake").as_uri())
+
+    run_once(spark, settings)
+
+    assert_tables_hold_exactly(settings, events)
+    purchases = read_table(settings.table_uri("purchase_sword"))
+    types = {f.name: str(f.type) for f in purchases.schema}
+    assert types["price"] == "double"
+    assert types["quantity"] == "int64"
+    assert types["received_at"].startswith("timestamp")
+    assert types["event_date"] == "date32[day]"
+    assert types["kafka_partition"] == "int32"
+    assert DeltaTable(settings.table_uri("purchase_sword")).metadata().partition_columns == [
+        "event_date"]
+    assert read_table(settings.table_uri("quarantine")) is None
+
+    # a second run over the same topic finds nothing new
+    run_once(spark, settings)
+    assert_tables_hold_exactly(settings, events)
+
+    files_before = len(DeltaTable(settings.table_uri("join_guild")).file_uris())
+    done = maintain(spark, settings)
+    assert set(done) == {"purchase_sword", "join_guild"}
+    assert len(DeltaTable(settings.table_uri("join_guild")).file_uris()) < files_before
+    assert_tables_hold_exactly(settings, events)
+
+
+def test_stream_quarantines_poison_and_keeps_running(spark, kafka, tmp_path):
+    topic = new_topic(kafka)
+    settings = settings_for(kafka, topic, (tmp_path / "lake").as_uri())
+    first, later = make_events(500, "stream"), make_events(100, "stream", start=500)
+    cases = poison()
+    query = job.start(spark, settings, once=False)
+    try:
+        produce_events(kafka.bootstrap, topic, first)
+        wait_for(lambda: stored(settings) == 500, what="first rows")
+
+        produce(kafka.bootstrap, topic, [(b"k", value) for value, _ in cases])
+        produce_events(kafka.bootstrap, topic, first[:50])  # duplicates
+        wait_for(lambda: count_rows(settings.table_uri("quarantine")) >= len(cases),
+                 what="quarantine")
+        assert query.isActive
+        assert_tables_hold_exactly(settings, first)
+
+        produce_events(kafka.bootstrap, topic, later)
+        wait_for(lambda: stored(settings) == 600, what="later rows")
+        assert query.isActive
+        assert query.exception() is None
+    finally:
+        query.stop()
+
+    assert_tables_hold_exactly(settings, first + later)
+    quarantine = read_table(settings.table_uri("quarantine")).to_pylist()
+    assert Counter(r["reason"] for r in quarantine) == Counter(reason for _, reason in cases)
+    assert {r["topic"] for r in quarantine} == {topic}
+    by_reason = {r["reason"]: r for r in quarantine}
+    assert by_reason["too_large: raw_value"]["raw_truncated"] is True
+    assert by_reason["unknown_event_type"]["raw_value"] == cases[4][0].decode()
+    assert all(r["seen_at"] is not None and r["kafka_offset"] >= 0 for r in quarantine)
+
+
+def test_once_to_hdfs(spark, kafka, hdfs):
+    topic = new_topic(kafka)
+    events = make_events(400, "hdfs")
+    produce_events(kafka.bootstrap, topic, events)
+    produce(kafka.bootstrap, topic, [(b"k", b"{broken")])
+    settings = settings_for(kafka, topic, f"{hdfs.uri}/lake-{uuid.uuid4().hex[:6]}")
+
+    run_once(spark, settings)
+
+    assert_tables_hold_exactly(settings, events)
+    quarantine = read_table(settings.table_uri("quarantine")).to_pylist()
+    assert [(r["raw_value"], r["reason"]) for r in quarantine] == [("{broken", "malformed_json")]
+    assert json.loads(read_table(settings.table_uri("join_guild"))
+                      .column("event_id").to_pylist().__repr__().replace("'", '"'))
