@@ -1,6 +1,6 @@
 # questlog — every target is a thin wrapper over a script in bin/ or a tool in .venv.
 .DEFAULT_GOAL := help
-.PHONY: help setup lock test test-unit test-integration lint run clean
+.PHONY: help setup lock test test-unit test-integration lint run status load load-ui clean
 
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
@@ -28,6 +28,16 @@ test-integration: setup ## only the tests on real infrastructure
 
 run: setup ## run questlog in the foreground (Ctrl-C stops everything); state under ./var
 	@bin/run
+
+status: ## what runs, the extractor's lag and each table's freshness
+	@bin/status
+
+load: ## Locust headless against `make run` (short profile), then the exact ledger check
+	@bin/load
+
+load-ui: ## Locust's web UI on http://127.0.0.1:8089 against `make run`
+	@QUESTLOG_LOAD_QUERY_URL=http://127.0.0.1:8000 .venv/bin/locust -f loadtest/locustfile.py \
+		-H http://127.0.0.1:5000 --web-host 127.0.0.1 --web-port 8089
 
 clean: ## remove ./var (all local state: Kafka data, lake tables, logs)
 	rm -rf var

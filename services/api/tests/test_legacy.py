@@ -21,6 +21,7 @@ def test_bare_original_routes(client, sink, path, event_type, reply):
     assert event["properties"] == (
         {"sword_type": "default"} if event_type == "purchase_sword" else {"guild_id": "default"})
     assert sink.records[0][0] == b"user1.comcast.com"
+    assert r.headers["X-Event-Id"] == event["event_id"]  # for the load test's ledger
 
 
 def test_query_params_become_typed_properties(client, sink):

@@ -1,0 +1,207 @@
+"""The embedded pipeline as one product: the settings of every process of `make run`,
+readiness waits, the banner, and `make status`.
+
+Usage:
+    python -m questlog_embedded.stack env > var/run.env   # settings for embedded/Procfile
+    python -m questlog_embedded.stack wait-topic          # block until Kafka has the topic
+    python -m questlog_embedded.stack banner              # wait for all, print where they are
+    python -m questlog_embedded.stack status              # what runs, lag and freshness
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from . import paths
+from .process import port_open
+
+API_PORT = int(os.environ.get("QUESTLOG_API_PORT", "5000"))
+QUERY_PORT = int(os.environ.get("QUESTLOG_QUERY_PORT", "8000"))
+KAFKA_PORT = int(os.environ.get("QUESTLOG_KAFKA_PORT", "9092"))
+EXTRACTOR_METRICS_PORT = int(os.environ.get("QUESTLOG_EXTRACTOR_METRICS_PORT", "9108"))
+TOPIC = os.environ.get("QUESTLOG_API_TOPIC", "events")
+
+
+def _secret(name: str) -> str:
+    """A per-install secret under var/secrets, made on first use (never in git)."""
+    folder = paths.var_dir() / "secrets"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / name
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def environment(var: Path | None = None) -> dict[str, str]:
+    """Every process's settings for one machine, all on 127.0.0.1."""
+    from .spark import spark_jars
+
+    var = (var or paths.var_dir()).resolve()
+    (var / "lake").mkdir(parents=True, exist_ok=True)
+    lake = (var / "lake").as_uri()
+    bootstrap = f"127.0.0.1:{KAFKA_PORT}"
+    return {
+        "QUESTLOG_VAR": str(var),
+        "QUESTLOG_KAFKA_PORT": str(KAFKA_PORT),
+        "QUESTLOG_KAFKA_PARTITIONS": os.environ.get("QUESTLOG_KAFKA_PARTITIONS", "3"),
+        "QUESTLOG_API_BIND": f"127.0.0.1:{API_PORT}",
+        "QUESTLOG_API_KAFKA_BOOTSTRAP": bootstrap,
+        "QUESTLOG_API_TOPIC": TOPIC,
+        "QUESTLOG_API_IP_HASH_KEY": _secret("api_ip_hash_key"),
+        "QUESTLOG_API_WORKERS": os.environ.get("QUESTLOG_API_WORKERS", "2"),
+        "QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP": bootstrap,
+        "QUESTLOG_EXTRACTOR_TOPIC": TOPIC,
+        "QUESTLOG_EXTRACTOR_LAKE_ROOT": lake,
+        "QUESTLOG_EXTRACTOR_SPARK_JARS": spark_jars(),
+        "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS": os.environ.get(
+            "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS", "1"),
+        "QUESTLOG_EXTRACTOR_METRICS_PORT": str(EXTRACTOR_METRICS_PORT),
+        "QUESTLOG_QUERY_HOST": "127.0.0.1",
+        "QUESTLOG_QUERY_PORT": str(QUERY_PORT),
+        "QUESTLOG_QUERY_LAKE_ROOT": lake,
+        "QUESTLOG_QUERY_READ_TOKEN": _secret("query_read_token"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+            return 200 <= resp.status < 300
+    except OSError:
+        return False
+
+
+def _http_json(url: str, timeout: float = 5.0):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+def topic_exists(bootstrap: str, topic: str) -> bool:
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    except KafkaError:
+        return False
+    try:
+        return topic in admin.list_topics()
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
+def wait_topic(timeout: float = 180.0) -> int:
+    bootstrap = f"127.0.0.1:{KAFKA_PORT}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(KAFKA_PORT) and topic_exists(bootstrap, TOPIC):
+            return 0
+        time.sleep(1)
+    print(f"Kafka topic {TOPIC!r} on {bootstrap} not there after {timeout:.0f}s",
+          file=sys.stderr)
+    return 1
+
+
+CHECKS = {
+    "kafka": lambda: port_open(KAFKA_PORT),
+    "api": lambda: _http_ok(f"http://127.0.0.1:{API_PORT}/readyz"),
+    "extractor": lambda: _http_ok(f"http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics"),
+    "query": lambda: _http_ok(f"http://127.0.0.1:{QUERY_PORT}/readyz"),
+}
+
+
+def banner(timeout: float = 300.0) -> int:
+    started = time.monotonic()
+    pending = set(CHECKS)
+    while pending and time.monotonic() - started < timeout:
+        for name in sorted(pending):
+            if CHECKS[name]():
+                print(f"{name} is ready ({time.monotonic() - started:.0f}s)", flush=True)
+                pending.discard(name)
+        time.sleep(1)
+    if pending:
+        print(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))} "
+              "(see its log lines above)", flush=True)
+        return 1
+    var = paths.var_dir()
+    print(f"""
+questlog is running (Ctrl-C stops everything)
+  event API       http://127.0.0.1:{API_PORT}      POST /v1/events, GET /purchase_sword, /join_guild
+  query service   http://127.0.0.1:{QUERY_PORT}      GET /v1/tables, /v1/stats/counts, /v1/kpis/...
+  Kafka           127.0.0.1:{KAFKA_PORT}          topic "{TOPIC}"
+  extractor       metrics on http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics
+  lake            {var / 'lake'}
+  read token      {var / 'secrets' / 'query_read_token'} (for POST /v1/sql)
+try:  curl -H 'Host: user1.comcast.com' http://127.0.0.1:{API_PORT}/purchase_sword
+      curl 'http://127.0.0.1:{QUERY_PORT}/v1/stats/counts?event_type=purchase_sword&group_by=host'
+""", flush=True)
+    while True:  # honcho stops every process when one exits: stay until Ctrl-C
+        time.sleep(3600)
+
+
+def _metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            try:
+                return float(line.rsplit(" ", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+def status() -> int:
+    up = {name: check() for name, check in CHECKS.items()}
+    for name, ok in up.items():
+        print(f"{name:10s} {'up' if ok else 'DOWN'}")
+    if up["extractor"]:
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics", timeout=3) as r:
+                text = r.read().decode()
+            behind = _metric(text, "questlog_extractor_offsets_behind_latest")
+            last = _metric(text, "questlog_extractor_last_progress_timestamp_seconds")
+            ago = f"{time.time() - last:.0f}s ago" if last else "never"
+            print(f"extractor lag: {behind if behind is not None else '?'} records behind; "
+                  f"last micro-batch {ago}")
+        except OSError as exc:
+            print(f"extractor metrics unreadable: {exc}")
+    if up["query"]:
+        tables = _http_json(f"http://127.0.0.1:{QUERY_PORT}/v1/tables") or {}
+        for t in tables.get("tables", []):
+            fresh = t.get("freshness_seconds")
+            print(f"table {t['name']:16s} rows {t.get('rows', 0):>10}  version "
+                  f"{t.get('version')}  freshness {fresh if fresh is not None else '-'} s")
+    return 0 if all(up.values()) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m questlog_embedded.stack")
+    parser.add_argument("command", choices=("env", "wait-topic", "banner", "status"))
+    args = parser.parse_args(argv)
+    if args.command == "env":
+        for key, value in environment().items():
+            print(f"{key}={value}")
+        return 0
+    if args.command == "wait-topic":
+        return wait_topic()
+    if args.command == "banner":
+        return banner()
+    return status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
