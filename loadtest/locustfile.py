@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 from locust import FastHttpUser, between, events, task
+
 from questlog_loadtest import payloads
 from questlog_loadtest.ledger import Ledger
 from questlog_schemas import load_registry

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import hdfs_native
 import pytest
+
 from questlog_embedded.hdfs import MiniHdfs, MiniHdfsError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

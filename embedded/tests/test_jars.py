@@ -5,6 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pyspark
 import pytest
+
 from questlog_embedded import jars, paths
 
 NS = {"m": "http://maven.apache.org/POM/4.0.0"}

@@ -4,6 +4,7 @@ import os
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
+
 from questlog_embedded.kafka import KafkaBroker
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,7 @@
 import copy
 
 import pytest
+
 from questlog_schemas import Registry, load_registry
 
 PURCHASE_SWORD = {

@@ -1,4 +1,5 @@
 import pytest
+
 from questlog_schemas import Registry, UnknownEventType, property_columns
 from questlog_schemas.columns import column_type, json_type
 

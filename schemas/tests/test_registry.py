@@ -5,6 +5,7 @@ from pathlib import Path
 
 import jsonschema_rs
 import pytest
+
 import questlog_schemas
 from questlog_schemas import EventType, Registry, UnknownEventType, load_registry
 from questlog_schemas.registry import version_key

@@ -12,6 +12,7 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
+
 from questlog_schemas.spark import (
     data_type,
     envelope_schema,

@@ -1,4 +1,5 @@
 import pytest
+
 from questlog_schemas import Violation
 from questlog_schemas.violation import MAX_MESSAGE_CHARS, MAX_VIOLATIONS
 

@@ -15,6 +15,7 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 from kafka import KafkaConsumer, KafkaProducer
+
 from questlog_schemas import load_registry
 
 from .events import make_events
@@ -82,6 +83,7 @@ def test_kafka_roundtrip_keeps_every_event_and_key(kafka, events, filled_topic):
 def kafka_to_delta(spark, bootstrap: str, topic: str, root: str) -> None:
     """Batch-read the topic with Spark's Kafka source; one Delta table per event type."""
     from pyspark.sql import functions as F
+
     from questlog_schemas.spark import envelope_schema, properties_schema
 
     raw = (spark.read.format("kafka")

@@ -14,7 +14,6 @@ import time
 import uuid
 
 from flask import Flask, g, request
-from questlog_schemas import load_registry
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from questlog_api import errors, logs, metrics
@@ -23,6 +22,7 @@ from questlog_api.routes import events, legacy, ops
 from questlog_api.settings import Settings
 from questlog_api.sink import Sink, make_sink
 from questlog_api.state import EXTENSION, ApiState
+from questlog_schemas import load_registry
 
 log = logging.getLogger("questlog_api.access")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

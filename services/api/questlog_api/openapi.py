@@ -6,10 +6,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from questlog_schemas import Registry
-
 from questlog_api.routes.legacy import ROUTES as LEGACY_ROUTES
 from questlog_api.settings import Settings
+from questlog_schemas import Registry
 
 SERVER_OWNED = ("received_at", "context")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app
-from questlog_schemas import Registry
 
 from questlog_api.guards import RateLimiter
 from questlog_api.settings import Settings
 from questlog_api.sink import Sink
+from questlog_schemas import Registry
 
 EXTENSION = "questlog_api"
 

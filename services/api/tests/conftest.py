@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from questlog_api import MemorySink, Settings, create_app
 
 IP_KEY = b"test-ip-hash-key-0123456789"

@@ -5,6 +5,7 @@ import re
 import uuid
 
 import pytest
+
 from questlog_api import MemorySink, Settings, create_app
 
 IP_KEY = b"test-ip-hash-key-0123456789"  # the conftest's key

@@ -7,6 +7,7 @@ import time
 import uuid
 
 import pytest
+
 from questlog_api import KafkaSink, Settings, create_app
 
 pytestmark = pytest.mark.integration

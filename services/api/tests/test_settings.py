@@ -1,4 +1,5 @@
 import pytest
+
 from questlog_api.settings import DEV_IP_HASH_KEY, Settings, SettingsError
 
 KEY = "x" * 20

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import pyarrow as pa
+
 from questlog_schemas import load_registry, property_columns
 
 QUARANTINE = "quarantine"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
+
 from questlog_query import create_app
 from questlog_query.settings import Settings
 from questlog_schemas import property_columns

@@ -1,6 +1,7 @@
 """The lake on HDFS (a real MiniDFSCluster from the root conftest's ``hdfs`` fixture)."""
 
 import pytest
+
 from questlog_query import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

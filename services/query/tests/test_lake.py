@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
+
 from questlog_query.lake import Lake
 
 

@@ -1,4 +1,5 @@
 import pytest
+
 from questlog_query.settings import Settings, SettingsError
 
 

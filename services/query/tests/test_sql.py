@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from questlog_query import create_app
 
 CANARY = "canary-7f3a9e-should-never-leak"
