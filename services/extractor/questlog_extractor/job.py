@@ -22,10 +22,10 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
-from questlog_schemas import load_registry
 
 from questlog_extractor import metrics, transforms
 from questlog_extractor.settings import Settings
+from questlog_schemas import load_registry
 
 log = logging.getLogger("questlog_extractor.job")
 
@@ -46,6 +46,13 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.streaming.stateStore.providerClass": settings.state_store_class,
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
+        # Delta rebuilds table state with 50 tasks by default: pure overhead on a few cores.
+        "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
+        # Spark 4.1.1's V2 Kafka stream throws an NPE in its progress metrics on the first
+        # batch after a restart that replays an uncommitted batch (SPARK-55271), failing
+        # the query on every crash recovery. The V1 source has the same offsets/limits.
+        "spark.sql.streaming.disabledV2MicroBatchReaders":
+            "org.apache.spark.sql.kafka010.KafkaSourceProvider",
     }
     if settings.spark_jars:
         conf["spark.jars"] = ",".join(settings.spark_jars)

@@ -18,10 +18,10 @@ from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
-from questlog_schemas import load_registry
 
 from questlog_extractor.job import QUARANTINE
 from questlog_extractor.settings import Settings
+from questlog_schemas import load_registry
 
 log = logging.getLogger("questlog_extractor.maintain")
 

@@ -32,8 +32,7 @@ ROWS_PER_SECOND = Gauge("questlog_extractor_processed_rows_per_second",
 BATCH_SECONDS = Gauge("questlog_extractor_batch_duration_seconds",
                       "Wall time of the last micro-batch")
 OFFSETS_BEHIND = Gauge("questlog_extractor_offsets_behind_latest",
-                       "Records between the last batch's end offsets and the topic's latest"
-                       " (max over partitions)")
+                       "Records between the last batch's end offsets and the topic's latest")
 LAST_BATCH = Gauge("questlog_extractor_last_batch_id", "Id of the last finished micro-batch")
 LAST_PROGRESS = Gauge("questlog_extractor_last_progress_timestamp_seconds",
                       "When the last micro-batch finished (unix time)")
@@ -70,6 +69,21 @@ def _number(value: Any) -> float:
         return 0.0
 
 
+def offsets_behind(end: Any, latest: Any) -> int:
+    """Sum over partitions of latest - end (Kafka source offsets: {topic: {partition: n}})."""
+    def load(offsets: Any) -> dict[str, dict[str, int]]:
+        if isinstance(offsets, str):
+            try:
+                offsets = json.loads(offsets)
+            except ValueError:
+                return {}
+        return offsets if isinstance(offsets, dict) else {}
+
+    end_map, latest_map = load(end), load(latest)
+    return sum(max(0, int(n) - int(end_map.get(topic, {}).get(part, n)))
+               for topic, parts in latest_map.items() for part, n in parts.items())
+
+
 def summarize(progress: dict[str, Any]) -> dict[str, Any]:
     """The few numbers worth a log line out of a StreamingQueryProgress dict."""
     sources = progress.get("sources") or [{}]
@@ -84,7 +98,9 @@ def summarize(progress: dict[str, Any]) -> dict[str, Any]:
         "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
         "end_offset": source.get("endOffset"),
         "latest_offset": source.get("latestOffset"),
-        "offsets_behind_latest": int(_number(metrics.get("maxOffsetsBehindLatest"))),
+        "offsets_behind_latest": int(_number(metrics["maxOffsetsBehindLatest"]))
+        if "maxOffsetsBehindLatest" in metrics
+        else offsets_behind(source.get("endOffset"), source.get("latestOffset")),
         "watermark": (progress.get("eventTime") or {}).get("watermark"),
         "duplicates_dropped": int(_number(
             (state.get("customMetrics") or {}).get("numDroppedDuplicateRows"))),

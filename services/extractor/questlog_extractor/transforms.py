@@ -19,11 +19,11 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from questlog_extractor import validation as V
 from questlog_schemas import load_registry
 from questlog_schemas.registry import Registry
 from questlog_schemas.spark import envelope_schema, properties_schema
-
-from questlog_extractor import validation as V
 
 RAW_COLUMNS = ("raw_value", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 CONTEXT = "context"

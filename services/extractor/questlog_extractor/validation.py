@@ -26,6 +26,7 @@ from typing import Any
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, StringType, StructField, StructType, TimestampType
+
 from questlog_schemas.columns import json_type
 
 CORRUPT = "_corrupt_record"

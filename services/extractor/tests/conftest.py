@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from questlog_schemas import load_registry
 
 

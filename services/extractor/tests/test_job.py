@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 from deltalake import DeltaTable
+
 from questlog_extractor import job
 from questlog_extractor.maintain import maintain
 from questlog_extractor.settings import Settings

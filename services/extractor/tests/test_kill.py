@@ -50,8 +50,8 @@ def test_sigkill_three_times_then_drain_stores_each_event_exactly_once(kafka, tm
         "QUESTLOG_EXTRACTOR_TOPIC": topic,
         "QUESTLOG_EXTRACTOR_LAKE_ROOT": lake.as_uri(),
         "QUESTLOG_EXTRACTOR_SPARK_JARS": spark_jars(),
-        "QUESTLOG_EXTRACTOR_MAX_OFFSETS_PER_TRIGGER": "1500",
-        "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS": "0",
+        "QUESTLOG_EXTRACTOR_MAX_OFFSETS_PER_TRIGGER": "4000",
+        "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS": "1",
         "QUESTLOG_EXTRACTOR_METRICS_PORT": "0",
     }
     log = tmp_path / "extractor.log"
@@ -85,7 +85,11 @@ def test_sigkill_three_times_then_drain_stores_each_event_exactly_once(kafka, tm
     assert sent.is_set()
 
     drain = extractor(env, log, "--once")
-    assert drain.wait(timeout=180) == 0, log.read_text()[-3000:]
+    try:
+        assert drain.wait(timeout=240) == 0, log.read_text()[-3000:]
+    finally:
+        if drain.poll() is None:
+            os.killpg(drain.pid, signal.SIGKILL)
 
     expected = Counter(e["event_type"] for e in events)
     naive = {}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from questlog_extractor.settings import PREFIX, Settings, SettingsError
 
 REQUIRED = {PREFIX + "KAFKA_BOOTSTRAP": "127.0.0.1:9092",

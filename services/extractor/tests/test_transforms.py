@@ -8,6 +8,7 @@ import json
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
+
 from questlog_extractor import transforms
 from questlog_extractor.validation import MAX_RAW_CHARS
 
