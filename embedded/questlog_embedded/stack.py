@@ -14,13 +14,15 @@ import argparse
 import json
 import os
 import secrets
+import signal
+import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
 from . import paths
-from .process import port_open
+from .process import free_port, port_open
 
 API_PORT = int(os.environ.get("QUESTLOG_API_PORT", "5000"))
 QUERY_PORT = int(os.environ.get("QUESTLOG_QUERY_PORT", "8000"))
@@ -186,6 +188,66 @@ def status() -> int:
             print(f"table {t['name']:16s} rows {t.get('rows', 0):>10}  version "
                   f"{t.get('version')}  freshness {fresh if fresh is not None else '-'} s")
     return 0 if all(up.values()) else 1
+
+
+class Stack:
+    """The whole `make run` stack (embedded/Procfile under honcho) on free ports with its
+    state in ``var``: for the end-to-end tests and the benchmarks."""
+
+    READY_LINE = b"questlog is running"
+
+    def __init__(self, var: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.var = Path(var)
+        self.ports = {name: free_port() for name in ("API", "QUERY", "KAFKA", "METRICS")}
+        venv_bin = Path(sys.executable).parent
+        self.env = dict(os.environ, PATH=f"{venv_bin}:{os.environ['PATH']}",
+                        QUESTLOG_VAR_DIR=str(self.var),
+                        QUESTLOG_API_PORT=str(self.ports["API"]),
+                        QUESTLOG_QUERY_PORT=str(self.ports["QUERY"]),
+                        QUESTLOG_KAFKA_PORT=str(self.ports["KAFKA"]),
+                        QUESTLOG_EXTRACTOR_METRICS_PORT=str(self.ports["METRICS"]),
+                        **(extra_env or {}))
+        self.api = f"http://127.0.0.1:{self.ports['API']}"
+        self.query = f"http://127.0.0.1:{self.ports['QUERY']}"
+        self.log = self.var / "honcho.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 240.0) -> Stack:
+        self.var.mkdir(parents=True, exist_ok=True)
+        env_file = self.var / "run.env"
+        env_file.write_text(subprocess.run(
+            [sys.executable, "-m", "questlog_embedded.stack", "env"], env=self.env,
+            check=True, capture_output=True, text=True).stdout)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "honcho"), "-f", "embedded/Procfile",
+                 "-d", str(paths.REPO_ROOT), "-e", str(env_file), "start"],
+                cwd=paths.REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while self.READY_LINE not in self.log.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the stack did not come up; log {self.log}:\n"
+                                   + self.log.read_text(errors="replace")[-6000:])
+            time.sleep(1)
+        return self
+
+    def stop(self) -> None:
+        """What Ctrl-C does: SIGINT to honcho's group, which stops every process."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

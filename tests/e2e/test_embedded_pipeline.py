@@ -6,8 +6,6 @@ ledger must show nothing lost, duplicated or invented.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from questlog_embedded import paths
-from questlog_embedded.process import free_port
+from questlog_embedded.stack import Stack
 from questlog_loadtest import verify
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -29,49 +27,6 @@ HOSTS = ("user1.comcast.com", "user2.att.com")
 # the walkthrough's `ab -n 10 -H "Host: ..." http://localhost:5000/<route>` commands
 WALKTHROUGH = [(host, route) for host in HOSTS
                for route in ("/purchase_a_sword", "/buy_a_sword", "/join_guild")]
-
-
-class Stack:
-    def __init__(self, var: Path) -> None:
-        self.var = var
-        self.ports = {name: free_port() for name in ("API", "QUERY", "KAFKA", "METRICS")}
-        self.env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}",
-                        QUESTLOG_VAR_DIR=str(var),
-                        QUESTLOG_API_PORT=str(self.ports["API"]),
-                        QUESTLOG_QUERY_PORT=str(self.ports["QUERY"]),
-                        QUESTLOG_KAFKA_PORT=str(self.ports["KAFKA"]),
-                        QUESTLOG_EXTRACTOR_METRICS_PORT=str(self.ports["METRICS"]))
-        self.api = f"http://127.0.0.1:{self.ports['API']}"
-        self.query = f"http://127.0.0.1:{self.ports['QUERY']}"
-        self.log = var / "honcho.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 240.0) -> None:
-        env_file = self.var / "run.env"
-        env_file.write_text(subprocess.run(
-            [sys.executable, "-m", "questlog_embedded.stack", "env"], env=self.env,
-            check=True, capture_output=True, text=True).stdout)
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(VENV_BIN / "honcho"), "-f", "embedded/Procfile", "-d", str(REPO),
-                 "-e", str(env_file), "start"],
-                cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while b"questlog is running" not in self.log.read_bytes():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the stack did not come up; log {self.log}:\n"
-                                     + self.log.read_text(errors="replace")[-6000:])
-            time.sleep(1)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)  # what Ctrl-C does
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 @pytest.fixture(scope="module")
