@@ -1,6 +1,6 @@
 # questlog — every target is a thin wrapper over a script in bin/ or a tool in .venv.
 .DEFAULT_GOAL := help
-.PHONY: help setup lock test test-unit test-integration lint run status load load-ui clean
+.PHONY: help setup lock test test-unit test-integration lint run status load load-ui bench bench-quick clean
 
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
@@ -38,6 +38,12 @@ load: ## Locust headless against `make run` (short profile), then the exact ledg
 load-ui: ## Locust's web UI on http://127.0.0.1:8089 against `make run`
 	@QUESTLOG_LOAD_QUERY_URL=http://127.0.0.1:8000 .venv/bin/locust -f loadtest/locustfile.py \
 		-H http://127.0.0.1:5000 --web-host 127.0.0.1 --web-port 8089
+
+bench: setup ## every benchmark side by side with its baseline (long); writes bench/results/latest.md
+	@.venv/bin/python bench/run.py
+
+bench-quick: setup ## the same cases at smaller sizes (minutes)
+	@.venv/bin/python bench/run.py --quick
 
 clean: ## remove ./var (all local state: Kafka data, lake tables, logs)
 	rm -rf var

@@ -1,0 +1,151 @@
+"""What every benchmark case needs: the load generator, servers started as local
+processes, a fast producer, timing helpers. Nothing here asserts a target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from questlog_embedded import paths
+from questlog_embedded.process import free_port, port_open, spawn, stop, wait_until
+
+BENCH = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+LOADGEN_CORE = "1"  # the load generator gets one core; the system under test gets the rest
+
+
+def loadgen_bin() -> Path:
+    """Build bench/loadgen (Go, stdlib only) once into the cache."""
+    out = paths.cache_dir() / "bench" / "loadgen"
+    src = BENCH / "loadgen" / "main.go"
+    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["go", "build", "-o", str(out), "."], cwd=BENCH / "loadgen", check=True,
+                       env=dict(os.environ, CGO_ENABLED="0"))
+    return out
+
+
+def loadgen(url: str, seconds: float, *, method: str = "GET", body: bytes | None = None,
+            headers: tuple[str, ...] = (), connections: int = 32, rate: float = 0,
+            warmup: float = 2.0, work: Path) -> dict:
+    """Run the load generator pinned to one core; its JSON result plus its CPU share."""
+    cmd = ["taskset", "-c", LOADGEN_CORE, str(loadgen_bin()), "-url", url, "-method", method,
+           "-c", str(connections), "-d", f"{seconds}s", "-warmup", f"{warmup}s",
+           "-rate", str(rate)]
+    if body is not None:
+        body_file = work / f"body-{uuid.uuid4().hex[:6]}"
+        body_file.write_bytes(body)
+        cmd += ["-body-file", str(body_file)]
+    for h in headers:
+        cmd += ["-header", h]
+    started = time.monotonic()
+    before = os.times()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ,
+                          GOMAXPROCS="1"), timeout=seconds + warmup + 60, check=False)
+    after = os.times()
+    if proc.returncode != 0:
+        raise RuntimeError(f"loadgen failed: {proc.stderr[-500:]}")
+    result = json.loads(proc.stdout)
+    cpu = (after.children_user - before.children_user) + (after.children_system
+                                                          - before.children_system)
+    wall = time.monotonic() - started
+    result["loadgen_cpu_share_of_machine"] = round(cpu / wall / os.cpu_count(), 3)
+    return result
+
+
+class Server:
+    """A local server process (gunicorn, flask), ready when a URL answers 2xx."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict, ready_url: str,
+                 log: Path) -> None:
+        self.name, self.cmd, self.env, self.ready_url, self.log = name, cmd, env, ready_url, log
+        self.proc = None
+
+    def __enter__(self) -> Server:
+        self.proc = spawn(self.cmd, self.log, env=self.env)
+        wait_until(lambda: http_ok(self.ready_url), 60, self.name, self.proc, self.log)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        stop(self.proc, timeout=20)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return 200 <= resp.status < 300
+    except OSError:
+        return False
+
+
+def http_json(url: str, data: bytes | None = None, headers: dict | None = None,
+              timeout: float = 60) -> dict:
+    req = urllib.request.Request(url, data=data, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def api_env(bootstrap: str, topic: str, port: int, var: Path) -> dict:
+    prom = var / f"prom-{port}"
+    shutil.rmtree(prom, ignore_errors=True)
+    prom.mkdir(parents=True)
+    return dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}",
+                QUESTLOG_API_BIND=f"127.0.0.1:{port}", QUESTLOG_API_KAFKA_BOOTSTRAP=bootstrap,
+                QUESTLOG_API_TOPIC=topic, QUESTLOG_API_IP_HASH_KEY=uuid.uuid4().hex,
+                QUESTLOG_API_LOG_LEVEL="WARNING", PROMETHEUS_MULTIPROC_DIR=str(prom))
+
+
+def api_server(bootstrap: str, topic: str, var: Path) -> Server:
+    port = free_port()
+    return Server("questlog api", [str(VENV_BIN / "gunicorn"), "-c",
+                                   str(paths.REPO_ROOT / "services/api/gunicorn.conf.py"),
+                                   "questlog_api:create_app()"],
+                  api_env(bootstrap, topic, port, var), f"http://127.0.0.1:{port}/healthz",
+                  var / f"api-{port}.log")
+
+
+def baseline_api_server(bootstrap: str, topic: str, var: Path) -> Server:
+    port = free_port()
+    env = dict(os.environ, QUESTLOG_BASELINE_KAFKA=bootstrap, QUESTLOG_BASELINE_TOPIC=topic,
+               FLASK_APP=str(BENCH / "baselines" / "walkthrough_api.py"))
+    return Server("baseline flask dev server",
+                  [str(VENV_BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port)],
+                  env, f"http://127.0.0.1:{port}/join_guild", var / f"baseline-api-{port}.log")
+
+
+def produce_events(bootstrap: str, topic: str, events_bytes: list[tuple[bytes, bytes]]) -> float:
+    """Produce (key, value) pairs as fast as kafka-python goes; returns events/s."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                             linger_ms=20, batch_size=512 * 1024,
+                             buffer_memory=256 * 1024 * 1024)
+    started = time.monotonic()
+    for key, value in events_bytes:
+        producer.send(topic, key=key, value=value)
+    producer.flush(timeout=600)
+    producer.close()
+    return len(events_bytes) / (time.monotonic() - started)
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 1)
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return time.perf_counter() - started, value
+
+
+__all__ = ["api_server", "baseline_api_server", "free_port", "http_json", "http_ok", "loadgen",
+           "median_ms", "port_open", "produce_events", "timed"]
