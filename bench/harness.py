@@ -127,8 +127,7 @@ def produce_events(bootstrap: str, topic: str, events_bytes: list[tuple[bytes, b
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                             linger_ms=20, batch_size=512 * 1024,
-                             buffer_memory=256 * 1024 * 1024)
+                             linger_ms=20, batch_size=512 * 1024)
     started = time.monotonic()
     for key, value in events_bytes:
         producer.send(topic, key=key, value=value)

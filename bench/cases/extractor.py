@@ -46,8 +46,8 @@ import json, sys, time
 sys.path.insert(0, {bench!r})
 from pathlib import Path
 from questlog_embedded.spark import local_session
-from baselines import walkthrough_extract
 spark = local_session(Path({work!r}), app_name="baseline-extract")
+from baselines import walkthrough_extract  # its @udf needs a live session (Spark 4)
 t = time.perf_counter()
 counts = walkthrough_extract.run(spark, {bootstrap!r}, {topic!r}, {out!r})
 print("RESULT " + json.dumps({{"seconds": time.perf_counter() - t, "counts": counts}}))
