@@ -110,7 +110,11 @@ class WalkthroughClient(FastHttpUser):
     wait_time = between(*WAIT)
 
     def _get(self, path: str, event_type: str, host: str) -> None:
-        with self.client.get(path, headers={"Host": host}, name=f"GET {path.split('?')[0]}",
+        # One connection per request, as `ab` without -k does. It also matters for the
+        # ledger: an HTTP client may silently resend a GET whose keep-alive connection
+        # the server just closed, and each GET here creates an event (a phantom).
+        headers = {"Host": host, "Connection": "close"}
+        with self.client.get(path, headers=headers, name=f"GET {path.split('?')[0]}",
                              catch_response=True) as resp:
             status = resp.status_code or 0
             LEDGER.record([resp.headers.get("X-Event-Id") if resp.headers else None],

@@ -43,6 +43,7 @@ class Report:
     duplicated: int = 0
     phantom: int = 0
     untracked_accepted: int = 0
+    samples: dict = field(default_factory=dict)
     freshness_s: dict = field(default_factory=dict)
     by_type: dict = field(default_factory=dict)
 
@@ -130,11 +131,13 @@ def verify(ledger_paths: list[Path], query: str, wait: float = 60.0,
     while True:
         counts: Counter[str] = Counter()
         mine_by_type: Counter[str] = Counter()
+        rows_by_id: dict[str, dict] = {}
         for event_type in types:
             for row in stored_rows(query, event_type, since):
                 if _belongs_to_run(row, run_ids) or row["event_id"] in accepted:
                     counts[row["event_id"]] += 1
                     mine_by_type[event_type] += 1
+                    rows_by_id[row["event_id"]] = row
         missing = [eid for eid in accepted if eid not in counts]
         if not missing or time.time() > deadline:
             break
@@ -146,7 +149,14 @@ def verify(ledger_paths: list[Path], query: str, wait: float = 60.0,
     report.stored = len(counts)
     report.lost = len(missing)
     report.duplicated = sum(n - 1 for n in counts.values() if n > 1)
-    report.phantom = sum(1 for eid in counts if eid not in accepted and _tracked(records))
+    phantoms = [eid for eid in counts if eid not in accepted] if _tracked(records) else []
+    report.phantom = len(phantoms)
+    # a few of each problem, to start an investigation from
+    report.samples = {
+        "lost": [accepted[e] for e in missing[:5]],
+        "duplicated": [rows_by_id[e] for e, n in counts.items() if n > 1][:5],
+        "phantom": [rows_by_id[e] for e in phantoms[:5]],
+    }
     report.by_type = dict(mine_by_type)
     if follower:
         lags = [follower.first_seen[e] - r["t"] for e, r in accepted.items()
