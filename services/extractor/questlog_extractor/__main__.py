@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from questlog_extractor import job
 
     spark = job.build_session(settings)
+    stop = threading.Event()
     try:
         if args.command == "maintain":
             from questlog_extractor.maintain import maintain
@@ -47,15 +48,27 @@ def main(argv: list[str] | None = None) -> int:
             from prometheus_client import start_http_server
 
             start_http_server(settings.metrics_port)
-        stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         query = job.start(spark, settings, once=args.once)
-        job.monitor(query, stop)
+        try:
+            job.monitor(query, stop)
+        except Exception:
+            if not stop.is_set():
+                raise
+            # A process manager (honcho, Ctrl-C in a terminal) signals the whole process
+            # group, so Spark's JVM may be gone before the query could stop. Nothing is
+            # lost: writes are idempotent per batch and the checkpoint resumes the rest.
+            log.info("stopped by signal together with the JVM; the checkpoint resumes")
+            return 0
         log.info("query stopped", extra={"fields": {"query_id": query.id}})
         return 0
     finally:
-        spark.stop()
+        try:
+            spark.stop()
+        except Exception:  # the JVM is already gone (see above)
+            if not stop.is_set():
+                raise
 
 
 if __name__ == "__main__":
