@@ -104,3 +104,15 @@ def test_locust_load_ledger_loses_and_invents_nothing(stack, tmp_path):
     assert report.untracked_accepted == 0, report
     assert (report.lost, report.duplicated, report.phantom) == (0, 0, 0), report
     assert report.stored == report.accepted - report.untracked_accepted
+
+
+def test_ctrl_c_stops_every_process_cleanly(stack):
+    """Last in this module: what Ctrl-C on `make run` does, and nothing left behind."""
+    stack.stop()
+    log = stack.log.read_text(errors="replace")
+    for name in ("api", "query", "extractor"):
+        assert f"{name}.1 stopped (rc=0)" in log, log[-4000:]
+    assert "Traceback" not in log, log[log.index("Traceback") - 2000:][:6000]
+    from questlog_embedded.process import port_open
+
+    assert not any(port_open(port) for port in stack.ports.values())
