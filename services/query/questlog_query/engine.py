@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import duckdb
 import pyarrow as pa
@@ -30,11 +31,35 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
-def connect(memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
-    config = dict(BASE_CONFIG, memory_limit=memory_limit, threads=threads)
-    conn = duckdb.connect(":memory:", config=config)
+def connect(memory_limit: str, threads: int,
+            allowed_directories: tuple[str, ...] = ()) -> duckdb.DuckDBPyConnection:
+    """A DuckDB with no file access, except reading under ``allowed_directories`` (the
+    lake's own folder, so committed Parquet files can be read natively)."""
+    config = {k: v for k, v in BASE_CONFIG.items() if k != "enable_external_access"}
+    conn = duckdb.connect(":memory:", config=dict(config, memory_limit=memory_limit,
+                                                   threads=threads))
+    if allowed_directories:
+        conn.execute("SET allowed_directories = $dirs", {"dirs": list(allowed_directories)})
+    conn.execute("SET enable_external_access = false")
     conn.execute("SET TimeZone = 'UTC'")
     return conn
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def parquet_view(name: str, snap: Snapshot) -> str:
+    """A view over exactly the snapshot's committed files (never a glob), columns in the
+    snapshot's order with partition values taken from the hive-style paths."""
+    files = ", ".join(_sql_string(f) for f in snap.files)
+    columns = ", ".join(_ident(c) for c in snap.columns)
+    return (f"CREATE OR REPLACE VIEW {_ident(name)} AS SELECT {columns} FROM "  # noqa: S608
+            f"read_parquet([{files}], hive_partitioning = true, union_by_name = true)")
 
 
 class QueryTimeout(ApiError):
@@ -69,29 +94,40 @@ class Watchdog:
 
 
 class Engine:
-    def __init__(self, memory_limit: str = "1GB", threads: int = 2, timeout_s: float = 30.0):
+    def __init__(self, memory_limit: str = "1GB", threads: int = 2, timeout_s: float = 30.0,
+                 lake_dir: str | None = None):
         self.memory_limit = memory_limit
         self.threads = threads
         self.timeout_s = timeout_s
+        self.lake_dir = lake_dir  # local lake folder: committed files are read natively
         self._db: duckdb.DuckDBPyConnection | None = None
         self._db_lock = threading.Lock()
         self._local = threading.local()
 
     @classmethod
     def from_settings(cls, settings) -> Engine:
-        return cls(settings.duckdb_memory_limit, settings.duckdb_threads, settings.query_timeout_s)
+        root = settings.lake_root
+        lake_dir = unquote(urlparse(root).path) if root.startswith("file://") else None
+        return cls(settings.duckdb_memory_limit, settings.duckdb_threads, settings.query_timeout_s,
+                   lake_dir)
 
     def _cursor(self) -> tuple[duckdb.DuckDBPyConnection, dict[str, Snapshot]]:
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             with self._db_lock:  # created lazily: after gunicorn forked, never at import
                 if self._db is None:
-                    self._db = connect(self.memory_limit, self.threads)
+                    dirs = (self.lake_dir.rstrip("/") + "/",) if self.lake_dir else ()
+                    self._db = connect(self.memory_limit, self.threads, dirs)
                 cursor = self._db.cursor()
             cursor.execute("SET TimeZone = 'UTC'")
             self._local.cursor = cursor
             self._local.registered = {}
         return cursor, self._local.registered
+
+    def _native(self, snap: Snapshot) -> bool:
+        """Whether DuckDB may read the snapshot's files itself (all inside the lake)."""
+        return bool(snap.files and self.lake_dir
+                    and all(f.startswith(self.lake_dir) for f in snap.files))
 
     def query(
         self, sql: str, params: Mapping[str, Any], snapshots: Mapping[str, Snapshot]
@@ -99,7 +135,15 @@ class Engine:
         cursor, registered = self._cursor()
         for name, snap in snapshots.items():
             if registered.get(name) is not snap:
-                cursor.register(name, snap.dataset)
+                previous = registered.pop(name, None)
+                if previous is not None and self._native(previous):
+                    cursor.execute(f"DROP VIEW IF EXISTS {_ident(name)}")
+                elif previous is not None:
+                    cursor.unregister(name)
+                if self._native(snap):
+                    cursor.execute(parquet_view(name, snap))
+                else:
+                    cursor.register(name, snap.dataset)
                 registered[name] = snap
         with Watchdog(cursor, self.timeout_s) as dog:
             try:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +47,10 @@ class Snapshot:
     rows: int
     latest_time: datetime | None
     columns: tuple[str, ...]
+    # Local paths of exactly the Parquet files this version's Delta log lists (file://
+    # lakes only): DuckDB reads them natively, several times faster than through Arrow.
+    files: tuple[str, ...] = ()
+    partition_columns: tuple[str, ...] = ()
 
     def freshness_seconds(self, now: datetime | None = None) -> float | None:
         if self.latest_time is None:
@@ -90,6 +95,17 @@ def _stats(
         return int(pc.sum(records).as_py() or 0), _as_utc(latest)
     column = dataset.to_table(columns=[spec.time_column]).column(spec.time_column)
     return len(column), _as_utc(pc.max(column).as_py())
+
+
+def _local_files(table: DeltaTable) -> tuple[str, ...]:
+    """The committed data files as local paths, or () when the table is not on a local
+    disk or uses a feature a plain Parquet read would get wrong (deletion vectors)."""
+    uris = table.file_uris()
+    if not uris or not all(u.startswith("file://") or u.startswith("/") for u in uris):
+        return ()
+    if "deletionVectors" in (table.protocol().reader_features or []):
+        return ()
+    return tuple(unquote(u[len("file://"):]) if u.startswith("file://") else u for u in uris)
 
 
 def _as_utc(value: object) -> datetime | None:
@@ -173,7 +189,9 @@ class Lake:
             dataset = entry.table.to_pyarrow_dataset()
             rows, latest = _stats(entry.table, dataset, entry.spec)
             entry.snapshot = Snapshot(
-                entry.spec.name, version, dataset, rows, latest, tuple(dataset.schema.names)
+                entry.spec.name, version, dataset, rows, latest, tuple(dataset.schema.names),
+                files=_local_files(entry.table),
+                partition_columns=tuple(entry.table.metadata().partition_columns),
             )
             metrics.SNAPSHOT_LOADS.labels(entry.spec.name).inc()
             metrics.TABLE_VERSION.labels(entry.spec.name).set(version)
