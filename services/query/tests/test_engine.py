@@ -46,8 +46,8 @@ def test_engine_cannot_read_outside_the_lake(engine_and_lake, tmp_path):
 def test_same_numbers_native_or_through_arrow(engine_and_lake):
     engine, lake = engine_and_lake
     snap = lake.snapshot("purchase_sword")
-    sql = ('SELECT host, sword_type, count(*) AS n, round(sum(price), 6) AS p, max(event_date) AS d '
-           'FROM "purchase_sword" GROUP BY ALL ORDER BY ALL')
+    sql = ('SELECT host, sword_type, count(*) AS n, round(sum(price), 6) AS p, '
+           'max(event_date) AS d FROM "purchase_sword" GROUP BY ALL ORDER BY ALL')
     native = engine.query(sql, {}, {"purchase_sword": snap})
     arrow = duckdb.connect()
     arrow.register("purchase_sword", snap.dataset)
