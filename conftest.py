@@ -6,7 +6,12 @@ the logs stay where pytest keeps its temp dirs and their paths are printed at th
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+
+# py4j logs at INFO while the interpreter shuts down, after pytest closed its streams
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 _LOGS: list[str] = []
 
