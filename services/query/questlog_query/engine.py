@@ -55,10 +55,11 @@ def _ident(name: str) -> str:
 
 def parquet_view(name: str, snap: Snapshot) -> str:
     """A view over exactly the snapshot's committed files (never a glob), columns in the
-    snapshot's order with partition values taken from the hive-style paths."""
+    snapshot's order with partition values taken from the hive-style paths. TEMP: each
+    thread's cursor is its own connection, so threads never share (or fight over) it."""
     files = ", ".join(_sql_string(f) for f in snap.files)
     columns = ", ".join(_ident(c) for c in snap.columns)
-    return (f"CREATE OR REPLACE VIEW {_ident(name)} AS SELECT {columns} FROM "  # noqa: S608
+    return (f"CREATE OR REPLACE TEMP VIEW {_ident(name)} AS SELECT {columns} FROM "  # noqa: S608
             f"read_parquet([{files}], hive_partitioning = true, union_by_name = true)")
 
 
