@@ -79,6 +79,7 @@ def run(ctx) -> dict:
                if seen else None)
     return {"rate_target": RATE, "seconds": secs, "load": load, "probes": len(samples),
             "probes_never_seen": sum(s is None for s in samples),
+            "query_errors_while_probing": len(ERRORS), "query_error_sample": ERRORS[:3],
             "freshness_s": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
                             "mean": round(statistics.mean(seen), 2) if seen else None}}
 
