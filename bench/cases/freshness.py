@@ -29,10 +29,17 @@ def _post(url: str, event: dict) -> float:
     return time.time()
 
 
+ERRORS: list[str] = []
+
+
 def _visible(query: str, player: str) -> bool:
     url = f"{query}/v1/events/purchase_sword?player_id={player}&limit=1"
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return bool(json.loads(resp.read())["rows"])
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return bool(json.loads(resp.read())["rows"])
+    except OSError as exc:  # an error answer is reported, and the probe keeps polling
+        ERRORS.append(str(exc))
+        return False
 
 
 def probe(stack: Stack, n: int) -> float | None:
