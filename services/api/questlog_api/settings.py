@@ -20,6 +20,8 @@ PREFIX = "QUESTLOG_API_"
 # can be reversed by anyone who enumerates IPv4, so production must set its own secret.
 DEV_IP_HASH_KEY = b"questlog-dev-ip-hash-key-not-secret"
 MIN_IP_HASH_KEY_BYTES = 16
+# kafka: kafka-python; confluent: confluent-kafka (librdkafka); memory: tests/dev only
+SINKS = ("kafka", "confluent", "memory")
 
 
 class SettingsError(ValueError):
@@ -30,7 +32,7 @@ class SettingsError(ValueError):
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic: str = "events"
-    sink: Literal["kafka", "memory"] = "kafka"
+    sink: Literal["kafka", "confluent", "memory"] = "kafka"
     max_batch_events: int = 500
     max_body_bytes: int = 1_048_576
     write_keys: tuple[str, ...] = ()
@@ -98,8 +100,8 @@ def _float(raw: str) -> float:
 
 
 def _sink(raw: str) -> str:
-    if raw not in ("kafka", "memory"):
-        raise ValueError("must be 'kafka' or 'memory'")
+    if raw not in SINKS:
+        raise ValueError("must be one of " + ", ".join(repr(name) for name in SINKS))
     return raw
 
 
@@ -138,7 +140,7 @@ def _check(s: Settings) -> list[str]:
         (0 <= s.linger_ms <= 1000, "LINGER_MS must be in [0, 1000]"),
         (s.retry_after_s >= 1, "RETRY_AFTER_S must be >= 1"),
         (s.proxy_hops >= 0, "PROXY_HOPS must be >= 0"),
-        (s.sink in ("kafka", "memory"), "SINK must be 'kafka' or 'memory'"),
+        (s.sink in SINKS, "SINK must be one of " + ", ".join(SINKS)),
         (bool(s.topic), "TOPIC must not be empty"),
         (s.log_level in {"DEBUG", "INFO", "WARNING", "ERROR"}, "LOG_LEVEL is not a level"),
         (len(s.ip_hash_key) >= MIN_IP_HASH_KEY_BYTES,

@@ -28,7 +28,7 @@ from questlog_api.settings import Settings, bootstrap_addresses
 log = logging.getLogger(__name__)
 
 # Kafka sinks of this process, for gunicorn's post_fork/worker_exit hooks.
-LIVE_SINKS: weakref.WeakSet[KafkaSink] = weakref.WeakSet()
+LIVE_SINKS: weakref.WeakSet[KafkaSink | ConfluentSink] = weakref.WeakSet()
 
 
 class SinkUnavailable(Exception):
@@ -255,7 +255,241 @@ class KafkaSink:
             producer.close(timeout=timeout_s)
 
 
+class _Waiter:
+    """One request's events: the delivery callbacks count down, the request waits."""
+
+    __slots__ = ("_done", "error", "release", "remaining")
+
+    def __init__(self, remaining: int, release: Any) -> None:
+        self.remaining = remaining
+        self.error: Any = None
+        self.release = release
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def delivered(self, err: Any, _msg: Any) -> None:
+        # Called by the one thread serving the producer's callbacks at a time (the poll
+        # thread, or close()'s flush once the poll thread has stopped).
+        self.release(1)
+        if err is not None and self.error is None:
+            self.error = err
+        self.remaining -= 1
+        if self.remaining == 0:
+            self._done.release()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._done.acquire(timeout=max(timeout_s, 0.001))
+
+
+# Producers inherited across a fork: their librdkafka threads do not exist in the child, so
+# destroying them could hang. They are kept referenced (never destroyed) instead.
+_ORPHANS: list[Any] = []
+
+
+class ConfluentSink:
+    """confluent-kafka (librdkafka, in C: batching, I/O and acks happen outside the GIL)
+    behind the ``Sink`` interface; safe to share between threads.
+
+    Each event gets a delivery callback; a per-process thread calls ``poll()`` to serve
+    them, and each request waits for its own events' callbacks, at most
+    ``produce_timeout_s``. ``acks=all`` and ``enable.idempotence`` are set explicitly and
+    checked after construction; librdkafka refuses to start an idempotent producer with
+    any other ``acks``. Messages not acknowledged within ``message.timeout.ms`` fail
+    (and release their in-flight slot), so memory stays bounded during an outage.
+    """
+
+    POLL_INTERVAL_S = 0.05
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.in_flight = InFlight(settings.max_in_flight)
+        self._producer: Any = None
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._fatal: str | None = None
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._atexit = False
+        LIVE_SINKS.add(self)
+
+    def producer_config(self) -> dict[str, Any]:
+        timeout_ms = int(self.settings.produce_timeout_s * 1000)
+        request_timeout_ms = max(1000, timeout_ms)
+        return {
+            "bootstrap.servers": self.settings.kafka_bootstrap,
+            "client.id": "questlog-api",
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": self.settings.linger_ms,
+            "socket.nagle.disable": True,
+            "request.timeout.ms": request_timeout_ms,
+            # A record the client already got a 503 for fails after this, releasing its
+            # slot in the in-flight count.
+            "message.timeout.ms": request_timeout_ms + self.settings.linger_ms + 5000,
+            # the in-flight cap refuses work before librdkafka's queue is full
+            "queue.buffering.max.messages": self.settings.max_in_flight + 1000,
+            "reconnect.backoff.max.ms": 1000,
+            "retry.backoff.ms": 100,
+            "topic.metadata.refresh.interval.ms": 30_000,
+            "error_cb": self._on_error,
+            "logger": logging.getLogger("confluent_kafka"),
+        }
+
+    def _on_error(self, err: Any) -> None:
+        if err.fatal():
+            # e.g. an idempotence sequence the broker can no longer accept: this producer
+            # is done; the next request builds a new one.
+            self._fatal = err.str()
+            log.error("kafka producer fatal error: %s", err.str())
+        else:
+            log.debug("kafka client error: %s", err.str())
+
+    def _get_producer(self) -> Any:
+        producer = self._producer
+        if producer is not None and self._pid == os.getpid() and self._fatal is None:
+            return producer
+        with self._lock:
+            if self._pid != os.getpid():
+                if self._producer is not None:
+                    _ORPHANS.append(self._producer)
+                self._producer, self._poller, self._fatal = None, None, None
+            if self._fatal is not None and self._producer is not None:
+                self._retire_locked()
+            if self._producer is not None:
+                return self._producer
+            from confluent_kafka import KafkaException, Producer
+
+            config = self.producer_config()
+            self._check_idempotent(config)
+            try:
+                producer = Producer(config)
+            except KafkaException as exc:
+                log.warning("kafka producer could not start: %s", exc)
+                raise SinkUnavailable(f"Kafka producer could not start: {exc}") from exc
+            self._stop = threading.Event()
+            poller = threading.Thread(target=self._poll, args=(producer, self._stop),
+                                      name="questlog-kafka-poll", daemon=True)
+            poller.start()
+            self._producer, self._poller, self._pid = producer, poller, os.getpid()
+            if not self._atexit:
+                atexit.register(self.close, 10.0)
+                self._atexit = True
+            log.info("kafka producer started (librdkafka %s, bootstrap %s)",
+                     _librdkafka_version(), self.settings.kafka_bootstrap)
+            return producer
+
+    @staticmethod
+    def _check_idempotent(config: dict[str, Any]) -> None:
+        """librdkafka itself refuses ``enable.idempotence`` with any ``acks`` but all (at
+        construction); this guards against a config edit dropping either option."""
+        if not (config.get("enable.idempotence") is True and config.get("acks") == "all"):
+            raise RuntimeError(
+                "kafka producer is not idempotent with acks=all: enable.idempotence="
+                f"{config.get('enable.idempotence')} acks={config.get('acks')}"
+            )
+
+    def _poll(self, producer: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
+            producer.poll(self.POLL_INTERVAL_S)
+
+    def _retire_locked(self) -> None:
+        """Stop using the current producer (fatal error): flush what it can, off-thread."""
+        producer, poller, stop = self._producer, self._poller, self._stop
+        self._producer, self._poller, self._fatal = None, None, None
+        stop.set()
+
+        def retire() -> None:
+            if poller is not None:
+                poller.join()
+            producer.flush(self.settings.produce_timeout_s)
+
+        threading.Thread(target=retire, name="questlog-kafka-retire", daemon=True).start()
+
+    def send_many(self, events: Sequence[dict[str, Any]]) -> None:
+        n = len(events)
+        in_flight = self.in_flight
+        if not in_flight.try_acquire(n):
+            raise SinkUnavailable("too many events in flight")
+        deadline = time.monotonic() + self.settings.produce_timeout_s
+        handed = 0
+        waiter = _Waiter(n, in_flight.release)
+        try:
+            producer = self._get_producer()
+            produce, topic, callback = producer.produce, self.settings.topic, waiter.delivered
+            for event in events:
+                key, value = encode(event)
+                produce(topic, value, key, on_delivery=callback)
+                handed += 1
+        except BufferError as exc:
+            raise SinkUnavailable("Kafka producer queue full") from exc
+        except Exception as exc:
+            from confluent_kafka import KafkaException
+
+            if isinstance(exc, KafkaException):
+                raise SinkUnavailable(f"Kafka send failed: {exc}") from exc
+            raise
+        finally:
+            if handed < n:  # a failed hand-over raises: nobody waits for the waiter
+                in_flight.release(n - handed)  # slots of events never handed over
+        if not waiter.wait(deadline - time.monotonic()):
+            raise SinkUnavailable("Kafka did not acknowledge in time")
+        if waiter.error is not None:
+            raise SinkUnavailable(f"Kafka did not acknowledge: {waiter.error.name()}")
+
+    def ready(self) -> tuple[bool, str]:
+        if not _any_bootstrap_reachable(self.settings.kafka_bootstrap):
+            return False, "no bootstrap server reachable"
+        try:
+            self._get_producer()
+        except SinkUnavailable as exc:
+            return False, str(exc)
+        if self.in_flight.used >= self.in_flight.limit:
+            return False, "in-flight limit reached"
+        return True, "ok"
+
+    def reset(self) -> None:
+        with self._lock:
+            if self._producer is not None and self._pid != os.getpid():
+                _ORPHANS.append(self._producer)
+            self._producer, self._poller, self._pid, self._fatal = None, None, None, None
+            self._stop = threading.Event()
+            self.in_flight = InFlight(self.settings.max_in_flight)
+
+    def close(self, timeout_s: float) -> None:
+        with self._lock:
+            producer, poller, stop = self._producer, self._poller, self._stop
+            owned = self._pid == os.getpid()
+            self._producer, self._poller = None, None
+        if producer is None or not owned:
+            return
+        stop.set()
+        if poller is not None:
+            poller.join()
+        log.info("flushing kafka producer")
+        left = producer.flush(timeout_s)  # serves the remaining delivery callbacks
+        if left:
+            log.warning("kafka producer closed with %d events not acknowledged", left)
+
+
+def _any_bootstrap_reachable(bootstrap: str) -> bool:
+    for host, port in bootstrap_addresses(bootstrap):
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _librdkafka_version() -> str:
+    import confluent_kafka
+
+    return confluent_kafka.libversion()[0]
+
+
 def make_sink(settings: Settings) -> Sink:
     if settings.sink == "memory":
         return MemorySink(settings.max_in_flight)
+    if settings.sink == "confluent":
+        return ConfluentSink(settings)
     return KafkaSink(settings)

@@ -1,4 +1,5 @@
-"""The real path: a real KRaft broker, the KafkaSink, events read back from the topic."""
+"""The real path: a real KRaft broker, each Kafka sink (kafka-python and confluent-kafka),
+events read back from the topic."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import uuid
 import pytest
 
 from questlog_api import KafkaSink, Settings, create_app
+from questlog_api.sink import ConfluentSink
 
 pytestmark = pytest.mark.integration
+
+SINKS = pytest.mark.parametrize("sink_name", ["kafka", "confluent"])
 
 CANARIES = ("COOKIE-CANARY-7f3a", "AUTH-CANARY-91bc", "BODY-CANARY-c0de")
 
@@ -59,8 +63,43 @@ def test_producer_is_idempotent_with_acks_all(kafka, topic):
         sink.close(5)
 
 
-def test_events_are_read_back_with_exact_envelope_and_key(kafka, topic):
-    app = create_app(settings_for(kafka.bootstrap, topic))
+def test_confluent_producer_is_idempotent_with_acks_all(kafka, topic):
+    """librdkafka reports the idempotent producer's state: a producer id was assigned."""
+    stats: list[dict] = []
+    sink = ConfluentSink(settings_for(kafka.bootstrap, topic))
+    config = sink.producer_config()
+    assert config["enable.idempotence"] is True
+    assert config["acks"] == "all"
+    sink.producer_config = lambda: {**config, "statistics.interval.ms": 100,
+                                    "stats_cb": lambda raw: stats.append(json.loads(raw))}
+    try:
+        sink.send_many([{"event_type": "join_guild", "player_id": "p", "event_id": "e",
+                         "properties": {"guild_id": "g"}}])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                s.get("eos", {}).get("idemp_state") == "Assigned" for s in stats):
+            time.sleep(0.1)
+        eos = next(s["eos"] for s in reversed(stats)
+                   if s.get("eos", {}).get("idemp_state") == "Assigned")
+        assert eos["producer_id"] >= 0
+    finally:
+        sink.close(5)
+
+
+def test_librdkafka_refuses_idempotence_without_acks_all(kafka):
+    from confluent_kafka import KafkaException, Producer
+
+    with pytest.raises(KafkaException, match="acks"):
+        Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True,
+                  "acks": 1})
+    sink = ConfluentSink(settings_for(kafka.bootstrap, "t"))
+    with pytest.raises(RuntimeError, match="not idempotent"):
+        sink._check_idempotent({**sink.producer_config(), "acks": 1})
+
+
+@SINKS
+def test_events_are_read_back_with_exact_envelope_and_key(kafka, topic, sink_name):
+    app = create_app(settings_for(kafka.bootstrap, topic, sink=sink_name))
     client = app.test_client()
     secret_headers = {"Cookie": f"session={CANARIES[0]}",
                       "Authorization": f"Bearer {CANARIES[1]}",
@@ -118,14 +157,16 @@ def test_events_are_read_back_with_exact_envelope_and_key(kafka, topic):
 
 
 @pytest.mark.slow
-def test_outage_gives_only_bounded_503s_then_recovers(tmp_path):
+@SINKS
+def test_outage_gives_only_bounded_503s_then_recovers(tmp_path, sink_name):
     from questlog_embedded.kafka import KafkaBroker
 
     broker = KafkaBroker(tmp_path / "kafka", default_partitions=1)
     broker.start()
     try:
         broker.create_topic("events", partitions=1)
-        settings = settings_for(broker.bootstrap, "events", produce_timeout_s=2.0)
+        settings = settings_for(broker.bootstrap, "events", produce_timeout_s=2.0,
+                                sink=sink_name)
         app = create_app(settings)
         client = app.test_client()
         event = {"event_type": "join_guild", "player_id": "p", "properties": {"guild_id": "g"}}

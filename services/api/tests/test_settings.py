@@ -44,7 +44,7 @@ def test_missing_ip_hash_key_fails_fast_unless_dev_allowed():
     ("MAX_BATCH_EVENTS", "ten", "not an integer"),
     ("RATE_LIMIT", "nan", "not a finite number"),
     ("PRODUCE_TIMEOUT_S", "0", "PRODUCE_TIMEOUT_S must be"),
-    ("SINK", "redis", "must be 'kafka' or 'memory'"),
+    ("SINK", "redis", "must be one of 'kafka', 'confluent', 'memory'"),
     ("KAFKA_BOOTSTRAP", "localhost", "KAFKA_BOOTSTRAP must be host:port"),
     ("IP_HASH_KEY", "short", "at least 16 bytes"),
     ("MAX_IN_FLIGHT", "1", "MAX_IN_FLIGHT must be >= MAX_BATCH_EVENTS"),
