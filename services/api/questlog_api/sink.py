@@ -23,6 +23,8 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import orjson
+
 from questlog_api.settings import Settings, bootstrap_addresses
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,18 @@ class SinkUnavailable(Exception):
 
 
 def encode(event: dict[str, Any]) -> tuple[bytes, bytes]:
-    """Kafka key (player_id) and value (the JSON envelope) of one event."""
-    value = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return event["player_id"].encode("utf-8"), value.encode("utf-8")
+    """Kafka key (player_id) and value (the JSON envelope, compact UTF-8) of one event.
+
+    orjson when it can (about 20x faster); the standard library for what orjson refuses
+    (integers beyond 64 bits), so every envelope that validated can still be written.
+    Envelopes never hold NaN/Infinity: the parser rejects them.
+    """
+    try:
+        value = orjson.dumps(event)
+    except orjson.JSONEncodeError:
+        value = json.dumps(event, separators=(",", ":"), ensure_ascii=False,
+                           allow_nan=False).encode("utf-8")
+    return event["player_id"].encode("utf-8"), value
 
 
 class Sink(Protocol):

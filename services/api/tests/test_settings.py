@@ -9,7 +9,7 @@ def test_defaults_from_empty_env_with_key():
     s = Settings.from_env({"QUESTLOG_API_IP_HASH_KEY": KEY})
     assert s.kafka_bootstrap == "127.0.0.1:9092"
     assert s.topic == "events"
-    assert s.sink == "kafka"
+    assert s.sink == "confluent"
     assert s.write_keys == ()
     assert s.ip_hash_key == KEY.encode()
 
