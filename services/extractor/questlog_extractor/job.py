@@ -18,7 +18,7 @@ import logging
 import threading
 from typing import Any
 
-from pyspark import StorageLevel
+from pyspark import InheritableThread, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -48,6 +48,11 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         # Delta rebuilds table state with 50 tasks by default: pure overhead on a few cores.
         "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
+        # The validation (``transforms.parse``) is one wide expression: fused into one
+        # whole-stage method it passes HotSpot's 8000-byte limit and is never JIT-compiled
+        # (interpreted bytecode, ~3x slower). Over the limit Spark falls back to per-operator
+        # code, which it splits into small methods.
+        "spark.sql.codegen.hugeMethodLimit": "8000",
         # Spark 4.1.1's V2 Kafka stream throws an NPE in its progress metrics on the first
         # batch after a restart that replays an uncommitted batch (SPARK-55271), failing
         # the query on every crash recovery. The V1 source has the same offsets/limits.
@@ -100,6 +105,26 @@ class BatchWriter:
          .partitionBy(partition_by)
          .save(self.settings.table_uri(table)))
 
+    def write_all(self, writes: list[tuple[DataFrame, str, str]], batch_id: int,
+                  app_id: str) -> None:
+        """The tables' appends side by side: each is a small Spark job plus a Delta commit
+        (driver-side log work), so running them together keeps both cores busy."""
+        errors: list[BaseException] = []
+
+        def run(df: DataFrame, table: str, partition_by: str) -> None:
+            try:
+                self.write(df, table, batch_id, app_id, partition_by)
+            except BaseException as exc:  # re-raised on the foreachBatch thread
+                errors.append(exc)
+
+        threads = [InheritableThread(target=run, args=w, name=f"write-{w[1]}") for w in writes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         app_id = self.app_id(batch.sparkSession)
         batch = batch.drop(transforms.DEDUP_KEY, transforms.DEDUP_TIME)
@@ -110,13 +135,12 @@ class BatchWriter:
             counts = {r["t"]: r["n"] for r in
                       batch.groupBy(table_of.alias("t")).agg(F.count("*").alias("n")).collect()}
             good, bad = transforms.split(batch)
-            for event_type in self.registry.event_types:
-                if counts.get(event_type):
-                    self.write(transforms.to_event_table(good, event_type, self.registry),
-                               event_type, batch_id, app_id, "event_date")
+            writes = [(transforms.to_event_table(good, event_type, self.registry), event_type,
+                       "event_date")
+                      for event_type in self.registry.event_types if counts.get(event_type)]
             if counts.get(QUARANTINE):
-                self.write(transforms.to_quarantine(bad), QUARANTINE, batch_id, app_id,
-                           "seen_date")
+                writes.append((transforms.to_quarantine(bad), QUARANTINE, "seen_date"))
+            self.write_all(writes, batch_id, app_id)
         finally:
             batch.unpersist()
         for table, n in counts.items():

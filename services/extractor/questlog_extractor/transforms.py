@@ -181,6 +181,8 @@ def dedup(parsed: DataFrame, watermark: str) -> DataFrame:
     good = F.col("reason").isNull()
     return (
         parsed
+        # Only the quarantine needs the raw text: the shuffle and the cached batch skip it.
+        .withColumn("raw_value", F.when(~good, F.col("raw_value")))
         .withColumn(DEDUP_KEY, F.when(good, F.col("event_id")).otherwise(F.concat_ws(
             "/", F.lit("q"), "topic", "kafka_partition", "kafka_offset")))
         .withColumn(DEDUP_TIME, F.when(good, F.col("received_at")))
