@@ -25,7 +25,7 @@ from pathlib import Path
 from locust import FastHttpUser, between, events, task
 
 from questlog_loadtest import payloads
-from questlog_loadtest.ledger import Ledger
+from questlog_loadtest.ledger import SENT, Ledger
 from questlog_schemas import load_registry
 
 RUN_ID = os.environ.get("QUESTLOG_LOAD_RUN_ID") or f"load-{int(time.time())}"
@@ -42,6 +42,9 @@ JSON = {"Content-Type": "application/json"}
 
 
 def _post_events(user, batch: list[dict], name: str) -> None:
+    for event_type in {e["event_type"] for e in batch}:
+        LEDGER.record([e["event_id"] for e in batch if e["event_type"] == event_type],
+                      event_type, SENT)
     with user.client.post("/v1/events", data=json.dumps(batch if len(batch) > 1 else batch[0]),
                           headers=JSON, name=name, catch_response=True) as resp:
         status = resp.status_code or 0

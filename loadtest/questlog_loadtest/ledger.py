@@ -1,7 +1,8 @@
 """The ledger: one JSON line per event a load run tried to send, with what the API said.
 
 Record: {"id": event_id or null, "type": event_type, "status": HTTP status (0 = no
-answer: connection error or timeout), "t": unix time of the answer, "run": run id}.
+answer: connection error or timeout; -1 = SENT, written just before the request, so an
+event in flight when the run stops is still known), "t": unix time, "run": run id}.
 A 2xx means accepted; 503 means unavailable (Kafka did not acknowledge); other 4xx
 mean rejected. Legacy GET routes report their event id in the X-Event-Id header.
 """
@@ -14,6 +15,8 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+SENT = -1  # written before a request goes out; its answer follows in a later line
 
 
 class Ledger:

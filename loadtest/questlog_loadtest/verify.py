@@ -110,16 +110,27 @@ def verify(ledger_paths: list[Path], query: str, wait: float = 60.0,
     if not records:
         raise SystemExit("the ledger is empty: did the load run?")
     run_ids = {r["run"] for r in records}
-    accepted = {r["id"]: r for r in records if 200 <= r["status"] < 300 and r["id"]}
-    report = Report(sent=len(records))
+    # One outcome per event: a SENT line is replaced by its answer; a SENT line with no
+    # answer (the run stopped mid-request) counts as no answer, and if that event was
+    # stored anyway it is not a phantom: it was sent.
+    outcome: dict[str, dict] = {}
+    anonymous = []
     for r in records:
+        if r["id"] is None:
+            anonymous.append(r)
+        elif r["status"] != ledger.SENT or r["id"] not in outcome:
+            outcome[r["id"]] = r
+    finals = [*outcome.values(), *anonymous]
+    accepted = {r["id"]: r for r in finals if 200 <= r["status"] < 300 and r["id"]}
+    report = Report(sent=len(finals))
+    for r in finals:
         s = r["status"]
         if 200 <= s < 300:
             report.accepted += 1
             report.untracked_accepted += r["id"] is None
         elif s == 503:
             report.unavailable += 1
-        elif s == 0:
+        elif s in (0, ledger.SENT):
             report.no_answer += 1
         else:
             report.rejected += 1
@@ -149,7 +160,9 @@ def verify(ledger_paths: list[Path], query: str, wait: float = 60.0,
     report.stored = len(counts)
     report.lost = len(missing)
     report.duplicated = sum(n - 1 for n in counts.values() if n > 1)
-    phantoms = [eid for eid in counts if eid not in accepted] if _tracked(records) else []
+    phantoms = ([eid for eid in counts if eid not in accepted
+                 and outcome.get(eid, {}).get("status") not in (0, ledger.SENT)]
+                if _tracked(finals) else [])
     report.phantom = len(phantoms)
     # a few of each problem, to start an investigation from
     report.samples = {

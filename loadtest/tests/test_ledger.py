@@ -90,3 +90,18 @@ def test_unavailable_event_that_got_stored_anyway_is_a_phantom(ledger_file):
     report = check(ledger_file, {"purchase_sword": [row("a"), row("b"), row("c")],
                                  "join_guild": [row("d"), row("e")]})
     assert report.phantom == 1
+
+
+def test_event_in_flight_when_the_run_stopped_is_no_answer_not_a_phantom(tmp_path):
+    from questlog_loadtest.ledger import SENT
+
+    led = Ledger(tmp_path / "l.jsonl", run_id="run7")
+    led.record(["a", "b"], "purchase_sword", SENT)
+    led.record(["a", "b"], "purchase_sword", 202)
+    led.record(["c"], "join_guild", SENT)  # the run stopped before c's answer
+    led.close()
+    report = check(tmp_path / "l.jsonl", {"purchase_sword": [row("a"), row("b")],
+                                          "join_guild": [row("c")]})
+    assert (report.sent, report.accepted, report.no_answer) == (3, 2, 1)
+    assert (report.lost, report.duplicated, report.phantom) == (0, 0, 0)
+    assert report.stored == 3

@@ -94,7 +94,8 @@ def test_locust_load_ledger_loses_and_invents_nothing(stack, tmp_path):
                QUESTLOG_LOAD_MAX_P95_MS="5000")
     proc = subprocess.run(
         [str(VENV_BIN / "locust"), "-f", "loadtest/locustfile.py", "--headless",
-         "-H", stack.api, "-u", "8", "-r", "8", "-t", "20s", "--only-summary"],
+         "-H", stack.api, "-u", "8", "-r", "8", "-t", "20s", "--stop-timeout", "10",
+         "--only-summary"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "LOAD PASSED" in proc.stdout
@@ -102,8 +103,10 @@ def test_locust_load_ledger_loses_and_invents_nothing(stack, tmp_path):
     report = verify.verify([ledger], stack.query, wait=120, log=lambda *_: None)
     assert report.accepted > 200, report
     assert report.untracked_accepted == 0, report
-    assert (report.lost, report.duplicated, report.phantom) == (0, 0, 0), report
-    assert report.stored == report.accepted - report.untracked_accepted
+    assert (report.lost, report.duplicated, report.phantom) == (0, 0, 0), report.samples
+    # accepted events all stored (lost == 0); besides them only events in flight when
+    # Locust stopped (no answer, yet stored) may be there
+    assert report.accepted <= report.stored <= report.accepted + report.no_answer
 
 
 def test_ctrl_c_stops_every_process_cleanly(stack):

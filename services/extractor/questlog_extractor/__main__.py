@@ -17,6 +17,15 @@ from questlog_extractor.settings import Settings, SettingsError
 log = logging.getLogger("questlog_extractor")
 
 
+class _QuietWhenStopping(logging.Filter):
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.stop.is_set() and record.name.split(".")[0] in ("root", "py4j"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="questlog_extractor", description=__doc__)
     parser.add_argument("command", nargs="?", choices=("run", "maintain"), default="run",
@@ -38,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = job.build_session(settings)
     stop = threading.Event()
+    # py4j logs every call that hits a JVM the stop signal already took down (a process
+    # manager signals the whole group): expected then, so not logged as an error.
+    quiet = _QuietWhenStopping(stop)
+    for name in ("", "py4j", "py4j.java_gateway", "py4j.clientserver"):
+        logging.getLogger(name).addFilter(quiet)
     try:
         if args.command == "maintain":
             from questlog_extractor.maintain import maintain
