@@ -232,23 +232,7 @@ class KafkaSink:
         self.in_flight.release(1)
 
     def ready(self) -> tuple[bool, str]:
-        reachable = False
-        for host, port in bootstrap_addresses(self.settings.kafka_bootstrap):
-            try:
-                with socket.create_connection((host, port), timeout=0.5):
-                    reachable = True
-                    break
-            except OSError:
-                continue
-        if not reachable:
-            return False, "no bootstrap server reachable"
-        try:
-            self._get_producer()
-        except SinkUnavailable as exc:
-            return False, str(exc)
-        if self.in_flight.used >= self.in_flight.limit:
-            return False, "in-flight limit reached"
-        return True, "ok"
+        return _readiness(self)
 
     def reset(self) -> None:
         with self._lock:
@@ -448,15 +432,7 @@ class ConfluentSink:
             raise SinkUnavailable(f"Kafka did not acknowledge: {waiter.error.name()}")
 
     def ready(self) -> tuple[bool, str]:
-        if not _any_bootstrap_reachable(self.settings.kafka_bootstrap):
-            return False, "no bootstrap server reachable"
-        try:
-            self._get_producer()
-        except SinkUnavailable as exc:
-            return False, str(exc)
-        if self.in_flight.used >= self.in_flight.limit:
-            return False, "in-flight limit reached"
-        return True, "ok"
+        return _readiness(self)
 
     def reset(self) -> None:
         with self._lock:
@@ -480,6 +456,19 @@ class ConfluentSink:
         left = producer.flush(timeout_s)  # serves the remaining delivery callbacks
         if left:
             log.warning("kafka producer closed with %d events not acknowledged", left)
+
+
+def _readiness(sink: Any) -> tuple[bool, str]:
+    """Shared by both Kafka sinks: a broker answers, a producer exists, room in flight."""
+    if not _any_bootstrap_reachable(sink.settings.kafka_bootstrap):
+        return False, "no bootstrap server reachable"
+    try:
+        sink._get_producer()
+    except SinkUnavailable as exc:
+        return False, str(exc)
+    if sink.in_flight.used >= sink.in_flight.limit:
+        return False, "in-flight limit reached"
+    return True, "ok"
 
 
 def _any_bootstrap_reachable(bootstrap: str) -> bool:
