@@ -96,6 +96,9 @@ def summarize(progress: dict[str, Any]) -> dict[str, Any]:
         "input_rows_per_second": round(_number(progress.get("inputRowsPerSecond")), 1),
         "processed_rows_per_second": round(_number(progress.get("processedRowsPerSecond")), 1),
         "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
+        # where the batch's time went: latestOffset, queryPlanning, addBatch, walCommit, ...
+        "phases_ms": {k: v for k, v in (progress.get("durationMs") or {}).items()
+                      if k != "triggerExecution"},
         "end_offset": source.get("endOffset"),
         "latest_offset": source.get("latestOffset"),
         "offsets_behind_latest": int(_number(metrics["maxOffsetsBehindLatest"]))

@@ -24,6 +24,8 @@ _STATE_STORES = {
     "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
 }
 
+WRITERS = ("delta-rs", "spark")
+
 
 class SettingsError(ValueError):
     """A missing or malformed setting; the message names the variable."""
@@ -42,6 +44,7 @@ class Settings:
     spark_jars: tuple[str, ...] = ()
     shuffle_partitions: int = 2
     state_store: str = "rocksdb"
+    writer: str = "delta-rs"
     metrics_port: int = 9108
     query_name: str = "extractor"
 
@@ -103,6 +106,9 @@ class Settings:
         if state_store not in _STATE_STORES:
             raise SettingsError(
                 f"{PREFIX}STATE_STORE must be one of {sorted(_STATE_STORES)}, got {state_store!r}")
+        writer = get("WRITER", cls.writer)
+        if writer not in WRITERS:
+            raise SettingsError(f"{PREFIX}WRITER must be one of {list(WRITERS)}, got {writer!r}")
         query_name = get("QUERY_NAME", cls.query_name)
         if not re.match(r"^[a-z][a-z0-9_-]*$", query_name):
             raise SettingsError(f"{PREFIX}QUERY_NAME must match [a-z][a-z0-9_-]*")
@@ -120,6 +126,7 @@ class Settings:
             spark_jars=jars,
             shuffle_partitions=integer("SHUFFLE_PARTITIONS", cls.shuffle_partitions, 1),
             state_store=state_store,
+            writer=writer,
             metrics_port=integer("METRICS_PORT", cls.metrics_port, 0),
             query_name=query_name,
         )

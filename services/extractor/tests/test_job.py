@@ -52,12 +52,14 @@ def run_once(spark, settings: Settings) -> None:
     job.monitor(query, poll_seconds=0.5)
 
 
-def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka, tmp_path):
+@pytest.mark.parametrize("writer", ["delta-rs", "spark"])
+def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka, tmp_path,
+                                                                    writer):
     topic = new_topic(kafka)
     events = make_events(3000, "once")
     produce_events(kafka.bootstrap, topic, events)
     produce_events(kafka.bootstrap, topic, events[:200])  # an API retry storm
-    settings = settings_for(kafka, topic, (tmp_path / "lake").as_uri())
+    settings = settings_for(kafka, topic, (tmp_path / "lake").as_uri(), writer=writer)
 
     run_once(spark, settings)
 
@@ -82,6 +84,27 @@ def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka
     assert set(done) == {"purchase_sword", "join_guild"}
     assert len(DeltaTable(settings.table_uri("join_guild")).file_uris()) < files_before
     assert_tables_hold_exactly(settings, events)
+
+
+@pytest.mark.parametrize("first, second", [("delta-rs", "delta-rs"), ("spark", "delta-rs"),
+                                           ("delta-rs", "spark")])
+def test_a_replayed_batch_is_skipped_by_either_writer(spark, tmp_path, first, second):
+    """A driver killed after some tables committed replays the batch: each table that
+    already holds (app id, batch id) skips it, whichever writer committed it."""
+    uri = (tmp_path / "lake").as_uri()
+    rows = spark.createDataFrame([(i, "2026-11-26") for i in range(5)], "n INT, d STRING") \
+        .selectExpr("n", "to_date(d) AS event_date")
+    writers = [job.BatchWriter(Settings(kafka_bootstrap="unused:9092", lake_root=uri,
+                                        writer=w)) for w in (first, second)]
+
+    writers[0].write(rows, "t", 7, "app", "event_date")
+    writers[1].write(rows, "t", 7, "app", "event_date")   # the replay
+    writers[1].write(rows, "t", 6, "app", "event_date")   # an older batch
+    assert count_rows(f"{uri}/tables/t") == 5
+    writers[1].write(rows, "t", 8, "app", "event_date")   # the next batch
+    writers[1].write(rows, "t", 8, "other-app", "event_date")  # another checkpoint's
+    assert count_rows(f"{uri}/tables/t") == 15
+    assert DeltaTable(f"{uri}/tables/t").transaction_version("app") == 8
 
 
 def test_stream_quarantines_poison_and_keeps_running(spark, kafka, tmp_path):
