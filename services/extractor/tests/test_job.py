@@ -86,8 +86,8 @@ def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka
     assert_tables_hold_exactly(settings, events)
 
 
-@pytest.mark.parametrize("first, second", [("delta-rs", "delta-rs"), ("spark", "delta-rs"),
-                                           ("delta-rs", "spark")])
+@pytest.mark.parametrize(("first", "second"), [("delta-rs", "delta-rs"), ("spark", "delta-rs"),
+                                               ("delta-rs", "spark")])
 def test_a_replayed_batch_is_skipped_by_either_writer(spark, tmp_path, first, second):
     """A driver killed after some tables committed replays the batch: each table that
     already holds (app id, batch id) skips it, whichever writer committed it."""
