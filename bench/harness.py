@@ -136,6 +136,47 @@ def produce_events(bootstrap: str, topic: str, events_bytes: list[tuple[bytes, b
     return len(events_bytes) / (time.monotonic() - started)
 
 
+# Which process is which, by a fragment of its command line (first match wins).
+COMPONENTS = (("loadgen", "loadgen"), ("kafka", "kafka.Kafka"),
+              ("extractor", "questlog_extractor"), ("extractor", "org.apache.spark"),
+              ("api", "questlog_api"), ("query", "questlog_query"),
+              ("bench", "bench/run.py"))
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each component's live processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        for name, fragment in COMPONENTS:
+            if fragment in cmdline:
+                totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+                break
+    return totals
+
+
+class CpuShare:
+    """Share of the whole machine (all cores) each component used between start and stop."""
+
+    def __enter__(self) -> CpuShare:
+        self.before, self.started = _cpu_seconds(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        after, wall = _cpu_seconds(), time.monotonic() - self.started
+        capacity = wall * (os.cpu_count() or 1)
+        self.shares = {name: round((after[name] - self.before.get(name, 0.0)) / capacity, 3)
+                       for name in sorted(after)}
+        self.shares["idle_or_other"] = round(1 - sum(self.shares.values()), 3)
+
+
 def median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 1)
 
@@ -146,5 +187,5 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - started, value
 
 
-__all__ = ["api_server", "baseline_api_server", "free_port", "http_json", "http_ok", "loadgen",
-           "median_ms", "port_open", "produce_events", "timed"]
+__all__ = ["CpuShare", "api_server", "baseline_api_server", "free_port", "http_json", "http_ok",
+           "loadgen", "median_ms", "port_open", "produce_events", "timed"]

@@ -10,7 +10,7 @@ from typing import Any
 from flask import g, request
 
 from questlog_api import metrics
-from questlog_api.envelope import RequestMeta, build, request_meta
+from questlog_api.envelope import CONTEXT_HEADERS, RequestMeta, build, request_meta
 from questlog_api.errors import ApiError
 from questlog_api.guards import check_write_key, presented_key
 from questlog_api.sink import SinkUnavailable
@@ -31,8 +31,15 @@ def guard() -> None:
     st.limiter.check(client or request.remote_addr or "-")
 
 
+# the WSGI environ keys of the allow-listed headers (a plain dict beats werkzeug's
+# case-insensitive header lookups on the hot path)
+_CONTEXT_KEYS = {header: "HTTP_" + header.upper().replace("-", "_") for header in CONTEXT_HEADERS}
+
+
 def meta() -> RequestMeta:
-    return request_meta(request.headers, request.remote_addr, state().settings.ip_hash_key)
+    environ = request.environ
+    headers = {header: environ.get(key) for header, key in _CONTEXT_KEYS.items()}
+    return request_meta(headers, request.remote_addr, state().settings.ip_hash_key)
 
 
 def ingest(events: list[Any], meta: RequestMeta) -> list[dict[str, Any]]:

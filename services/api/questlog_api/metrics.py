@@ -39,6 +39,21 @@ REQUEST_SECONDS = Histogram(
 )
 
 
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[object, object]] = {}
+
+
+def count_request(route: str, method: str, status: int, seconds: float) -> None:
+    """REQUESTS and REQUEST_SECONDS for one answer; the labelled children are looked up
+    once per (route, method, status), not on every request."""
+    key = (route, method, status)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        children = _REQUEST_CHILDREN.setdefault(key, (
+            REQUESTS.labels(route, method, str(status)), REQUEST_SECONDS.labels(route)))
+    children[0].inc()  # type: ignore[attr-defined]
+    children[1].observe(seconds)  # type: ignore[attr-defined]
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text of every worker (multiprocess) or of this process."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+import orjson
+from flask import Blueprint, current_app, request
 
 from questlog_api.envelope import Malformed, parse_body
 from questlog_api.errors import ApiError
@@ -31,4 +32,6 @@ def post_events():
     except Malformed as exc:
         raise ApiError(400, str(exc)) from None
     envelopes = ingest(events, meta())
-    return jsonify(accepted=len(envelopes), event_ids=[e["event_id"] for e in envelopes]), 202
+    body = orjson.dumps({"accepted": len(envelopes),
+                         "event_ids": [e["event_id"] for e in envelopes]})
+    return current_app.response_class(body, status=202, mimetype="application/json")
