@@ -65,7 +65,7 @@ def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
     type (``_props_<type>``) + ``reason``: null for a storable row, else why not."""
     registry = registry or load_registry()
     value = F.col("raw_value")
-    sized = F.length(value) <= V.MAX_RAW_CHARS
+    sized = V.at_most_chars(value, V.MAX_RAW_CHARS)
     env = F.col("_env")
     event_type = env["event_type"]
     stage1 = raw.withColumn(
@@ -167,7 +167,8 @@ def to_quarantine(bad: DataFrame, seen_at: Column | None = None) -> DataFrame:
     seen = (F.current_timestamp() if seen_at is None else seen_at).alias("seen_at")
     return bad.select(
         F.make_valid_utf8(F.substring("raw_value", 1, V.MAX_RAW_CHARS)).alias("raw_value"),
-        F.coalesce(F.length("raw_value") > V.MAX_RAW_CHARS, F.lit(False)).alias("raw_truncated"),
+        F.coalesce(~V.at_most_chars(F.col("raw_value"), V.MAX_RAW_CHARS),
+                   F.lit(False)).alias("raw_truncated"),
         "reason", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp", seen,
     ).withColumn("seen_date", utc_date(F.col("seen_at")))
 

@@ -120,3 +120,12 @@ def test_rfc3339_received_at_forms_are_accepted(spark, stamp):
     row = parsed.select("reason", "received_at").first()
     assert row.reason is None
     assert row.received_at == utc(stamp)
+
+
+def test_the_size_limits_count_characters_not_bytes(spark):
+    from questlog_extractor.validation import at_most_chars
+
+    texts = ["abc", "abcd", "ééé", "éééé", "€€€", None]  # é: 2 bytes, €: 3 bytes
+    frame = spark.createDataFrame([(t,) for t in texts], "t string")
+    got = [r["ok"] for r in frame.select(at_most_chars(F.col("t"), 3).alias("ok")).collect()]
+    assert got == [True, False, True, False, True, None]
