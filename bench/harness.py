@@ -66,13 +66,19 @@ class Server:
     """A local server process (gunicorn, flask), ready when a URL answers 2xx."""
 
     def __init__(self, name: str, cmd: list[str], env: dict, ready_url: str,
-                 log: Path) -> None:
+                 log: Path, ready_line: bytes = b"", ready_count: int = 0) -> None:
         self.name, self.cmd, self.env, self.ready_url, self.log = name, cmd, env, ready_url, log
+        self.ready_line, self.ready_count = ready_line, ready_count
         self.proc = None
+
+    def _ready(self) -> bool:
+        if self.ready_count and self.log.read_bytes().count(self.ready_line) < self.ready_count:
+            return False
+        return http_ok(self.ready_url)
 
     def __enter__(self) -> Server:
         self.proc = spawn(self.cmd, self.log, env=self.env)
-        wait_until(lambda: http_ok(self.ready_url), 60, self.name, self.proc, self.log)
+        wait_until(self._ready, 60, self.name, self.proc, self.log)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -105,12 +111,16 @@ def api_env(bootstrap: str, topic: str, port: int, var: Path) -> dict:
 
 
 def api_server(bootstrap: str, topic: str, var: Path) -> Server:
+    """The API as `make run` serves it, ready once every gunicorn worker is: a load
+    generator connecting earlier puts all its keep-alive connections on the first worker
+    up (measured: one worker at 100% CPU, the other idle, ~40% fewer requests/s)."""
     port = free_port()
+    env = api_env(bootstrap, topic, port, var)
     return Server("questlog api", [str(VENV_BIN / "gunicorn"), "-c",
                                    str(paths.REPO_ROOT / "services/api/gunicorn.conf.py"),
                                    "questlog_api:create_app()"],
-                  api_env(bootstrap, topic, port, var), f"http://127.0.0.1:{port}/healthz",
-                  var / f"api-{port}.log")
+                  env, f"http://127.0.0.1:{port}/healthz", var / f"api-{port}.log",
+                  ready_line=b"worker ready", ready_count=int(env.get("QUESTLOG_API_WORKERS", 2)))
 
 
 def baseline_api_server(bootstrap: str, topic: str, var: Path) -> Server:

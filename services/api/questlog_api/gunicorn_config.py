@@ -76,6 +76,13 @@ def post_fork(server, worker) -> None:
     _each_sink(lambda sink: sink.reset())
 
 
+def post_worker_init(worker) -> None:
+    """Logged once a worker has imported the app and accepts connections. Until every
+    worker said so, the first ones accept every connection opened meanwhile (keep-alive
+    clients then stay on them): load tests wait for all (bench/harness.py)."""
+    worker.log.info("worker ready (pid %s)", worker.pid)
+
+
 def worker_exit(server, worker) -> None:
     """SIGTERM / graceful stop: flush every event handed to Kafka before exiting."""
     _each_sink(lambda sink: sink.close(timeout_s=10.0))
