@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import Counter
@@ -84,6 +85,42 @@ def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka
     assert set(done) == {"purchase_sword", "join_guild"}
     assert len(DeltaTable(settings.table_uri("join_guild")).file_uris()) < files_before
     assert_tables_hold_exactly(settings, events)
+
+
+def test_maintenance_while_the_stream_appends_loses_and_duplicates_nothing(spark, kafka,
+                                                                            tmp_path):
+    """OPTIMIZE + VACUUM (Spark's Delta) committing between the stream's delta-rs appends:
+    every event stays stored exactly once, and the stream goes on."""
+    topic = new_topic(kafka)
+    settings = settings_for(kafka, topic, (tmp_path / "lake").as_uri(),
+                            max_offsets_per_trigger=200)
+    events = make_events(1600, "maintain")
+    query = job.start(spark, settings, once=False)
+    try:
+        produce_events(kafka.bootstrap, topic, events[:600])
+        wait_for(lambda: stored(settings) >= 600, what="first rows")
+
+        def feed() -> None:
+            for i in range(600, len(events), 100):
+                produce_events(kafka.bootstrap, topic, events[i:i + 100])
+                time.sleep(0.5)
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        runs = [maintain(spark, settings), maintain(spark, settings)]
+        feeder.join()
+        wait_for(lambda: stored(settings) == len(events), what="every row")
+        assert query.isActive
+        assert query.exception() is None
+    finally:
+        query.stop()
+
+    assert_tables_hold_exactly(settings, events)
+    assert sum(r.get("join_guild", {}).get("files_removed", 0) for r in runs) > 0
+    ops = [h["operation"] for h in DeltaTable(settings.table_uri("join_guild")).history()]
+    assert "OPTIMIZE" in ops
+    oldest_optimize = len(ops) - 1 - ops[::-1].index("OPTIMIZE")  # history: newest first
+    assert "WRITE" in ops[:oldest_optimize], ops  # the stream appended after a compaction
 
 
 @pytest.mark.parametrize(("first", "second"), [("delta-rs", "delta-rs"), ("spark", "delta-rs"),
