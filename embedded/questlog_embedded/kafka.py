@@ -104,7 +104,8 @@ class KafkaBroker:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt_log = self.data_dir / "format.log"
-        proc = spawn(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+        # One id in 64 starts with "-": as a separate argument, argparse reads it as an option.
+        proc = spawn(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                 "-c", str(cfg)), fmt_log)
         if proc.wait(timeout=120) != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{tail(fmt_log)}")

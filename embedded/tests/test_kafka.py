@@ -54,3 +54,19 @@ def test_restart_keeps_topics_and_data(tmp_path):
 def test_port_in_use_is_a_clear_error(tmp_path, kafka):
     with pytest.raises(RuntimeError, match="already in use"):
         KafkaBroker(tmp_path / "k2", port=kafka.port).start()
+
+
+def test_a_cluster_id_starting_with_a_dash_formats(tmp_path, monkeypatch):
+    # 0xF8 makes the URL-safe base64 id start with "-", which argparse took for an option.
+    import uuid as uuid_module
+
+    import questlog_embedded.kafka as kafka_module
+
+    dash = uuid_module.UUID(bytes=b"\xf8" + bytes(range(15)))
+    monkeypatch.setattr(kafka_module.uuid, "uuid4", lambda: dash)
+    with KafkaBroker(tmp_path / "kafka") as broker:
+        broker.create_topic("t")
+        produce(broker.bootstrap, "t", [b"x"])
+        assert consume_all(broker.bootstrap, "t", 1) == [b"x"]
+    meta = (tmp_path / "kafka" / "logs" / "meta.properties").read_text()
+    assert "cluster.id=-" in meta
