@@ -1,12 +1,14 @@
 """Spark StructTypes derived from the packaged JSON Schemas (never written by hand).
 
-The extractor parses Kafka values in two steps: ``from_json(value, envelope_schema())``
-keeps ``properties`` as its raw JSON text, then ``from_json(properties,
-properties_schema(event_type))`` per type, so one generic job serves every type.
+The extractor parses each Kafka value once, with ``envelope_schema(properties=
+all_properties_schema())``: ``properties`` becomes one struct holding the fields of every
+event type (each row fills its own type's), so one generic job serves every type without a
+second parse. That needs a property name to have one type across event types, which
+``all_properties_schema`` checks.
 
 Usage::
 
-    from questlog_schemas.spark import envelope_schema, properties_schema
+    from questlog_schemas.spark import all_properties_schema, envelope_schema, properties_schema
 
 Mapping: string -> String (date-time -> Timestamp), integer -> Long, number -> Double,
 boolean -> Boolean, object -> Struct, array -> Array; nullable = not required.
@@ -68,11 +70,38 @@ def struct_type(schema: dict[str, Any]) -> StructType:
     )
 
 
-def envelope_schema(registry: Registry | None = None) -> StructType:
-    """The envelope, with ``properties`` kept as raw JSON text for a second parse."""
+def envelope_schema(registry: Registry | None = None,
+                    properties: DataType | None = None) -> StructType:
+    """The envelope; ``properties`` is of type ``properties`` if given, else its raw JSON
+    text (a string, for a second parse)."""
     schema = (registry or load_registry()).envelope_schema
     fields = dict(schema["properties"], properties={"type": "string"})
-    return struct_type({**schema, "properties": fields})
+    envelope = struct_type({**schema, "properties": fields})
+    if properties is None:
+        return envelope
+    return StructType([StructField(f.name, properties, f.nullable) if f.name == "properties"
+                       else f for f in envelope.fields])
+
+
+def all_properties_schema(registry: Registry | None = None) -> StructType:
+    """One struct with the properties of every event type, all nullable, in type order.
+
+    A name used by several types must map to the same Spark type in each (a lake column
+    name then means one thing in every table); otherwise this raises ``ValueError``.
+    """
+    registry = registry or load_registry()
+    fields: dict[str, tuple[str, StructField]] = {}
+    for event_type in registry.event_types:
+        for field in properties_schema(event_type, registry).fields:
+            seen = fields.get(field.name)
+            if seen is None:
+                fields[field.name] = (event_type, StructField(field.name, field.dataType, True))
+            elif seen[1].dataType != field.dataType:
+                raise ValueError(
+                    f"property {field.name!r} is {seen[1].dataType.simpleString()} in "
+                    f"{seen[0]!r} but {field.dataType.simpleString()} in {event_type!r}: a "
+                    "property name must have one type across event types")
+    return StructType([field for _, field in fields.values()])
 
 
 def properties_schema(event_type: str, registry: Registry | None = None) -> StructType:

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from questlog_extractor import validation as V
 from questlog_schemas import load_registry
 from questlog_schemas.registry import Registry
-from questlog_schemas.spark import envelope_schema, properties_schema
+from questlog_schemas.spark import all_properties_schema, envelope_schema
 
 RAW_COLUMNS = ("raw_value", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 CONTEXT = "context"
@@ -60,24 +60,35 @@ def _first(reasons: list[Column]) -> Column:
     return F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
 
 
+def _time_column(name: str) -> str:
+    return f"_time_{name}"
+
+
 def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
     """Raw columns -> raw columns + typed envelope fields + one properties struct per
-    type (``_props_<type>``) + ``reason``: null for a storable row, else why not."""
+    type (``_props_<type>``) + ``reason``: null for a storable row, else why not.
+
+    One ``from_json`` per value: ``properties`` is parsed as a struct of every type's
+    fields (``all_properties_schema``), then each type's rules look at its own fields.
+    """
     registry = registry or load_registry()
     value = F.col("raw_value")
     sized = V.at_most_chars(value, V.MAX_RAW_CHARS)
     env = F.col("_env")
     event_type = env["event_type"]
-    stage1 = raw.withColumn(
-        "_env", F.when(sized, V.from_json(value, envelope_schema(registry))))
-    stage2 = stage1.select("*", *[
-        F.when(event_type == t, V.from_json(env[PROPERTIES], properties_schema(t, registry)))
-        .alias(props_column(t))
-        for t in registry.event_types
-    ])
-
     corrupt = env[V.CORRUPT]
-    props_text = env[PROPERTIES]
+    props = env[PROPERTIES]
+    schema = envelope_schema(registry, properties=all_properties_schema(registry))
+    envelope_specs = {name: spec for name, spec in registry.envelope_schema["properties"].items()
+                      if name != PROPERTIES}
+    # Date-times are parsed in a step of their own: referenced by a rule and by the output,
+    # computed once (Spark does not merge a costly expression into two places).
+    times = {name: V.typed(env[name], spec) for name, spec in envelope_specs.items()
+             if V.is_date_time(spec)}
+    staged = (raw.withColumn("_env", F.when(sized, V.from_json(value, schema)))
+              .select("*", *[col.alias(_time_column(name)) for name, col in times.items()]))
+    time_of = {name: F.col(_time_column(name)) for name in times}
+
     # Only rows Spark flagged as corrupt pay for a second look at the text.
     not_object = corrupt.isNotNull() & (
         F.try_parse_json(value).isNull() | ~F.ltrim(value).startswith("{"))
@@ -89,29 +100,30 @@ def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
         F.when(not_object, F.lit("malformed_json")),
         F.when(event_type.isNotNull() & ~event_type.isin(list(registry.event_types)),
                F.lit("unknown_event_type")),
-        *V.object_rules(_envelope_rules_schema(registry), env, value),
-        F.when(props_text.isNull() & corrupt.isNotNull() & props_present,
+        *V.object_rules(_envelope_rules_schema(registry), env, value, times=time_of),
+        F.when(props.isNull() & corrupt.isNotNull() & props_present,
                F.lit(f"wrong_type: {PROPERTIES}")),
-        F.when(props_text.isNull(), F.lit(f"missing_field: {PROPERTIES}")),
-        F.when(~F.ltrim(props_text).startswith("{"), F.lit(f"wrong_type: {PROPERTIES}")),
+        F.when(props.isNull(), F.lit(f"missing_field: {PROPERTIES}")),
     ]
     for t in registry.event_types:
-        props = F.col(props_column(t))
-        checks = V.object_rules(registry.get(t).properties_schema, props, props_text,
-                                prefix=f"{PROPERTIES}.")
+        checks = V.object_rules(registry.get(t).properties_schema, props, value,
+                                json_path=f"$.{PROPERTIES}", prefix=f"{PROPERTIES}.",
+                                corrupt=corrupt)
         reasons.append(F.when(event_type == t, _first(checks)))
 
-    envelope_fields = {
-        name: V.typed(env[name], spec)
-        for name, spec in registry.envelope_schema["properties"].items()
-        if name != PROPERTIES
-    }
-    return stage2.select(
+    return staged.select(
         *RAW_COLUMNS,
-        *[col.alias(name) for name, col in envelope_fields.items()],
-        *[props_column(t) for t in registry.event_types],
+        *[time_of.get(name, env[name]).alias(name) for name in envelope_specs],
+        *[F.when(event_type == t, _type_properties(props, t, registry)).alias(props_column(t))
+          for t in registry.event_types],
         _first(reasons).alias("reason"),
     )
+
+
+def _type_properties(props: Column, event_type: str, registry: Registry) -> Column:
+    """The union properties struct narrowed to one type's fields, date-times typed."""
+    specs = registry.get(event_type).properties_schema["properties"]
+    return F.struct(*[V.typed(props[name], specs[name]).alias(name) for name in specs])
 
 
 def split(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:

@@ -129,3 +129,19 @@ def test_the_size_limits_count_characters_not_bytes(spark):
     frame = spark.createDataFrame([(t,) for t in texts], "t string")
     got = [r["ok"] for r in frame.select(at_most_chars(F.col("t"), 3).alias("ok")).collect()]
     assert got == [True, False, True, False, True, None]
+
+
+def test_another_types_property_is_ignored_whatever_its_value(spark, registry):
+    # Properties are parsed once into a struct of every type's fields: a join_guild event
+    # carrying purchase_sword's "price" (even as a string) is judged on its own fields only.
+    join = {**make_events(1, start=1)[0]}
+    join["properties"] = {**join["properties"], "price": "cheap", "quantity": 1.5}
+    buy_with_guild = {**make_events(1)[0]}
+    buy_with_guild["properties"] = {**buy_with_guild["properties"], "guild_id": 7}
+    parsed = transforms.parse(raw_frame(spark, [json.dumps(join).encode(),
+                                                json.dumps(buy_with_guild).encode()]))
+    assert [r.reason for r in parsed.orderBy("kafka_offset").collect()] == [None, None]
+    good, _ = transforms.split(parsed)
+    joins = transforms.to_event_table(good, "join_guild", registry)
+    assert joins.columns == transforms.event_columns("join_guild", registry)
+    assert [r.guild_id for r in joins.collect()] == [join["properties"]["guild_id"]]
