@@ -113,10 +113,11 @@ class BatchWriter:
 
     def write(self, df: DataFrame, table: str, batch_id: int, app_id: str,
               partition_by: str) -> None:
+        """Append ``df`` to ``table`` once per (app id, batch id), with this writer."""
         if self.settings.writer == "spark":
             self.write_spark(df, table, batch_id, app_id, partition_by)
         else:
-            self.write_arrow(df, table, batch_id, app_id, partition_by)
+            self.write_arrow(df.toArrow(), table, batch_id, app_id, partition_by)
 
     def write_spark(self, df: DataFrame, table: str, batch_id: int, app_id: str,
                     partition_by: str) -> None:
@@ -140,8 +141,9 @@ class BatchWriter:
             return None
         return delta
 
-    def write_arrow(self, df: DataFrame, table: str, batch_id: int, app_id: str,
+    def write_arrow(self, rows, table: str, batch_id: int, app_id: str,
                     partition_by: str) -> None:
+        """Append Arrow ``rows`` to ``table`` with delta-rs unless this batch is there."""
         from deltalake import CommitProperties, Transaction, write_deltalake
 
         delta = self._open(table)
@@ -151,22 +153,22 @@ class BatchWriter:
                 log.info("batch already committed, skipped", extra={"fields": {
                     "table": table, "batch_id": batch_id, "committed_batch_id": done}})
                 return
-        rows = df.toArrow()
         write_deltalake(
             delta if delta is not None else self.settings.table_uri(table), rows,
             mode="append", partition_by=[partition_by],
             commit_properties=CommitProperties(
                 app_transactions=[Transaction(app_id=app_id, version=batch_id)]))
 
-    def write_all(self, writes: list[tuple[DataFrame, str, str]], batch_id: int,
-                  app_id: str) -> None:
-        """The tables' appends side by side: each is a small Spark job plus a Delta commit
-        (driver-side log work), so running them together keeps both cores busy."""
+    @staticmethod
+    def _side_by_side(writes: list[tuple[Any, ...]], write) -> None:
+        """Run ``write(*args)`` for each entry of ``writes`` on its own thread and re-raise
+        the first failure: each is a Spark job and/or a Delta commit whose log work (and
+        delta-rs's Parquet encoding, which releases the GIL) overlaps the others'."""
         errors: list[BaseException] = []
 
-        def run(df: DataFrame, table: str, partition_by: str) -> None:
+        def run(*args: Any) -> None:
             try:
-                self.write(df, table, batch_id, app_id, partition_by)
+                write(*args)
             except BaseException as exc:  # re-raised on the foreachBatch thread
                 errors.append(exc)
 
@@ -178,11 +180,49 @@ class BatchWriter:
         if errors:
             raise errors[0]
 
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        app_id = self.app_id(batch.sparkSession)
-        batch = batch.drop(transforms.DEDUP_KEY, transforms.DEDUP_TIME)
-        batch.persist(StorageLevel.MEMORY_AND_DISK)
+    def _arrow_schema(self, df: DataFrame):
+        """The Arrow schema ``df.toArrow()`` would have: what each table was created with."""
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        large = df.sparkSession.conf.get(
+            "spark.sql.execution.arrow.useLargeVarTypes", "false") == "true"
+        return to_arrow_schema(df.schema, error_on_duplicated_field_names_in_struct=True,
+                               prefers_large_types=large)
+
+    def write_batch_arrow(self, batch: DataFrame, batch_id: int, app_id: str) -> dict[str, int]:
+        """delta-rs writer: the batch's rows of every table in ONE Spark job (no cache, no
+        count job), split by table with Arrow compute on the driver, then appended."""
+        import pyarrow.compute as pc
+
         started = time.perf_counter()
+        rows = transforms.to_tables_frame(batch, self.registry).toArrow()
+        collected = time.perf_counter()
+        good = pc.is_null(rows["reason"])
+        writes: list[tuple[Any, str, str]] = []
+        for event_type in self.registry.event_types:
+            mine = rows.filter(pc.and_(good, pc.equal(rows["event_type"], event_type)))
+            if mine.num_rows:
+                table = transforms.to_event_table(batch, event_type, self.registry)
+                writes.append((mine.select(table.columns).cast(self._arrow_schema(table)),
+                               event_type, "event_date"))
+        bad = rows.filter(pc.invert(good))
+        if bad.num_rows:
+            table = transforms.to_quarantine(batch)
+            writes.append((bad.select(table.columns).cast(self._arrow_schema(table)),
+                           QUARANTINE, "seen_date"))
+        split = time.perf_counter()
+        self._side_by_side([(r, t, batch_id, app_id, p) for r, t, p in writes],
+                           lambda r, t, *rest: self.write_arrow(r, t, *rest))
+        log.debug("batch timings", extra={"fields": {
+            "batch_id": batch_id, "collect_ms": round((collected - started) * 1000),
+            "split_ms": round((split - collected) * 1000),
+            "write_ms": round((time.perf_counter() - split) * 1000)}})
+        return {table: rows_.num_rows for rows_, table, _ in writes}
+
+    def write_batch_spark(self, batch: DataFrame, batch_id: int, app_id: str) -> dict[str, int]:
+        """Spark writer: the batch cached once, counted per table, each table written by
+        Spark's Delta writer (the executors write the files)."""
+        batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             table_of = F.when(F.col("reason").isNull(), F.col("event_type")) \
                 .otherwise(F.lit(QUARANTINE))
@@ -192,19 +232,28 @@ class BatchWriter:
             writes = [(transforms.to_event_table(good, event_type, self.registry), event_type,
                        "event_date")
                       for event_type in self.registry.event_types if counts.get(event_type)]
-            counted = time.perf_counter()
             if counts.get(QUARANTINE):
                 writes.append((transforms.to_quarantine(bad), QUARANTINE, "seen_date"))
-            self.write_all(writes, batch_id, app_id)
+            self._side_by_side([(df, t, batch_id, app_id, p) for df, t, p in writes],
+                               lambda df, t, *rest: self.write_spark(df, t, *rest))
         finally:
             batch.unpersist()
+        return counts
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        app_id = self.app_id(batch.sparkSession)
+        batch = batch.drop(transforms.DEDUP_KEY, transforms.DEDUP_TIME)
+        started = time.perf_counter()
+        if self.settings.writer == "spark":
+            counts = self.write_batch_spark(batch, batch_id, app_id)
+        else:
+            counts = self.write_batch_arrow(batch, batch_id, app_id)
         for table, n in counts.items():
             metrics.ROWS_WRITTEN.labels(table=table).inc(n)
         if counts:
             log.info("batch written", extra={"fields": {
                 "batch_id": batch_id, "rows": counts,
-                "read_ms": round((counted - started) * 1000),
-                "write_ms": round((time.perf_counter() - counted) * 1000)}})
+                "ms": round((time.perf_counter() - started) * 1000)}})
 
 
 def start(spark: SparkSession, settings: Settings, once: bool = False) -> StreamingQuery:

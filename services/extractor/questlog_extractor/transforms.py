@@ -150,39 +150,80 @@ def event_columns(event_type: str, registry: Registry | None = None) -> list[str
     return [*names, "kafka_partition", "kafka_offset", "event_date"]
 
 
+def _event_table_columns(event_type: str, registry: Registry,
+                         props: dict[str, Column] | None = None) -> dict[str, Column]:
+    """Name -> value of each column of ``tables/<event_type>``, in order; ``props`` says
+    where each property comes from (default: the type's ``_props_<type>`` struct)."""
+    columns: dict[str, Column] = {}
+    for name, spec in registry.envelope_schema["properties"].items():
+        if name == CONTEXT:
+            columns.update((sub, F.col(CONTEXT)[sub]) for sub in spec.get("properties", {}))
+        elif name != PROPERTIES:
+            columns[name] = F.col(name)
+    own = F.col(props_column(event_type))
+    columns.update((p, props[p] if props else own[p])
+                   for p in registry.get(event_type).property_names)
+    columns["kafka_partition"] = F.col("kafka_partition")
+    columns["kafka_offset"] = F.col("kafka_offset")
+    columns["event_date"] = utc_date(F.col("received_at"))
+    return columns
+
+
+def _select(df: DataFrame, columns: dict[str, Column]) -> DataFrame:
+    return df.select(*[value.alias(name) for name, value in columns.items()])
+
+
 def to_event_table(good: DataFrame, event_type: str,
                    registry: Registry | None = None) -> DataFrame:
     """Storable rows of one type -> that type's table rows: context and properties
     flattened, typed per the schema, partitioned by ``event_date`` (UTC)."""
     registry = registry or load_registry()
-    envelope = registry.envelope_schema["properties"]
-    columns: list[Column] = []
-    for name, spec in envelope.items():
-        if name == CONTEXT:
-            columns.extend(F.col(CONTEXT)[sub].alias(sub) for sub in spec.get("properties", {}))
-        elif name != PROPERTIES:
-            columns.append(F.col(name))
-    props = F.col(props_column(event_type))
-    columns.extend(props[p].alias(p) for p in registry.get(event_type).property_names)
-    columns.extend([F.col("kafka_partition"), F.col("kafka_offset"),
-                    utc_date(F.col("received_at")).alias("event_date")])
-    return good.where(F.col("event_type") == event_type).select(*columns)
+    return _select(good.where(F.col("event_type") == event_type),
+                   _event_table_columns(event_type, registry))
 
 
 QUARANTINE_COLUMNS = ("raw_value", "raw_truncated", "reason", "topic", "kafka_partition",
                       "kafka_offset", "kafka_timestamp", "seen_at", "seen_date")
 
 
+def _quarantine_columns(seen_at: Column | None) -> dict[str, Column]:
+    seen = F.current_timestamp() if seen_at is None else seen_at
+    raw = F.col("raw_value")
+    values = (
+        F.make_valid_utf8(F.substring(raw, 1, V.MAX_RAW_CHARS)),
+        F.coalesce(~V.at_most_chars(raw, V.MAX_RAW_CHARS), F.lit(False)),
+        F.col("reason"), F.col("topic"), F.col("kafka_partition"), F.col("kafka_offset"),
+        F.col("kafka_timestamp"), seen, utc_date(seen),
+    )
+    return dict(zip(QUARANTINE_COLUMNS, values, strict=True))
+
+
 def to_quarantine(bad: DataFrame, seen_at: Column | None = None) -> DataFrame:
     """Rows that cannot be stored -> quarantine rows (raw value cut at 64 Ki characters;
     bytes that are not UTF-8 replaced by U+FFFD so every reader can decode it)."""
-    seen = (F.current_timestamp() if seen_at is None else seen_at).alias("seen_at")
-    return bad.select(
-        F.make_valid_utf8(F.substring("raw_value", 1, V.MAX_RAW_CHARS)).alias("raw_value"),
-        F.coalesce(~V.at_most_chars(F.col("raw_value"), V.MAX_RAW_CHARS),
-                   F.lit(False)).alias("raw_truncated"),
-        "reason", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp", seen,
-    ).withColumn("seen_date", utc_date(F.col("seen_at")))
+    return _select(bad, _quarantine_columns(seen_at))
+
+
+def to_tables_frame(batch: DataFrame, registry: Registry | None = None,
+                    seen_at: Column | None = None) -> DataFrame:
+    """Every table's columns side by side, one row per parsed row, so that one collect
+    serves every table: a row belongs to table ``event_type`` when ``reason`` is null,
+    else to the quarantine. The values are those of ``to_event_table``/``to_quarantine``;
+    a property several types share is one column (of one type: the registry checks)."""
+    registry = registry or load_registry()
+    props: dict[str, Column] = {}
+    for event_type in registry.event_types:
+        for name in registry.get(event_type).property_names:
+            props.setdefault(name, F.coalesce(*[
+                F.col(props_column(t))[name] for t in registry.event_types
+                if name in registry.get(t).property_names]))
+    columns: dict[str, Column] = {}
+    for event_type in registry.event_types:
+        for name, value in _event_table_columns(event_type, registry, props).items():
+            columns.setdefault(name, value)
+    for name, value in _quarantine_columns(seen_at).items():
+        columns.setdefault(name, value)
+    return _select(batch, columns)
 
 
 def dedup(parsed: DataFrame, watermark: str) -> DataFrame:
