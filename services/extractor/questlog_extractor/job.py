@@ -104,6 +104,7 @@ class BatchWriter:
         self.settings = settings
         self.registry = registry or load_registry()
         self._tables: dict[str, Any] = {}  # table name -> deltalake.DeltaTable
+        self._schemas: dict[str, Any] = {}  # table name -> pyarrow.Schema of its rows
 
     def app_id(self, spark: SparkSession) -> str:
         # The query id lives in the checkpoint: a new checkpoint gets a new id, so its
@@ -180,14 +181,18 @@ class BatchWriter:
         if errors:
             raise errors[0]
 
-    def _arrow_schema(self, df: DataFrame):
-        """The Arrow schema ``df.toArrow()`` would have: what each table was created with."""
+    def _arrow_schema(self, table: str, df: DataFrame):
+        """The Arrow schema ``df.toArrow()`` would have (what each table was created with);
+        worked out once per table: it only depends on the registry."""
         from pyspark.sql.pandas.types import to_arrow_schema
 
+        if table in self._schemas:
+            return self._schemas[table]
         large = df.sparkSession.conf.get(
             "spark.sql.execution.arrow.useLargeVarTypes", "false") == "true"
-        return to_arrow_schema(df.schema, error_on_duplicated_field_names_in_struct=True,
-                               prefers_large_types=large)
+        schema = self._schemas[table] = to_arrow_schema(
+            df.schema, error_on_duplicated_field_names_in_struct=True, prefers_large_types=large)
+        return schema
 
     def write_batch_arrow(self, batch: DataFrame, batch_id: int, app_id: str) -> dict[str, int]:
         """delta-rs writer: the batch's rows of every table in ONE Spark job (no cache, no
@@ -202,14 +207,13 @@ class BatchWriter:
         for event_type in self.registry.event_types:
             mine = rows.filter(pc.and_(good, pc.equal(rows["event_type"], event_type)))
             if mine.num_rows:
-                table = transforms.to_event_table(batch, event_type, self.registry)
-                writes.append((mine.select(table.columns).cast(self._arrow_schema(table)),
-                               event_type, "event_date"))
+                schema = self._arrow_schema(
+                    event_type, transforms.to_event_table(batch, event_type, self.registry))
+                writes.append((mine.select(schema.names).cast(schema), event_type, "event_date"))
         bad = rows.filter(pc.invert(good))
         if bad.num_rows:
-            table = transforms.to_quarantine(batch)
-            writes.append((bad.select(table.columns).cast(self._arrow_schema(table)),
-                           QUARANTINE, "seen_date"))
+            schema = self._arrow_schema(QUARANTINE, transforms.to_quarantine(batch))
+            writes.append((bad.select(schema.names).cast(schema), QUARANTINE, "seen_date"))
         split = time.perf_counter()
         self._side_by_side([(r, t, batch_id, app_id, p) for r, t, p in writes],
                            lambda r, t, *rest: self.write_arrow(r, t, *rest))

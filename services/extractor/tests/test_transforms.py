@@ -145,3 +145,22 @@ def test_another_types_property_is_ignored_whatever_its_value(spark, registry):
     joins = transforms.to_event_table(good, "join_guild", registry)
     assert joins.columns == transforms.event_columns("join_guild", registry)
     assert [r.guild_id for r in joins.collect()] == [join["properties"]["guild_id"]]
+
+
+def test_the_tables_frame_holds_every_tables_rows(spark, registry):
+    # The delta-rs writer collects this one frame and splits it by table: each part must
+    # equal what to_event_table / to_quarantine give.
+    values = [json.dumps(e).encode() for e in make_events(6)] + [v for v, _ in poison()[:4]]
+    parsed = transforms.parse(raw_frame(spark, values))
+    seen = F.lit(KAFKA_TS).cast("timestamp")
+    frame = transforms.to_tables_frame(parsed, registry, seen_at=seen)
+    good, bad = transforms.split(parsed)
+    for event_type in registry.event_types:
+        expected = transforms.to_event_table(good, event_type, registry)
+        part = frame.where(F.col("reason").isNull() & (F.col("event_type") == event_type))
+        assertDataFrameEqual(part.select(expected.columns), expected)
+        assert expected.count() > 0
+    expected = transforms.to_quarantine(bad, seen)
+    part = frame.where(F.col("reason").isNotNull()).select(expected.columns)
+    assertDataFrameEqual(part, expected)
+    assert expected.count() == 4
