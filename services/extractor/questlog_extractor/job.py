@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pyspark import InheritableThread, StorageLevel
@@ -181,13 +182,14 @@ class BatchWriter:
         if errors:
             raise errors[0]
 
-    def _arrow_schema(self, table: str, df: DataFrame):
-        """The Arrow schema ``df.toArrow()`` would have (what each table was created with);
-        worked out once per table: it only depends on the registry."""
+    def _arrow_schema(self, table: str, rows_of: Callable[[], DataFrame]):
+        """The Arrow schema ``rows_of().toArrow()`` would have (what each table was created
+        with); worked out once per table: it only depends on the registry."""
         from pyspark.sql.pandas.types import to_arrow_schema
 
         if table in self._schemas:
             return self._schemas[table]
+        df = rows_of()
         large = df.sparkSession.conf.get(
             "spark.sql.execution.arrow.useLargeVarTypes", "false") == "true"
         schema = self._schemas[table] = to_arrow_schema(
@@ -207,12 +209,12 @@ class BatchWriter:
         for event_type in self.registry.event_types:
             mine = rows.filter(pc.and_(good, pc.equal(rows["event_type"], event_type)))
             if mine.num_rows:
-                schema = self._arrow_schema(
-                    event_type, transforms.to_event_table(batch, event_type, self.registry))
+                schema = self._arrow_schema(event_type, lambda t=event_type: (
+                    transforms.to_event_table(batch, t, self.registry)))
                 writes.append((mine.select(schema.names).cast(schema), event_type, "event_date"))
         bad = rows.filter(pc.invert(good))
         if bad.num_rows:
-            schema = self._arrow_schema(QUARANTINE, transforms.to_quarantine(batch))
+            schema = self._arrow_schema(QUARANTINE, lambda: transforms.to_quarantine(batch))
             writes.append((bad.select(schema.names).cast(schema), QUARANTINE, "seen_date"))
         split = time.perf_counter()
         self._side_by_side([(r, t, batch_id, app_id, p) for r, t, p in writes],

@@ -8,6 +8,7 @@ Usage::
     for event_type in registry.event_types:
         to_event_table(good, event_type)          # docs/lake-contract.md columns
     to_quarantine(bad, seen_at)
+    to_tables_frame(parsed)                       # all of the above side by side, one job
 
     dedup(parsed, "1 hour")                       # streaming only: once per event_id
 """
@@ -30,10 +31,6 @@ CONTEXT = "context"
 PROPERTIES = "properties"
 DEDUP_KEY = "_dedup_key"
 DEDUP_TIME = "_dedup_time"
-
-
-def props_column(event_type: str) -> str:
-    return f"_props_{event_type}"
 
 
 def from_kafka(kafka_df: DataFrame) -> DataFrame:
@@ -65,11 +62,12 @@ def _time_column(name: str) -> str:
 
 
 def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
-    """Raw columns -> raw columns + typed envelope fields + one properties struct per
-    type (``_props_<type>``) + ``reason``: null for a storable row, else why not.
+    """Raw columns -> raw columns + typed envelope fields + ``properties`` + ``reason``:
+    null for a storable row, else why not.
 
     One ``from_json`` per value: ``properties`` is parsed as a struct of every type's
-    fields (``all_properties_schema``), then each type's rules look at its own fields.
+    fields (``all_properties_schema``), then each type's rules look at its own fields;
+    a row's table takes its own type's fields from that struct.
     """
     registry = registry or load_registry()
     value = F.col("raw_value")
@@ -114,16 +112,19 @@ def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
     return staged.select(
         *RAW_COLUMNS,
         *[time_of.get(name, env[name]).alias(name) for name in envelope_specs],
-        *[F.when(event_type == t, _type_properties(props, t, registry)).alias(props_column(t))
-          for t in registry.event_types],
+        _typed_properties(props, registry).alias(PROPERTIES),
         _first(reasons).alias("reason"),
     )
 
 
-def _type_properties(props: Column, event_type: str, registry: Registry) -> Column:
-    """The union properties struct narrowed to one type's fields, date-times typed."""
-    specs = registry.get(event_type).properties_schema["properties"]
-    return F.struct(*[V.typed(props[name], specs[name]).alias(name) for name in specs])
+def _typed_properties(props: Column, registry: Registry) -> Column:
+    """The parsed properties struct with its date-times as timestamps (a name has one
+    type across event types: ``all_properties_schema`` checks)."""
+    specs: dict[str, dict[str, Any]] = {}
+    for t in registry.event_types:
+        for name, spec in registry.get(t).properties_schema["properties"].items():
+            specs.setdefault(name, spec)
+    return F.struct(*[V.typed(props[name], spec).alias(name) for name, spec in specs.items()])
 
 
 def split(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -150,19 +151,15 @@ def event_columns(event_type: str, registry: Registry | None = None) -> list[str
     return [*names, "kafka_partition", "kafka_offset", "event_date"]
 
 
-def _event_table_columns(event_type: str, registry: Registry,
-                         props: dict[str, Column] | None = None) -> dict[str, Column]:
-    """Name -> value of each column of ``tables/<event_type>``, in order; ``props`` says
-    where each property comes from (default: the type's ``_props_<type>`` struct)."""
+def _event_table_columns(event_type: str, registry: Registry) -> dict[str, Column]:
+    """Name -> value of each column of ``tables/<event_type>``, in order."""
     columns: dict[str, Column] = {}
     for name, spec in registry.envelope_schema["properties"].items():
         if name == CONTEXT:
             columns.update((sub, F.col(CONTEXT)[sub]) for sub in spec.get("properties", {}))
         elif name != PROPERTIES:
             columns[name] = F.col(name)
-    own = F.col(props_column(event_type))
-    columns.update((p, props[p] if props else own[p])
-                   for p in registry.get(event_type).property_names)
+    columns.update((p, F.col(PROPERTIES)[p]) for p in registry.get(event_type).property_names)
     columns["kafka_partition"] = F.col("kafka_partition")
     columns["kafka_offset"] = F.col("kafka_offset")
     columns["event_date"] = utc_date(F.col("received_at"))
@@ -211,15 +208,9 @@ def to_tables_frame(batch: DataFrame, registry: Registry | None = None,
     else to the quarantine. The values are those of ``to_event_table``/``to_quarantine``;
     a property several types share is one column (of one type: the registry checks)."""
     registry = registry or load_registry()
-    props: dict[str, Column] = {}
-    for event_type in registry.event_types:
-        for name in registry.get(event_type).property_names:
-            props.setdefault(name, F.coalesce(*[
-                F.col(props_column(t))[name] for t in registry.event_types
-                if name in registry.get(t).property_names]))
     columns: dict[str, Column] = {}
     for event_type in registry.event_types:
-        for name, value in _event_table_columns(event_type, registry, props).items():
+        for name, value in _event_table_columns(event_type, registry).items():
             columns.setdefault(name, value)
     for name, value in _quarantine_columns(seen_at).items():
         columns.setdefault(name, value)
