@@ -14,6 +14,11 @@ from questlog_query.catalog import TableSpec, quote
 from questlog_query.errors import bad_request
 
 MAX_VALUE_CHARS = 1024
+# since/until outside this range are refused: no event is older than the Unix epoch, and
+# windows are computed around the bounds (e.g. "the hour before until"), which must not
+# leave datetime's years 1..9999.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def text(name: str) -> str | None:
@@ -32,11 +37,13 @@ def timestamp(name: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace(" ", "+") if "T" in value else value)
-    except ValueError:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # overflow: an offset past year 1 or 9999
         raise bad_request(f"{name} must be an ISO 8601 timestamp", parameter=name) from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    if not EARLIEST <= parsed < LATEST:
+        raise bad_request(f"{name} must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}",
+                          parameter=name)
+    return parsed
 
 
 def integer(name: str, default: int, minimum: int, maximum: int) -> int:

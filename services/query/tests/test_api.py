@@ -76,6 +76,19 @@ def test_events_bad_parameters_are_400(client, events, query):
     assert set(response.get_json()["error"]) == {"code", "message", "details"}
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["until=0001-01-01T19:50:25.939012%2B19:50",  # found by schemathesis: was a 500
+     "since=0001-01-01T00:00:00%2B05:00", "until=9999-12-31T23:00:00-05:00",
+     "since=1969-12-31T23:59:59Z", "until=9999-06-01T00:00:00Z"],
+)
+def test_timestamps_out_of_range_are_400_everywhere(client, events, query):
+    for path in ("/v1/events/purchase_sword", "/v1/kpis/events-per-minute", "/v1/kpis/dau"):
+        response = client.get(f"{path}?{query}")
+        assert response.status_code == 400, (path, response.get_data(as_text=True))
+        assert response.get_json()["error"]["details"]["parameter"] in ("since", "until")
+
+
 def test_unknown_event_type_is_404(client):
     assert client.get("/v1/events/nope").status_code == 404
     assert client.get("/v1/events/quarantine").status_code == 404
