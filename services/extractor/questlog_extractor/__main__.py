@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from questlog_extractor import job
 
-    spark = job.build_session(settings)
+    # The JVM ignores SIGTERM: this process stops it, between two batches (below).
+    spark = job.build_session(settings, jvm_ignores_sigterm=True)
     stop = threading.Event()
     # py4j logs every call that hits a JVM the stop signal already took down (a process
     # manager signals the whole group): expected then, so not logged as an error.
@@ -64,9 +66,16 @@ def main(argv: list[str] | None = None) -> int:
             start_http_server(settings.metrics_port)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        query = job.start(spark, settings, once=args.once)
+        gate = job.BatchGate()
+        query = job.start(spark, settings, once=args.once, gate=gate)
         try:
-            job.monitor(query, stop)
+            job.monitor(query, stop, poll_seconds=1.0, gate=gate,
+                        stop_within_s=STOP_WITHIN_S)
+        except job.StopIncomplete as exc:
+            # Like a crash, and as safe: nothing was half-committed (writes are
+            # idempotent per batch) and the checkpoint replays what is not done.
+            log.warning("stopping without the query: %s", exc)
+            _exit_now(0)
         except Exception:
             if not stop.is_set():
                 raise
@@ -78,11 +87,28 @@ def main(argv: list[str] | None = None) -> int:
         log.info("query stopped", extra={"fields": {"query_id": query.id}})
         return 0
     finally:
-        try:
+        if stop.is_set():
+            # Bounded: a process manager kills what has not exited within seconds (honcho: 5).
+            if not job.within(SPARK_STOP_WITHIN_S, spark.stop):
+                log.warning("spark did not stop in time; its JVM exits with this process")
+                _exit_now(0)
+        else:
             spark.stop()
-        except Exception:  # the JVM is already gone (see above)
-            if not stop.is_set():
-                raise
+
+
+# A stop signal is followed by SIGKILL after 5 s under honcho (`make run`); Kubernetes
+# allows 30 s by default. Both budgets together stay under honcho's.
+STOP_WITHIN_S = 3.0
+SPARK_STOP_WITHIN_S = 1.5
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for threads (a parked batch, py4j's): the JVM sees its stdin
+    close and exits too."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,13 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pyspark import InheritableThread, StorageLevel
@@ -66,13 +69,47 @@ def session_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
-def build_session(settings: Settings, app_name: str = "questlog-extractor") -> SparkSession:
+def build_session(settings: Settings, app_name: str = "questlog-extractor",
+                  jvm_ignores_sigterm: bool = False) -> SparkSession:
+    """The Spark session of the job. ``jvm_ignores_sigterm``: for a driver that stops
+    itself on SIGTERM (``__main__``): a process manager signals the whole process group,
+    and a JVM that took SIGTERM itself would tear the batch in flight down under the
+    driver. PySpark already starts the JVM with SIGINT ignored, for the same reason; the
+    JVM still exits with its driver (end of file on its stdin)."""
     builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
     for key, value in session_conf(settings).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with _jvm_ignoring_sigterm() if jvm_ignores_sigterm else contextlib.nullcontext():
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextlib.contextmanager
+def _jvm_ignoring_sigterm() -> Iterator[None]:
+    """Start PySpark's JVM with SIGTERM ignored, in the child only (the driver keeps its
+    handler): PySpark's ``preexec_fn`` is chained with one more ``signal`` call. A JVM
+    started with a shutdown signal ignored does not install its handler for it."""
+    from pyspark import java_gateway
+
+    real_popen = java_gateway.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> Any:
+        inner = kwargs.get("preexec_fn")
+
+        def preexec() -> None:
+            if inner is not None:
+                inner()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+        kwargs["preexec_fn"] = preexec
+        return real_popen(*args, **kwargs)
+
+    java_gateway.Popen = popen
+    try:
+        yield
+    finally:
+        java_gateway.Popen = real_popen
 
 
 def read_kafka(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -262,14 +299,69 @@ class BatchWriter:
                 "ms": round((time.perf_counter() - started) * 1000)}})
 
 
-def start(spark: SparkSession, settings: Settings, once: bool = False) -> StreamingQuery:
-    """Start the one extractor query (``once``: availableNow, stops when drained)."""
+class BatchGate:
+    """Lets a stop wait for the micro-batch in flight, and keeps the next one from starting.
+
+    Stopping a query cancels the Spark jobs of a batch half way (and Spark logs that as a
+    failure); a batch that returned without writing would have its offsets committed (its
+    events lost). So after ``close`` a batch that arrives is parked instead: it neither
+    writes nor returns, the process exits around it, and the checkpoint replays it on the
+    next start, as after a crash.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy: int | None = None  # id of the batch being written
+        self._closed = False
+        self.parked: int | None = None  # id of the batch that arrived after close()
+
+    def run(self, write: Callable[[DataFrame, int], None], batch: DataFrame,
+            batch_id: int) -> None:
+        with self._cond:
+            park = self._closed
+            if park:
+                self.parked = batch_id
+                self._cond.notify_all()
+            else:
+                self._busy = batch_id
+        if park:
+            log.info("stopping: batch left for the next start (checkpoint)",
+                     extra={"fields": {"batch_id": batch_id}})
+            threading.Event().wait()  # until the process exits
+        try:
+            write(batch, batch_id)
+        finally:
+            with self._cond:
+                self._busy = None
+                self._cond.notify_all()
+
+    def close(self, timeout_s: float) -> bool:
+        """Refuse further batches; wait for the one in flight. True if none is."""
+        with self._cond:
+            self._closed = True
+            if self._busy is not None:
+                log.info("stopping: waiting for the batch in flight",
+                         extra={"fields": {"batch_id": self._busy}})
+            return self._cond.wait_for(lambda: self._busy is None, max(timeout_s, 0.0))
+
+
+class StopIncomplete(Exception):
+    """The query could not be stopped between two batches within the time allowed."""
+
+
+def start(spark: SparkSession, settings: Settings, once: bool = False,
+          gate: BatchGate | None = None) -> StreamingQuery:
+    """Start the one extractor query (``once``: availableNow, stops when drained).
+    With a ``gate``, ``monitor`` can stop it between two batches."""
     registry = load_registry()
     parsed = transforms.parse(transforms.from_kafka(read_kafka(spark, settings)), registry)
     deduped = transforms.dedup(parsed, settings.watermark)
+    write: Callable[[DataFrame, int], None] = BatchWriter(settings, registry)
+    if gate is not None:
+        write = functools.partial(gate.run, write)
     writer = (
         deduped.writeStream.queryName(settings.query_name)
-        .foreachBatch(BatchWriter(settings, registry))
+        .foreachBatch(write)
         .option("checkpointLocation", settings.checkpoint_uri)
     )
     if once:
@@ -285,16 +377,51 @@ def start(spark: SparkSession, settings: Settings, once: bool = False) -> Stream
 
 
 def monitor(query: StreamingQuery, stop: threading.Event | None = None,
-            poll_seconds: float = 2.0) -> None:
-    """Log progress until the query ends (or ``stop`` is set); re-raise its failure."""
+            poll_seconds: float = 2.0, gate: BatchGate | None = None,
+            stop_within_s: float = 3.5) -> None:
+    """Log progress until the query ends (or ``stop`` is set); re-raise its failure.
+
+    On ``stop``, with the query's ``gate``: wait for the batch in flight, then stop the
+    query; ``StopIncomplete`` if that takes longer than ``stop_within_s`` (a batch stuck on
+    a broker that went down too, say), for the caller to exit without waiting.
+    """
     reporter = metrics.ProgressReporter()
     stop = stop or threading.Event()
     while query.isActive and not stop.is_set():
-        query.awaitTermination(poll_seconds)
+        stop.wait(poll_seconds)  # returns at once on a stop signal
         reporter.report(query.recentProgress)
     if stop.is_set() and query.isActive:
-        query.stop()
+        _stop_between_batches(query, gate, stop_within_s)
     reporter.report(query.recentProgress)
     error: Any = query.exception()
     if error is not None:
         raise RuntimeError(f"streaming query failed: {error}")
+
+
+def _stop_between_batches(query: StreamingQuery, gate: BatchGate | None,
+                          within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    if gate is not None and not gate.close(within_s * 0.7):
+        raise StopIncomplete(f"the batch in flight did not end within {within_s * 0.7:.1f} s")
+    if gate is not None and gate.parked is not None:
+        # stop() would wait for the parked batch forever
+        raise StopIncomplete(f"batch {gate.parked} had started; it is replayed at next start")
+    if not within(deadline - time.monotonic(), query.stop):
+        raise StopIncomplete("the query did not stop in time")
+
+
+def within(timeout_s: float, action: Callable[[], Any]) -> bool:
+    """Run ``action`` on a daemon thread; whether it ended within ``timeout_s`` (an
+    exception it raised counts as ended: the JVM may be gone already)."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - reported, the caller only needs timing
+            log.debug("%s during stop: %s", getattr(action, "__name__", action), exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="questlog-stop", daemon=True).start()
+    return done.wait(max(timeout_s, 0.0))

@@ -3,6 +3,7 @@ events flow, restarted, then drained with ``--once``."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -111,3 +112,85 @@ def test_sigkill_three_times_then_drain_stores_each_event_exactly_once(kafka, tm
           f" {kills} rows committed at each kill; Delta snapshot: {N} rows, 0 duplicates;"
           f" naive *.parquet reader: {sum(r for r, _ in naive.values())} rows and"
           f" {sum(b for _, b in naive.values())} unreadable files {naive}")
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigterm_to_the_group_mid_batch_stops_cleanly_within_five_seconds(kafka, tmp_path):
+    """What honcho (`make run`, Ctrl-C) does: SIGTERM to the driver's whole process group,
+    SIGKILL 5 s later. With back-to-back micro-batches a batch is in flight: the driver
+    lets it finish (or leaves it to the checkpoint), exits 0 without a traceback, its JVM
+    too, and nothing is lost or stored twice."""
+    from questlog_embedded.spark import spark_jars
+
+    n, stops = 60_000, 2
+    topic = new_topic(kafka)
+    lake = tmp_path / "lake"
+    env = {
+        **os.environ,
+        "QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "QUESTLOG_EXTRACTOR_TOPIC": topic,
+        "QUESTLOG_EXTRACTOR_LAKE_ROOT": lake.as_uri(),
+        "QUESTLOG_EXTRACTOR_SPARK_JARS": spark_jars(),
+        "QUESTLOG_EXTRACTOR_MAX_OFFSETS_PER_TRIGGER": "15000",
+        "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS": "0",  # batches back to back
+        "QUESTLOG_EXTRACTOR_METRICS_PORT": "0",
+    }
+    events = make_events(n, "term")
+    produce_events(kafka.bootstrap, topic, events)  # a backlog: batches of 15,000 queue up
+    stored = lambda: sum(count_rows(f"{lake.as_uri()}/tables/{t}") for t in TYPES)  # noqa: E731
+    for i in range(stops):
+        log = tmp_path / f"extractor-{i}.log"
+        before = stored()
+        proc = extractor(env, log)
+        deadline = time.monotonic() + 90
+        while stored() == before and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None and stored() > before, log.read_text()[-3000:]
+        time.sleep(0.7 + 0.5 * i)
+        signalled = time.monotonic()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("the driver did not exit within 5 s of SIGTERM:\n"
+                        + log.read_text()[-3000:])
+        took = time.monotonic() - signalled
+        while group_alive(proc.pid) and time.monotonic() < signalled + 10:
+            time.sleep(0.1)
+        jvm_left = group_alive(proc.pid)
+        if jvm_left:
+            os.killpg(proc.pid, signal.SIGKILL)
+        text = log.read_text(errors="replace")
+        assert rc == 0, text[-3000:]
+        assert not jvm_left, "the JVM outlived its driver by 10 s"
+        assert "Traceback" not in text, text[text.index("Traceback") - 1500:][:5000]
+        waited = [json.loads(line)["batch_id"] for line in text.splitlines()
+                  if "waiting for the batch in flight" in line]
+        written = {json.loads(line)["batch_id"] for line in text.splitlines()
+                   if '"batch written"' in line}
+        assert set(waited) <= written, f"batches {waited} not finished before the exit"
+        how = ("left a started batch to the checkpoint" if "left for the next" in text
+               else "waited for the batch in flight" if "waiting for the batch" in text
+               else "between batches")
+        print(f"\nSIGTERM {i + 1}: driver exited 0 after {took:.1f} s ({how})")
+
+    log = tmp_path / "drain.log"
+    drain = extractor(env, log, "--once")
+    try:
+        assert drain.wait(timeout=240) == 0, log.read_text()[-3000:]
+    finally:
+        if drain.poll() is None:
+            os.killpg(drain.pid, signal.SIGKILL)
+    expected = Counter(e["event_type"] for e in events)
+    for event_type in TYPES:
+        ids = read_table(f"{lake.as_uri()}/tables/{event_type}").column("event_id").to_pylist()
+        assert len(ids) == expected[event_type], event_type
+        assert len(set(ids)) == len(ids), f"duplicates in {event_type}"
