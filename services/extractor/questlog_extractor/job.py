@@ -418,7 +418,7 @@ def within(timeout_s: float, action: Callable[[], Any]) -> bool:
     def run() -> None:
         try:
             action()
-        except Exception as exc:  # noqa: BLE001 - reported, the caller only needs timing
+        except Exception as exc:  # reported; the caller only needs timing
             log.debug("%s during stop: %s", getattr(action, "__name__", action), exc)
         finally:
             done.set()

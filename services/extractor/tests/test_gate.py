@@ -22,7 +22,8 @@ def test_close_waits_for_the_batch_in_flight_to_finish_writing():
     release.set()
     assert gate.close(2.0) is True
     t.join(2)
-    assert written == [7] and gate.parked is None
+    assert written == [7]
+    assert gate.parked is None
 
 
 def test_a_batch_arriving_after_close_is_parked_never_written_never_returned():
@@ -33,7 +34,9 @@ def test_a_batch_arriving_after_close_is_parked_never_written_never_returned():
     t.start()
     t.join(0.5)
     # Returning would let Spark commit the batch's offsets with nothing written.
-    assert t.is_alive() and written == [] and gate.parked == 8
+    assert t.is_alive()
+    assert written == []
+    assert gate.parked == 8
 
 
 def test_a_failed_write_frees_the_gate_and_propagates():
