@@ -39,3 +39,13 @@ def test_values_are_typed():
 def test_missing_or_malformed_values_fail_fast(name, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({**REQUIRED, PREFIX + name: value})
+
+
+def test_local_checkpoints_use_the_file_system_manager_hdfs_keeps_the_default():
+    from questlog_extractor.job import LOCAL_CHECKPOINT_MANAGER, session_conf
+
+    key = "spark.sql.streaming.checkpointFileManagerClass"
+    local = session_conf(Settings(kafka_bootstrap="k:9092", lake_root="file:///tmp/lake"))
+    assert local[key] == LOCAL_CHECKPOINT_MANAGER
+    hdfs = session_conf(Settings(kafka_bootstrap="k:9092", lake_root="hdfs://nn:8020/lake"))
+    assert key not in hdfs
