@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     # The JVM ignores SIGTERM: this process stops it, between two batches (below).
     spark = job.build_session(settings, jvm_ignores_sigterm=True)
     stop = threading.Event()
-    # py4j logs every call that hits a JVM the stop signal already took down (a process
-    # manager signals the whole group): expected then, so not logged as an error.
+    # py4j logs every call that hits a JVM already gone while stopping (one killed with
+    # the group, or exiting as this process exits): expected then, not logged as errors.
     quiet = _QuietWhenStopping(stop)
     for name in ("", "py4j", "py4j.java_gateway", "py4j.clientserver"):
         logging.getLogger(name).addFilter(quiet)
@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             if not stop.is_set():
                 raise
-            # A process manager (honcho, Ctrl-C in a terminal) signals the whole process
-            # group, so Spark's JVM may be gone before the query could stop. Nothing is
+            # The JVM went away while stopping (SIGKILL to the group, say). Nothing is
             # lost: writes are idempotent per batch and the checkpoint resumes the rest.
             log.info("stopped by signal together with the JVM; the checkpoint resumes")
             return 0

@@ -34,6 +34,55 @@ def extractor(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
+def extractor_env(kafka, topic: str, lake: Path, max_offsets: int,
+                  trigger_seconds: int) -> dict[str, str]:
+    from questlog_embedded.spark import spark_jars
+
+    return {
+        **os.environ,
+        "QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "QUESTLOG_EXTRACTOR_TOPIC": topic,
+        "QUESTLOG_EXTRACTOR_LAKE_ROOT": lake.as_uri(),
+        "QUESTLOG_EXTRACTOR_SPARK_JARS": spark_jars(),
+        "QUESTLOG_EXTRACTOR_MAX_OFFSETS_PER_TRIGGER": str(max_offsets),
+        "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS": str(trigger_seconds),
+        "QUESTLOG_EXTRACTOR_METRICS_PORT": "0",
+    }
+
+
+def stored_rows(lake: Path) -> int:
+    return sum(count_rows(f"{lake.as_uri()}/tables/{t}") for t in TYPES)
+
+
+def start_until_a_commit(env: dict[str, str], log: Path, lake: Path) -> subprocess.Popen:
+    """A running driver that has committed at least one more batch (or 90 s passed)."""
+    before = stored_rows(lake)
+    proc = extractor(env, log)
+    deadline = time.monotonic() + 90
+    while stored_rows(lake) == before and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, log.read_text()[-3000:]
+    return proc
+
+
+def drain(env: dict[str, str], log: Path) -> None:
+    proc = extractor(env, log, "--once")
+    try:
+        assert proc.wait(timeout=240) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def assert_each_event_once(lake: Path, events: list[dict]) -> None:
+    expected = Counter(e["event_type"] for e in events)
+    for event_type in TYPES:
+        ids = read_table(f"{lake.as_uri()}/tables/{event_type}").column("event_id").to_pylist()
+        assert len(ids) == expected[event_type], event_type
+        assert len(set(ids)) == len(ids), f"duplicates in {event_type}"
+    assert count_rows(f"{lake.as_uri()}/tables/quarantine") == 0
+
+
 def naive_count(folder: Path) -> tuple[int, int]:
     """What a directory reader sees: (rows in every readable *.parquet file under the
     table folder, files it cannot even open — half-written when the driver died)."""
@@ -49,20 +98,9 @@ def naive_count(folder: Path) -> tuple[int, int]:
 
 
 def test_sigkill_three_times_then_drain_stores_each_event_exactly_once(kafka, tmp_path):
-    from questlog_embedded.spark import spark_jars
-
     topic = new_topic(kafka)
     lake = tmp_path / "lake"
-    env = {
-        **os.environ,
-        "QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP": kafka.bootstrap,
-        "QUESTLOG_EXTRACTOR_TOPIC": topic,
-        "QUESTLOG_EXTRACTOR_LAKE_ROOT": lake.as_uri(),
-        "QUESTLOG_EXTRACTOR_SPARK_JARS": spark_jars(),
-        "QUESTLOG_EXTRACTOR_MAX_OFFSETS_PER_TRIGGER": "4000",
-        "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS": "1",
-        "QUESTLOG_EXTRACTOR_METRICS_PORT": "0",
-    }
+    env = extractor_env(kafka, topic, lake, max_offsets=4000, trigger_seconds=1)
     log = tmp_path / "extractor.log"
     events = make_events(N, "kill")
     rng = random.Random(7)
@@ -77,37 +115,19 @@ def test_sigkill_three_times_then_drain_stores_each_event_exactly_once(kafka, tm
 
     flow = threading.Thread(target=producer, daemon=True)
     flow.start()
-    stored = lambda: sum(count_rows(f"{lake.as_uri()}/tables/{t}") for t in TYPES)  # noqa: E731
     kills = []
     for _ in range(KILLS):
-        before = stored()
-        proc = extractor(env, log)
-        deadline = time.monotonic() + 90
-        while stored() == before and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-        assert proc.poll() is None, log.read_text()[-3000:]
+        proc = start_until_a_commit(env, log, lake)
         time.sleep(rng.uniform(0.2, 2.5))  # somewhere inside a later micro-batch
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        kills.append(stored())
+        kills.append(stored_rows(lake))
     flow.join(timeout=120)
     assert sent.is_set()
 
-    drain = extractor(env, log, "--once")
-    try:
-        assert drain.wait(timeout=240) == 0, log.read_text()[-3000:]
-    finally:
-        if drain.poll() is None:
-            os.killpg(drain.pid, signal.SIGKILL)
-
-    expected = Counter(e["event_type"] for e in events)
-    naive = {}
-    for event_type in TYPES:
-        ids = read_table(f"{lake.as_uri()}/tables/{event_type}").column("event_id").to_pylist()
-        assert len(ids) == expected[event_type], event_type
-        assert len(set(ids)) == len(ids), f"duplicates in {event_type}"
-        naive[event_type] = naive_count(lake / "tables" / event_type)
-    assert count_rows(f"{lake.as_uri()}/tables/quarantine") == 0
+    drain(env, log)
+    assert_each_event_once(lake, events)
+    naive = {t: naive_count(lake / "tables" / t) for t in TYPES}
     print(f"\nkill test: {N} events (+{N // 20} resent), {KILLS} SIGKILLs with"
           f" {kills} rows committed at each kill; Delta snapshot: {N} rows, 0 duplicates;"
           f" naive *.parquet reader: {sum(r for r, _ in naive.values())} rows and"
@@ -127,33 +147,18 @@ def test_sigterm_to_the_group_mid_batch_stops_cleanly_within_five_seconds(kafka,
     SIGKILL 5 s later. With back-to-back micro-batches a batch is in flight: the driver
     lets it finish (or leaves it to the checkpoint), exits 0 without a traceback, its JVM
     too, and nothing is lost or stored twice."""
-    from questlog_embedded.spark import spark_jars
-
     n, stops = 60_000, 2
     topic = new_topic(kafka)
     lake = tmp_path / "lake"
-    env = {
-        **os.environ,
-        "QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP": kafka.bootstrap,
-        "QUESTLOG_EXTRACTOR_TOPIC": topic,
-        "QUESTLOG_EXTRACTOR_LAKE_ROOT": lake.as_uri(),
-        "QUESTLOG_EXTRACTOR_SPARK_JARS": spark_jars(),
-        "QUESTLOG_EXTRACTOR_MAX_OFFSETS_PER_TRIGGER": "15000",
-        "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS": "0",  # batches back to back
-        "QUESTLOG_EXTRACTOR_METRICS_PORT": "0",
-    }
+    # trigger 0: batches back to back
+    env = extractor_env(kafka, topic, lake, max_offsets=15000, trigger_seconds=0)
     events = make_events(n, "term")
     produce_events(kafka.bootstrap, topic, events)  # a backlog: batches of 15,000 queue up
-    stored = lambda: sum(count_rows(f"{lake.as_uri()}/tables/{t}") for t in TYPES)  # noqa: E731
     for i in range(stops):
         log = tmp_path / f"extractor-{i}.log"
-        before = stored()
-        proc = extractor(env, log)
-        deadline = time.monotonic() + 90
-        while stored() == before and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert stored() > before, log.read_text()[-3000:]
+        before = stored_rows(lake)
+        proc = start_until_a_commit(env, log, lake)
+        assert stored_rows(lake) > before, log.read_text()[-3000:]
         time.sleep(0.7 + 0.5 * i)
         signalled = time.monotonic()
         os.killpg(proc.pid, signal.SIGTERM)
@@ -183,15 +188,5 @@ def test_sigterm_to_the_group_mid_batch_stops_cleanly_within_five_seconds(kafka,
                else "between batches")
         print(f"\nSIGTERM {i + 1}: driver exited 0 after {took:.1f} s ({how})")
 
-    log = tmp_path / "drain.log"
-    drain = extractor(env, log, "--once")
-    try:
-        assert drain.wait(timeout=240) == 0, log.read_text()[-3000:]
-    finally:
-        if drain.poll() is None:
-            os.killpg(drain.pid, signal.SIGKILL)
-    expected = Counter(e["event_type"] for e in events)
-    for event_type in TYPES:
-        ids = read_table(f"{lake.as_uri()}/tables/{event_type}").column("event_id").to_pylist()
-        assert len(ids) == expected[event_type], event_type
-        assert len(set(ids)) == len(ids), f"duplicates in {event_type}"
+    drain(env, tmp_path / "drain.log")
+    assert_each_event_once(lake, events)
