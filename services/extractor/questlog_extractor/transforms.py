@@ -179,6 +179,11 @@ def to_event_table(good: DataFrame, event_type: str,
                    _event_table_columns(event_type, registry))
 
 
+def seen_later() -> Column:
+    """A null ``seen_at``, for a writer that sets it itself (the same code every batch)."""
+    return F.lit(None).cast("timestamp")
+
+
 QUARANTINE_COLUMNS = ("raw_value", "raw_truncated", "reason", "topic", "kafka_partition",
                       "kafka_offset", "kafka_timestamp", "seen_at", "seen_date")
 

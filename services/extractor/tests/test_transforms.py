@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import time
 
 import pytest
 from pyspark.sql import functions as F
@@ -164,3 +166,41 @@ def test_the_tables_frame_holds_every_tables_rows(spark, registry):
     part = frame.where(F.col("reason").isNotNull()).select(expected.columns)
     assertDataFrameEqual(part, expected)
     assert expected.count() == 4
+
+
+def test_the_tables_frame_plan_is_the_same_for_every_batch(spark, registry):
+    # Spark inlines current_timestamp() as a literal: every micro-batch's code would
+    # differ, miss the codegen cache and be compiled again (Janino, then the JIT). The
+    # delta-rs writer asks for a null seen_at and stamps it on the driver (stamp_seen).
+    parsed = transforms.parse(raw_frame(spark, [json.dumps(make_events(1)[0]).encode()]))
+
+    def plan(seen_at):
+        frame = transforms.to_tables_frame(parsed, registry, seen_at=seen_at)
+        text = frame._jdf.queryExecution().optimizedPlan().toString()
+        return re.sub(r"#\d+", "", text)  # expression ids differ between frames
+
+    spark.conf.set("spark.sql.debug.maxToStringFields", "1000")  # no "..." in the plan
+    try:
+        assert plan(transforms.seen_later()) == plan(transforms.seen_later())
+        default = plan(None)  # current_timestamp(): a new literal each time
+        time.sleep(0.01)
+        assert plan(None) != default
+    finally:
+        spark.conf.unset("spark.sql.debug.maxToStringFields")
+
+
+def test_stamp_seen_sets_the_quarantine_time_and_its_utc_date():
+    import pyarrow as pa
+
+    from questlog_extractor.job import stamp_seen
+
+    schema = pa.schema([("reason", pa.string()), ("seen_at", pa.timestamp("us", tz="UTC")),
+                        ("seen_date", pa.date32())])
+    rows = pa.table({"reason": ["a", "b"], "seen_at": [None, None], "seen_date": [None, None]},
+                    schema=schema)
+    at = dt.datetime(2026, 11, 27, 23, 59, 59, 500000, tzinfo=dt.UTC)
+    stamped = stamp_seen(rows, at.timestamp())
+    assert stamped.schema == schema
+    assert stamped.column("seen_at").to_pylist() == [at, at]
+    assert stamped.column("seen_date").to_pylist() == [dt.date(2026, 11, 27)] * 2
+    assert stamped.column("reason").to_pylist() == ["a", "b"]
