@@ -70,6 +70,9 @@ def environment(var: Path | None = None) -> dict[str, str]:
         "QUESTLOG_QUERY_PORT": str(QUERY_PORT),
         "QUESTLOG_QUERY_LAKE_ROOT": lake,
         "QUESTLOG_QUERY_READ_TOKEN": _secret("query_read_token"),
+        # A local disk answers "is there a new version" in microseconds: check 4x a second
+        # (the service's default, 1 s, spares a remote store), so answers are fresher.
+        "QUESTLOG_QUERY_SNAPSHOT_TTL_S": os.environ.get("QUESTLOG_QUERY_SNAPSHOT_TTL_S", "0.25"),
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -1,0 +1,22 @@
+"""The embedded stack's settings are accepted by each service's own settings module (a
+typo here would only show when `make run` starts a service that then exits)."""
+
+from __future__ import annotations
+
+from questlog_embedded import stack
+
+
+def test_every_service_accepts_the_stack_environment(tmp_path, monkeypatch):
+    from questlog_api.settings import Settings as ApiSettings
+    from questlog_extractor.settings import Settings as ExtractorSettings
+    from questlog_query.settings import Settings as QuerySettings
+
+    monkeypatch.delenv("QUESTLOG_QUERY_SNAPSHOT_TTL_S", raising=False)
+    env = stack.environment(tmp_path / "var")
+    api = ApiSettings.from_env(env)
+    extractor = ExtractorSettings.from_env(env)
+    query = QuerySettings.from_env(env)
+    assert api.kafka_bootstrap == extractor.kafka_bootstrap == f"127.0.0.1:{stack.KAFKA_PORT}"
+    assert extractor.lake_root == query.lake_root == (tmp_path / "var" / "lake").as_uri()
+    assert extractor.trigger_seconds == 1
+    assert query.snapshot_ttl_s == 0.25  # a local disk: checked 4x a second
