@@ -20,3 +20,18 @@ def test_every_service_accepts_the_stack_environment(tmp_path, monkeypatch):
     assert extractor.lake_root == query.lake_root == (tmp_path / "var" / "lake").as_uri()
     assert extractor.trigger_seconds == 1
     assert query.snapshot_ttl_s == 0.25  # a local disk: checked 4x a second
+
+
+def test_the_stack_environment_gives_gunicorn_its_worker_threads(tmp_path, monkeypatch):
+    import importlib
+
+    from questlog_api import gunicorn_config
+
+    monkeypatch.delenv("QUESTLOG_API_THREADS", raising=False)
+    # set here, or the config module sets it in os.environ for every later test
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    for name, value in stack.environment(tmp_path / "var").items():
+        monkeypatch.setenv(name, value)
+    assert importlib.reload(gunicorn_config).threads == 8
+    monkeypatch.setenv("QUESTLOG_API_THREADS", "3")  # the user's own setting wins
+    assert importlib.reload(gunicorn_config).threads == 3
