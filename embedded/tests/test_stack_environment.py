@@ -25,13 +25,14 @@ def test_every_service_accepts_the_stack_environment(tmp_path, monkeypatch):
 def test_the_stack_environment_gives_gunicorn_its_worker_threads(tmp_path, monkeypatch):
     import importlib
 
-    from questlog_api import gunicorn_config
-
     monkeypatch.delenv("QUESTLOG_API_THREADS", raising=False)
-    # set here, or the config module sets it in os.environ for every later test
+    # Set before the config module is imported: it would otherwise set it in os.environ
+    # for good, and every later test's prometheus_client would run in multiprocess mode.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     for name, value in stack.environment(tmp_path / "var").items():
         monkeypatch.setenv(name, value)
+    from questlog_api import gunicorn_config
+
     assert importlib.reload(gunicorn_config).threads == 8
     monkeypatch.setenv("QUESTLOG_API_THREADS", "3")  # the user's own setting wins
     assert importlib.reload(gunicorn_config).threads == 3
