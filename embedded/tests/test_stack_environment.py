@@ -11,7 +11,8 @@ def test_every_service_accepts_the_stack_environment(tmp_path, monkeypatch):
     from questlog_extractor.settings import Settings as ExtractorSettings
     from questlog_query.settings import Settings as QuerySettings
 
-    monkeypatch.delenv("QUESTLOG_QUERY_SNAPSHOT_TTL_S", raising=False)
+    for name in ("QUESTLOG_QUERY_SNAPSHOT_TTL_S", "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS"):
+        monkeypatch.delenv(name, raising=False)  # the stack's defaults, not the caller's
     env = stack.environment(tmp_path / "var")
     api = ApiSettings.from_env(env)
     extractor = ExtractorSettings.from_env(env)

@@ -251,7 +251,7 @@ class BatchWriter:
         started = time.perf_counter()
         # seen_at is stamped here, not by current_timestamp(): Spark inlines that as a
         # literal, so each micro-batch's code would differ, miss the codegen cache and be
-        # compiled by Janino and again by the JIT (~40% of a 1,000-event batch's CPU).
+        # compiled by Janino and again by the JIT (two compiles per batch; README "Speed").
         rows = transforms.to_tables_frame(batch, self.registry,
                                           seen_at=transforms.seen_later()).toArrow()
         collected = time.perf_counter()
