@@ -1,0 +1,10 @@
+{{/* Labels of the umbrella's own objects (the helm test). */}}
+{{- define "questlog.testLabels" -}}
+app.kubernetes.io/name: questlog-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/part-of: questlog
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
