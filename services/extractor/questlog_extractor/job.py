@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pyspark import InheritableThread, StorageLevel
@@ -70,6 +71,23 @@ def session_conf(settings: Settings) -> dict[str, str]:
         # state partition's changelog: ~70 processes per micro-batch). A rename on a local
         # POSIX file system is atomic either way. HDFS keeps the default.
         conf["spark.sql.streaming.checkpointFileManagerClass"] = LOCAL_CHECKPOINT_MANAGER
+    return conf
+
+
+# Set by spark-submit's PythonRunner in the Python driver it starts (PySpark then joins
+# that JVM instead of launching one).
+SPARK_SUBMIT_MARK = "PYSPARK_GATEWAY_PORT"
+
+
+def launch_conf(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """Where Spark runs and with which jars: from the settings when this process starts
+    Spark itself (embedded mode, tests), nothing when spark-submit started it. There
+    spark-submit's ``--master``/``--jars`` rule (on Kubernetes the Spark Operator's, from
+    the SparkApplication); a master set here would override them and run the job as
+    ``local[2]`` inside the driver pod."""
+    if SPARK_SUBMIT_MARK in environ:
+        return {}
+    conf = {"spark.master": settings.spark_master}
     if settings.spark_jars:
         conf["spark.jars"] = ",".join(settings.spark_jars)
     return conf
@@ -86,8 +104,8 @@ def build_session(settings: Settings, app_name: str = "questlog-extractor",
     and a JVM that took SIGTERM itself would tear the batch in flight down under the
     driver. PySpark already starts the JVM with SIGINT ignored, for the same reason; the
     JVM still exits with its driver (end of file on its stdin)."""
-    builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
-    for key, value in session_conf(settings).items():
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in {**launch_conf(settings, os.environ), **session_conf(settings)}.items():
         builder = builder.config(key, value)
     with _jvm_ignoring_sigterm() if jvm_ignores_sigterm else contextlib.nullcontext():
         spark = builder.getOrCreate()

@@ -5,6 +5,11 @@ Usage::
 
     settings = Settings.from_env()          # os.environ
     settings = Settings.from_env({"QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP": "...", ...})
+
+``SPARK_MASTER`` and ``SPARK_JARS`` apply only when the extractor starts Spark itself
+(``python -m questlog_extractor``: embedded mode, tests). Under spark-submit (the Spark
+Operator's driver on Kubernetes) spark-submit's own master and jars rule and these two are
+ignored (``job.launch_conf``).
 """
 
 from __future__ import annotations

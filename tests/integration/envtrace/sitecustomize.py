@@ -16,6 +16,10 @@ if _PATH:
     _lock = threading.Lock()
 
     def _record(key):
+        pending = getattr(_local, "pending", None)
+        if pending and key in pending:  # a value fetched by dict(os.environ)
+            pending.discard(key)
+            return
         if getattr(_local, "bulk", 0) or not isinstance(key, str) or key in _seen:
             return
         with _lock:
@@ -40,6 +44,12 @@ if _PATH:
                 yield from super().__iter__()
             finally:
                 _local.bulk -= 1
+
+        def keys(self):
+            # dict(os.environ) lists the keys, then fetches each value: not reads
+            names = list(super().__iter__())
+            _local.pending = set(names)
+            return names
 
         def copy(self):
             _local.bulk = getattr(_local, "bulk", 0) + 1
