@@ -33,11 +33,11 @@ from typing import Any
 
 import yaml
 
-from questlog_k8s import policy, tools
+from questlog_k8s import policy, schemas, tools, validate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "charts" / "questlog"
-KUBE_VERSION = "1.37.0"
+KUBE_VERSION = schemas.KUBERNETES_VERSION
 RELEASE = "questlog"
 NAMESPACE = "questlog"
 # skaffold runs: (label, extra args)
@@ -128,8 +128,6 @@ def spark_pod_templates(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any
 
 
 def validate_objects(stream: str, objects: list[dict[str, Any]]) -> list[str]:
-    from questlog_k8s import validate
-
     found = [str(p) for p in validate.validate(stream)]
     extra = spark_pod_templates(objects)
     if extra:
@@ -211,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{tools.TOOLS['skaffold'].version}; Kubernetes {KUBE_VERSION} schemas",
               flush=True)
         results = []
-        for values in [None, *scenarios()]:
+        for values in scenarios():
             result = check_scenario(values)
             results.append(result)
             _report(result)
@@ -219,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             for result in check_skaffold():
                 results.append(result)
                 _report(result)
-    except (CheckError, tools.ToolError) as exc:
+    except (CheckError, tools.ToolError, validate.ValidationSetupError,
+            schemas.SchemaError) as exc:
         print(f"[chart-check] ERROR: {exc}", file=sys.stderr)
         return 1
     failed = sum(len(r.problems) for r in results)
