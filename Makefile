@@ -1,6 +1,6 @@
 # questlog — every target is a thin wrapper over a script in bin/ or a tool in .venv.
 .DEFAULT_GOAL := help
-.PHONY: help setup lock test test-unit test-integration lint run status load load-ui bench bench-quick clean
+.PHONY: help setup lock test test-unit test-integration lint chart-check k8s-tools run status load load-ui bench bench-quick clean
 
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
@@ -11,13 +11,19 @@ help: ## list the targets
 setup: ## install the Python env (pinned lock) and the pinned JVM jars; idempotent
 	@bin/setup
 
-lock: ## re-pin the Python dependencies (requirements-dev.lock, services/*/requirements.lock)
+lock: ## re-pin the Python dependencies (requirements-dev.lock, services/*/requirements.lock, loadtest/requirements.lock)
 	@bin/lock
 
 lint: setup ## ruff over every package
 	@.venv/bin/ruff check .
 
-test: setup lint ## lint, then every test: unit, integration (real Kafka, Spark, Delta, HDFS), e2e
+chart-check: setup ## the Helm chart offline: lint, render every ci scenario, strict schemas, policy, skaffold
+	@$(PY) -m questlog_k8s.chartcheck
+
+k8s-tools: ## build the pinned Go tools (helm, kubeconform, skaffold) into ~/.cache/questlog/tools
+	@$(PY) -m questlog_k8s.tools
+
+test: setup lint chart-check ## lint, chart-check, then every test: unit, integration (real Kafka, Spark, Delta, HDFS), e2e
 	@$(PYTEST)
 
 test-unit: setup ## only the tests that need no infrastructure

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import subprocess
 import sys
@@ -161,11 +162,64 @@ def skaffold_env(home: Path) -> dict[str, str]:
             "SKAFFOLD_UPDATE_CHECK": "false", "SKAFFOLD_COLLECT_METRICS": "false"}
 
 
+# skaffold's artifacts -> the containers that must run them: what setValueTemplates wires.
+ARTIFACTS = {"questlog-api": ("Deployment", "api"), "questlog-query": ("Deployment", "query"),
+             "questlog-extractor": ("SparkApplication", "extractor"),
+             "questlog-locust": ("Deployment", "locust-master")}
+ARTIFACT_TAG = "skaffold-check"
+SKAFFOLD_RELEASES = (RELEASE, "questlog-load")  # skaffold.yaml's two modules
+
+
+def images_of(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    """(kind, name) -> the images its pods run."""
+    out: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for obj in objects:
+        key = (obj["kind"], obj["metadata"]["name"])
+        if obj["kind"] == "SparkApplication":
+            out[key].add(obj["spec"]["image"])
+        for pod in policy.pods_of(obj):
+            for c in pod.spec.get("containers") or []:
+                if c.get("image"):
+                    out[key].add(c["image"])
+    return out
+
+
+def check_artifact_images(objects: list[dict[str, Any]]) -> list[str]:
+    """Each skaffold artifact is the image of its component (in either release)."""
+    problems = []
+    images = images_of(objects)
+    checked = 0
+    for artifact, (kind, component) in ARTIFACTS.items():
+        for release in SKAFFOLD_RELEASES:
+            key = (kind, f"{release}-{component}")
+            if key not in images:
+                continue
+            checked += 1
+            want = f"{artifact}:{ARTIFACT_TAG}"
+            if images[key] != {want}:
+                problems.append(f"{kind} {key[1]}: runs {sorted(images[key])}, "
+                                f"skaffold built {want}")
+    if not checked:
+        problems.append("no component of skaffold's releases runs a skaffold artifact")
+    return problems
+
+
+def skaffold_manifests(stdout: str) -> str:
+    """skaffold render's output minus the notice lines it prints before the YAML."""
+    lines = stdout.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith(("apiVersion:", "---", "kind:"))), len(lines))
+    return "".join(lines[start:])
+
+
 def check_skaffold() -> list[Result]:
     skaffold = str(tools.path("skaffold"))
     results = []
     with tempfile.TemporaryDirectory(prefix="questlog-skaffold-") as tmp:
         env = skaffold_env(Path(tmp))
+        artifacts = Path(tmp) / "artifacts.json"
+        artifacts.write_text(json.dumps({"builds": [
+            {"imageName": name, "tag": f"{name}:{ARTIFACT_TAG}"} for name in ARTIFACTS]}))
         _run([skaffold, "config", "set", "--global", "collect-metrics", "false"], env=env)
         diagnose = Result("skaffold diagnose")
         proc = _run([skaffold, "diagnose", "--yaml-only", "--filename", "skaffold.yaml"],
@@ -183,14 +237,17 @@ def check_skaffold() -> list[Result]:
         for label, args in SKAFFOLD_RUNS:
             result = Result(f"skaffold render {label}")
             proc = _run([skaffold, "render", "--offline=true", "--digest-source=none",
-                         "--filename", "skaffold.yaml", *args], env=env, cwd=REPO_ROOT)
+                         f"--build-artifacts={artifacts}", "--filename", "skaffold.yaml",
+                         *args], env=env, cwd=REPO_ROOT)
             if proc.returncode != 0:
                 result.problems.append(f"skaffold render {' '.join(args)}: "
                                        f"{proc.stderr.strip()[-2000:]}")
             else:
-                result.objects = parse(proc.stdout)
-                result.problems += validate_objects(proc.stdout, result.objects)
+                manifests = skaffold_manifests(proc.stdout)
+                result.objects = parse(manifests)
+                result.problems += validate_objects(manifests, result.objects)
                 result.problems += [f"policy: {p}" for p in policy.check(result.objects)]
+                result.problems += check_artifact_images(result.objects)
             results.append(result)
     return results
 

@@ -14,6 +14,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -35,17 +36,28 @@ class Tool:
     # Some modules (skaffold) cannot be `go install`ed at a version: their go.mod has
     # replace directives. Those are built in a module of our own that copies them.
     own_module: bool = False
+    ldflags: str = ""  # what the project's own release build stamps in (-X ...)
 
     @property
     def binary(self) -> Path:
-        return tools_dir() / self.name / self.version / self.name
+        # keyed by version and recipe: a changed recipe builds anew, beside the old one
+        recipe = hashlib.sha256(f"{self.module} {self.package} {self.ldflags}".encode())
+        return tools_dir() / self.name / f"{self.version}-{recipe.hexdigest()[:8]}" / self.name
 
+
+# helm's release build stamps its version and the Kubernetes version of its client-go
+# (v0.37 -> 1.37); without them helm assumes Kubernetes 1.20 for .Capabilities and lint.
+_HELM_LDFLAGS = " ".join(
+    f"-X helm.sh/helm/v3/{var}" for var in (
+        "internal/version.version=v3.22.0", "internal/version.gitTreeState=clean",
+        "pkg/chartutil.k8sVersionMajor=1", "pkg/chartutil.k8sVersionMinor=37",
+        "pkg/lint/rules.k8sVersionMajor=1", "pkg/lint/rules.k8sVersionMinor=37"))
 
 # helm v3, not v4: skaffold calls `helm version --client`, which helm v4 refuses.
 TOOLS = {
     tool.name: tool
     for tool in (
-        Tool("helm", "helm.sh/helm/v3", "v3.22.0", "cmd/helm"),
+        Tool("helm", "helm.sh/helm/v3", "v3.22.0", "cmd/helm", ldflags=_HELM_LDFLAGS),
         Tool("kubeconform", "github.com/yannh/kubeconform", "v0.7.0", "cmd/kubeconform"),
         Tool("skaffold", "github.com/GoogleContainerTools/skaffold/v2", "v2.16.1",
              "cmd/skaffold", own_module=True),
@@ -122,11 +134,11 @@ def build(tool: Tool, log=print) -> Path:
             (mod / "tools.go").write_text(
                 f'//go:build tools\n\npackage tools\n\nimport _ "{tool.module}/{tool.package}"\n')
             _run([go, "mod", "tidy"], cwd=mod, env=env)
-            _run([go, "build", "-o", str(out), f"{tool.module}/{tool.package}"],
-                 cwd=mod, env=env)
+            _run([go, "build", "-ldflags", tool.ldflags, "-o", str(out),
+                  f"{tool.module}/{tool.package}"], cwd=mod, env=env)
         else:
-            _run([go, "install", f"{tool.module}/{tool.package}@{tool.version}"],
-                 env={**env, "GOBIN": tmp})
+            _run([go, "install", "-ldflags", tool.ldflags,
+                  f"{tool.module}/{tool.package}@{tool.version}"], env={**env, "GOBIN": tmp})
             built = Path(tmp) / Path(tool.package).name
             if built != out:
                 built.rename(out)

@@ -27,7 +27,7 @@ def _env(name: str, default: str | None = None) -> str:
 
 
 def _call(url: str, body: bytes | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method="POST" if body else "GET")
+    request = urllib.request.Request(url, data=body, method="POST" if body else "GET")  # noqa: S310 (the chart's URLs)
     if body:
         request.add_header("Content-Type", "application/json")
     try:
