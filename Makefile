@@ -6,7 +6,7 @@ PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## install the Python env (pinned lock) and the pinned JVM jars; idempotent
 	@bin/setup
