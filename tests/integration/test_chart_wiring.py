@@ -142,8 +142,8 @@ def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, 
                    "api (as rendered)", procs["api"], logs["api"])
         wait_until(lambda: _get(f"http://127.0.0.1:{query}/healthz")[0] == 200, 60,
                    "query (as rendered)", procs["query"], logs["query"])
-        wait_until(lambda: _get(f"http://127.0.0.1:{metrics}/metrics")[0] == 200 or
-                   "questlog_extractor" in tail(logs["extractor"]), 180,
+        # the driver serves its metrics once its settings were accepted and Spark is up
+        wait_until(lambda: _get(f"http://127.0.0.1:{metrics}/metrics")[0] == 200, 240,
                    "extractor driver (as rendered)", procs["extractor"], logs["extractor"])
 
         # 1. the helm test Job's script, as rendered
