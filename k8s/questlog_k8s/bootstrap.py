@@ -102,10 +102,13 @@ def operator_releases(namespace: str = DEFAULT_NAMESPACE) -> tuple[Release, ...]
             # this chart would grant that Role to the namespace's "default" account instead.
             ("spark.serviceAccount.create", "false"),
             ("spark.rbac.create", "false"),
-            # The webhook applies the SparkApplication's pod fields (security contexts,
-            # volumes) to driver and executor pods; without it the restricted namespace
-            # refuses them.
+            # questlog's SparkApplication puts its env, labels and security contexts in pod
+            # templates, which spark-submit applies itself (checked against the controller
+            # in k8s/tests/test_spark_operator.py, no webhook running); the webhook stays on
+            # for applications that use the operator's own pod fields.
             ("webhook.enable", "true"),
+            # The extractor turns Spark's UI off; no Service for it.
+            ("controller.uiService.enable", "false"),
         ),
         crds=(Crd("sparkapplications.sparkoperator.k8s.io", "v1beta2"),),
         # "<release>-controller" / "<release>-webhook": the release name contains the chart

@@ -33,6 +33,7 @@ SPARK_CMD = [
     "--namespace", "spark-operator", "--create-namespace",
     "--set", "spark.jobNamespaces={questlog}", "--set", "spark.serviceAccount.create=false",
     "--set", "spark.rbac.create=false", "--set", "webhook.enable=true",
+    "--set", "controller.uiService.enable=false",
 ]
 PARTS = [
     "crd kafkas.kafka.strimzi.io",
