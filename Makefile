@@ -1,6 +1,6 @@
 # questlog — every target is a thin wrapper over a script in bin/ or a tool in .venv.
 .DEFAULT_GOAL := help
-.PHONY: help setup lock test test-unit test-integration lint chart-check k8s-tools run status load load-ui bench bench-quick clean
+.PHONY: help setup lock test test-unit test-integration lint chart-check k8s-tools cluster run status load load-ui bench bench-quick clean
 
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
@@ -20,8 +20,11 @@ lint: setup ## ruff over every package
 chart-check: setup ## the Helm chart offline: lint, render every ci scenario, strict schemas, policy, skaffold
 	@$(PY) -m questlog_k8s.chartcheck
 
-k8s-tools: ## build the pinned Go tools (helm, kubeconform, skaffold) into ~/.cache/questlog/tools
+k8s-tools: setup ## build the pinned Go tools (helm, kubeconform, skaffold, etcd, kube-apiserver, kubectl, spark-operator) into ~/.cache/questlog/tools
 	@$(PY) -m questlog_k8s.tools
+
+cluster: setup ## a local Kubernetes control plane (etcd + kube-apiserver, no nodes) on loopback; state under var/cluster; Ctrl-C stops it
+	@$(PY) -m questlog_k8s.cluster
 
 test: setup lint chart-check ## lint, chart-check, then every test: unit, integration (real Kafka, Spark, Delta, HDFS), e2e
 	@$(PYTEST)

@@ -1,4 +1,5 @@
-"""Session fixtures shared by every test folder: real Kafka, HDFS and Spark, started once.
+"""Session fixtures shared by every test folder: real Kafka, HDFS, Spark and a Kubernetes
+control plane, started once.
 
 Each runs on free ports under pytest's temp dir and is always stopped; when a test failed,
 the logs stay where pytest keeps its temp dirs and their paths are printed at the end.
@@ -52,6 +53,21 @@ def spark(tmp_path_factory):
         yield session
     finally:
         session.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory):
+    """etcd + kube-apiserver on loopback, no nodes (questlog_k8s.cluster); the binaries
+    build once per machine from the Go module proxy."""
+    from questlog_k8s.cluster import ControlPlane
+
+    plane = ControlPlane(tmp_path_factory.mktemp("kube"))
+    _LOGS.extend(str(path) for path in plane.log_paths)
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus):
