@@ -146,14 +146,16 @@ def helm_command(release: Release, helm: str = "helm", kubeconfig: str | None = 
 
 # ---- readiness: pure functions of the objects as the API serves them ------------------
 
-def _condition(obj: Obj, kind: str) -> Obj | None:
+def condition(obj: Obj, kind: str) -> Obj | None:
+    """The status condition of that type, if the object has one."""
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == kind:
             return cond
     return None
 
 
-def _why(cond: Obj) -> str:
+def condition_reason(cond: Obj) -> str:
+    """A condition's reason and message, as one line."""
     return ": ".join(p for p in (cond.get("reason"), cond.get("message")) if p)
 
 
@@ -161,12 +163,12 @@ def crd_problem(crd: Obj | None, version: str) -> str | None:
     """None when the CRD is Established and serves `version`, else why not."""
     if crd is None:
         return "not found (its operator's chart did not install it)"
-    established = _condition(crd, "Established")
+    established = condition(crd, "Established")
     if established is None:
         return "no Established condition yet"
     if established.get("status") != "True":
         return f"Established={established.get('status')}" + (
-            f" ({_why(established)})" if _why(established) else "")
+            f" ({condition_reason(established)})" if condition_reason(established) else "")
     served = [v.get("name") for v in (crd.get("spec") or {}).get("versions") or []
               if v.get("served")]
     if version not in served:
@@ -191,12 +193,12 @@ def deployment_problem(dep: Obj | None) -> str | None:
         return None
     why = [f"{ready}/{want} replicas ready" if updated >= want
            else f"rollout in progress ({updated}/{want} updated, {ready} ready)"]
-    failure = _condition(dep, "ReplicaFailure")
+    failure = condition(dep, "ReplicaFailure")
     if failure is not None and failure.get("status") == "True":
-        why.append(f"pods not created: {_why(failure)}")  # e.g. refused by PodSecurity
-    progressing = _condition(dep, "Progressing")
+        why.append(f"pods not created: {condition_reason(failure)}")  # e.g. refused by PodSecurity
+    progressing = condition(dep, "Progressing")
     if progressing is not None and progressing.get("status") == "False":
-        why.append(_why(progressing))
+        why.append(condition_reason(progressing))
     return "; ".join(why)
 
 
@@ -209,9 +211,9 @@ def pod_problems(pods: Iterable[Obj]) -> list[str]:
     for pod in pods:
         name = (pod.get("metadata") or {}).get("name", "?")
         status = pod.get("status") or {}
-        scheduled = _condition(pod, "PodScheduled")
+        scheduled = condition(pod, "PodScheduled")
         if scheduled is not None and scheduled.get("status") == "False":
-            lines.append(f"pod {name}: not scheduled: {_why(scheduled)}")
+            lines.append(f"pod {name}: not scheduled: {condition_reason(scheduled)}")
             continue
         before = len(lines)
         for init, group in ((True, status.get("initContainerStatuses")),
@@ -221,7 +223,7 @@ def pod_problems(pods: Iterable[Obj]) -> list[str]:
                 state = cs.get("state") or {}
                 waiting = state.get("waiting")
                 if waiting and waiting.get("reason") not in _BENIGN_WAITS:
-                    line = f"{where}: {_why(waiting)}"
+                    line = f"{where}: {condition_reason(waiting)}"
                     crashed = (cs.get("lastState") or {}).get("terminated")
                     if crashed:
                         line += (f" (restarts {cs.get('restartCount', 0)}, "

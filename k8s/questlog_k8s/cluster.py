@@ -423,3 +423,42 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def apply_crds(api: object, operators: tuple[str, ...], timeout: float = 90.0) -> list[str]:
+    """Server-side apply the CRDs of ``operators`` (keys of schemas.crd_files()) with the
+    Kubernetes client ``api`` and wait until each is Established; the CRD names.
+
+    The field manager is kubectl's, with force: `kubectl apply --server-side` (what
+    test_cluster uses) conflicts on .spec.versions with any other manager of a CRD, even
+    for the same file, so every test of a session applies them alike."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    from questlog_k8s import schemas
+
+    ext = client.ApiextensionsV1Api(api)
+    names = []
+    for operator in operators:
+        for path in schemas.crd_files()[operator]:
+            for crd in yaml.safe_load_all(path.read_text()):
+                if not crd:
+                    continue
+                names.append(crd["metadata"]["name"])
+                try:
+                    ext.patch_custom_resource_definition(
+                        names[-1], crd, field_manager="kubectl", force=True,
+                        _content_type="application/apply-patch+yaml")
+                except ApiException as exc:
+                    raise ClusterError(f"CRD {names[-1]} from {path}: {exc.status} "
+                                       f"{exc.body}") from exc
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while True:
+            conditions = ext.read_custom_resource_definition(name).status.conditions or []
+            if any(c.type == "Established" and c.status == "True" for c in conditions):
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"CRD {name} not Established after {timeout:.0f} s")
+            time.sleep(0.3)
+    return names

@@ -51,6 +51,7 @@ from typing import Any
 
 import yaml
 
+from questlog_embedded import process
 from questlog_k8s import bootstrap, schemas, tools
 
 TOOL = "spark-operator"
@@ -255,14 +256,7 @@ class SparkOperator:
 
     def stop(self, timeout: float = 20.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        process.stop(proc, timeout=timeout)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.is_file():

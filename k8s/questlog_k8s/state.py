@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from questlog_k8s.bootstrap import condition as _condition
+from questlog_k8s.bootstrap import condition_reason as _why
 from questlog_k8s.bootstrap import deployment_problem, pod_problems
 
 Obj = Mapping[str, Any]
@@ -168,17 +170,6 @@ def release_status(record: Obj) -> PartStatus:
 
 
 # ---- each kind ------------------------------------------------------------------------
-
-def _condition(obj: Obj, kind: str) -> Obj | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind:
-            return cond
-    return None
-
-
-def _why(cond: Obj) -> str:
-    return ": ".join(p for p in (cond.get("reason"), cond.get("message")) if p)
-
 
 def missing(part: str, kind: str, name: str, crd_installed: bool | None = None) -> PartStatus:
     why = f"{kind} {name} not found"

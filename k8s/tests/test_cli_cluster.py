@@ -33,9 +33,8 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from questlog_k8s import chartcheck, cli, kube, schemas, state, tools
+from questlog_k8s import chartcheck, cli, cluster, kube, state, tools
 from questlog_k8s.bootstrap import POD_SECURITY_LABELS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,37 +58,6 @@ def _until(predicate, timeout: float, what: str, detail=lambda: ""):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not after {timeout:.0f} s\n{detail()}")
         time.sleep(0.3)
-
-
-def _apply_crds(api: client.ApiClient) -> None:
-    """The operators' CRDs, server-side applied and Established, whichever test of the
-    session applied them first."""
-    ext = client.ApiextensionsV1Api(api)
-    names = []
-    for operator in CRD_OPERATORS:
-        for path in schemas.crd_files()[operator]:
-            for crd in yaml.safe_load_all(path.read_text()):
-                if not crd:
-                    continue
-                names.append(crd["metadata"]["name"])
-                # As test_cluster applies them (`kubectl apply --server-side`): that apply
-                # conflicts on .spec.versions with any other field manager of a CRD, even
-                # for the same file (checked on this server), so share kubectl's; force
-                # takes over a CRD that another test created.
-                try:
-                    ext.patch_custom_resource_definition(
-                        names[-1], crd, field_manager="kubectl", force=True,
-                        _content_type="application/apply-patch+yaml")
-                except ApiException as exc:
-                    raise AssertionError(f"CRD {names[-1]} from {path}: {exc.status} "
-                                         f"{exc.body}") from exc
-
-    def established(name: str) -> bool:
-        conditions = ext.read_custom_resource_definition(name).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    for name in names:
-        _until(lambda n=name: established(n), 60, f"CRD {name} Established")
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -206,7 +174,7 @@ class Release:
 @pytest.fixture(scope="module")
 def api(kube_cluster):
     api = kube.connect(str(kube_cluster.kubeconfig))
-    _apply_crds(api)
+    cluster.apply_crds(api, CRD_OPERATORS)
     yield api
     api.close()
 

@@ -26,7 +26,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from questlog_k8s import chartcheck, kube, schemas, sparkop, tools, wiring
+from questlog_k8s import chartcheck, cluster, kube, schemas, sparkop, tools, wiring
 from questlog_k8s.bootstrap import POD_SECURITY_LABELS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -71,31 +71,6 @@ def _properties(text: str) -> dict[str, str]:
     return out
 
 
-def _apply_crds(api: client.ApiClient) -> list[str]:
-    ext = client.ApiextensionsV1Api(api)
-    names = []
-    for operator in CRD_OPERATORS:
-        for path in schemas.crd_files()[operator]:
-            for crd in yaml.safe_load_all(path.read_text()):
-                if not crd:
-                    continue
-                names.append(crd["metadata"]["name"])
-                try:
-                    ext.create_custom_resource_definition(crd)
-                except ApiException as exc:
-                    if exc.status != 409:  # another test applied it already
-                        raise AssertionError(f"CRD {names[-1]} from {path}: "
-                                             f"{exc.status} {exc.body}") from exc
-
-    def established(name: str) -> bool:
-        conditions = ext.read_custom_resource_definition(name).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    for name in names:
-        _wait(lambda n=name: established(n), 60, f"CRD {name} established")
-    return names
-
-
 def _helm(kubeconfig: Path, *args: str) -> str:
     proc = subprocess.run([str(tools.path("helm")), "--kubeconfig", str(kubeconfig), *args],
                           capture_output=True, text=True, check=False)
@@ -110,7 +85,7 @@ def installed(kube_cluster):
     assert tools.TOOLS[sparkop.TOOL].version == f"v{schemas.SPARK_OPERATOR_VERSION}"
     api = kube.connect(kubeconfig=str(kube_cluster.kubeconfig))
     core = client.CoreV1Api(api)
-    _apply_crds(api)
+    cluster.apply_crds(api, CRD_OPERATORS)
     kube_cluster.ensure_namespace(NAMESPACE, POD_SECURITY_LABELS)  # and its "default" account
     args = [f"--set={item}" for item in SETS]
     _helm(kube_cluster.kubeconfig, "install", RELEASE, str(chartcheck.CHART),
