@@ -92,3 +92,18 @@ def test_lint_fails_on_a_broken_values_file(tmp_path):
     problems = chartcheck.lint(bad)
     assert problems
     assert any("replicas" in p for p in problems), problems
+
+
+def test_kind_never_pulls_questlogs_images_but_pulls_public_ones():
+    """kind loads questlog's own images (`kind load`, skaffold): Never pulled. A public
+    image (HDFS's) must still be pulled, or its pods could never start there."""
+    objects = chartcheck.parse(chartcheck.render([chartcheck.CHART / "ci/kind-values.yaml"]))
+    policies = {}
+    for obj in objects:
+        for pod in policy.pods_of(obj):
+            for c in pod.spec.get("containers") or []:
+                if c.get("image"):
+                    policies[c["image"]] = c.get("imagePullPolicy")
+    assert {image for image, pull in policies.items() if pull == "Never"} == {
+        "questlog-api:0.1.0", "questlog-query:0.1.0", "questlog-locust:0.1.0"}
+    assert policies["docker.io/apache/hadoop:3.4.1"] == "IfNotPresent"
