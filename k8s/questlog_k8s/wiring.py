@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import base64
+import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -121,12 +122,26 @@ def containers(objects: list[dict[str, Any]], release: str) -> dict[str, Contain
     return found
 
 
+def _pattern(mapping: Mapping) -> re.Pattern[str] | None:
+    """One alternation of every address and path, longest first, each matched whole: not
+    inside a longer name ("questlog-api" in "x-questlog-api") or path ("/tmp" in "/tmpx",
+    "/x/tmp"). One pass, so a replacement (a repository path under /tmp, say) is never
+    rewritten again."""
+    parts = [(key, r"(?<![\w.-])") for key in mapping.addresses]
+    parts += [(key, r"(?<![\w/.-])") for key in mapping.paths]
+    if not parts:
+        return None
+    parts.sort(key=lambda part: len(part[0]), reverse=True)
+    return re.compile("|".join(f"{before}{re.escape(key)}(?![\\w.-])"
+                               for key, before in parts))
+
+
 def _rewrite(value: str, mapping: Mapping) -> str:
-    for table in (mapping.addresses, mapping.paths):
-        for old in sorted(table, key=len, reverse=True):
-            if old in value:
-                value = value.replace(old, table[old])
-    return value
+    pattern = _pattern(mapping)
+    if pattern is None:
+        return value
+    table = {**mapping.addresses, **mapping.paths}
+    return pattern.sub(lambda m: table[m.group(0)], value)
 
 
 def apply(container: Container, mapping: Mapping) -> Container:
