@@ -182,8 +182,15 @@ def test_sigterm_to_the_group_mid_batch_stops_cleanly_within_five_seconds(kafka,
                   if "waiting for the batch in flight" in line]
         written = {json.loads(line)["batch_id"] for line in text.splitlines()
                    if '"batch written"' in line}
-        assert set(waited) <= written, f"batches {waited} not finished before the exit"
+        # The batch in flight finishes, unless it outlasts the stop budget (STOP_WITHIN_S):
+        # then the driver says so and exits like a kill, leaving it to the checkpoint
+        # (a cold JVM's early batches can take that long; exactly once either way, below).
+        gave_up = "stopping without the query" in text
+        assert gave_up or set(waited) <= written, \
+            f"batches {waited} neither finished before the exit nor left to the checkpoint"
         how = ("left a started batch to the checkpoint" if "left for the next" in text
+               else "left the batch in flight to the checkpoint after the stop budget"
+               if gave_up
                else "waited for the batch in flight" if "waiting for the batch" in text
                else "between batches")
         print(f"\nSIGTERM {i + 1}: driver exited 0 after {took:.1f} s ({how})")
