@@ -51,6 +51,17 @@ def scale(pytestconfig) -> Scale:
                  runs=3 if name == "full" else 1)
 
 
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """One embedded stack (what `make run` starts: Kafka, API, extractor, query service)
+    on free ports, shared by the scenarios that send hostile input but kill nothing. Each
+    such scenario tags its events (its own player ids) so its counts are its own."""
+    from questlog_embedded.stack import Stack
+
+    with Stack(tmp_path_factory.mktemp("chaos-stack")) as running:
+        yield running
+
+
 @pytest.fixture
 def sabotaged(request, pytestconfig, monkeypatch) -> str | None:
     """The name of the mechanism broken in this run (None normally). It is already broken
