@@ -30,22 +30,26 @@ CODES = {
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, details: Any = None,
-                 retry_after: int | None = None, code: str | None = None) -> None:
+                 retry_after: int | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or CODES.get(status, "error")
         self.message = message
         self.details = details if details is not None else {}
         self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None,
-                   retry_after: int | None = None):
+                   retry_after: int | None = None, headers: dict[str, str] | None = None):
     body = {"error": {"code": code, "message": message, "details": details or {}}}
     response = jsonify(body)
     response.status_code = status
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="questlog"'
     return response
@@ -54,7 +58,8 @@ def error_response(status: int, code: str, message: str, details: Any = None,
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.retry_after)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.retry_after,
+                              exc.headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -13,7 +13,7 @@ from questlog_api import metrics
 from questlog_api.envelope import CONTEXT_HEADERS, RequestMeta, build, request_meta
 from questlog_api.errors import ApiError
 from questlog_api.guards import check_write_key, presented_key
-from questlog_api.sink import SinkUnavailable
+from questlog_api.sink import NOT_PERSISTED, POSSIBLY_PERSISTED, SinkUnavailable
 from questlog_api.state import state
 
 
@@ -64,9 +64,8 @@ def ingest(events: list[Any], meta: RequestMeta) -> list[dict[str, Any]]:
         st.sink.send_many(envelopes)
     except SinkUnavailable as exc:
         _reject(events, "unavailable")
-        raise ApiError(503, "events were not acknowledged by Kafka; retry with the same "
-                       "event_id", {"reason": str(exc)},
-                       retry_after=st.settings.retry_after_s) from None
+        raise unavailable(exc, [e["event_id"] for e in envelopes],
+                          st.settings.retry_after_s) from None
     metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
     counts: dict[str, int] = {}
     for envelope in envelopes:
@@ -75,6 +74,28 @@ def ingest(events: list[Any], meta: RequestMeta) -> list[dict[str, Any]]:
         metrics.EVENTS_ACCEPTED.labels(event_type).inc(count)
     g.accepted = len(envelopes)
     return envelopes
+
+
+# the messages of the two persistence states a refusal can be in
+UNAVAILABLE_MESSAGES = {
+    NOT_PERSISTED: "Kafka refused or never received the events: none was stored "
+                   "(not_persisted); retry with the same event_id",
+    POSSIBLY_PERSISTED: "Kafka did not acknowledge the events; some may still be stored "
+                          "(possibly_persisted): retry with the same event_id and each is "
+                          "stored once",
+}
+
+
+def unavailable(exc: SinkUnavailable, event_ids: list[str], retry_after: int) -> ApiError:
+    """The 503 of a refused request: whether its events may still land (``persistence``)
+    and their ids, so that a retry carrying the same ids is stored once. Single-event
+    requests (the legacy routes) also get both in headers."""
+    details = {"reason": str(exc), "persistence": exc.persistence, "event_ids": event_ids}
+    headers = {"X-Event-Persistence": exc.persistence}
+    if len(event_ids) == 1:
+        headers["X-Event-Id"] = event_ids[0]
+    message = UNAVAILABLE_MESSAGES.get(exc.persistence, UNAVAILABLE_MESSAGES[POSSIBLY_PERSISTED])
+    return ApiError(503, message, details, retry_after=retry_after, headers=headers)
 
 
 def _reject(events: list[Any], reason: str) -> None:

@@ -29,15 +29,44 @@ def _error(description: str, retry_after: bool = False) -> dict[str, Any]:
     return response
 
 
+def _unavailable(single_event: bool) -> dict[str, Any]:
+    """The 503: refused, with whether the events may still land and their ids."""
+    response = _error(
+        "Kafka did not acknowledge in time, or the in-flight cap is full. "
+        "details.persistence says whether any event of the request may still be stored "
+        "(possibly_persisted) or none was (not_persisted); either way retry with the "
+        "same event_id (details.event_ids), and each event is stored once.",
+        retry_after=True)
+    response["content"] = {"application/json": {"schema": {
+        "$ref": "#/components/schemas/Unavailable"}}}
+    response["headers"]["X-Event-Persistence"] = {
+        "description": "not_persisted or possibly_persisted (as details.persistence)",
+        "schema": {"$ref": "#/components/schemas/Persistence"}}
+    if single_event:
+        response["headers"]["X-Event-Id"] = {
+            "description": "the refused event's id: send it back to retry",
+            "schema": {"type": "string", "format": "uuid"}}
+    return response
+
+
 ERRORS = {
     "400": _error("malformed body (not JSON/NDJSON, NaN/Infinity, no events)"),
     "401": _error("write keys are configured and none valid was presented"),
     "413": _error("body over MAX_BODY_BYTES or more than MAX_BATCH_EVENTS events"),
     "422": _error("schema violation; nothing of the request was produced"),
     "429": _error("rate limited", retry_after=True),
-    "503": _error("Kafka did not acknowledge in time; retry with the same event_id",
-                  retry_after=True),
+    "503": _unavailable(single_event=False),
 }
+
+EVENT_ID_PARAMETERS = [
+    {"name": "event_id", "in": "query", "required": False,
+     "schema": {"type": "string", "format": "uuid"},
+     "description": "the client's idempotency key (never a property); a retry that "
+                    "sends the same id is stored once"},
+    {"name": "X-Event-Id", "in": "header", "required": False,
+     "schema": {"type": "string", "format": "uuid"},
+     "description": "the same key as a header; when both are sent they must agree"},
+]
 
 
 def event_in_schema(registry: Registry) -> dict[str, Any]:
@@ -77,7 +106,7 @@ def document(registry: Registry, settings: Settings) -> dict[str, Any]:
                             + (f" (default {spec['defaults'][name]!r})"
                                if name in spec["defaults"] else "")}
             for name, field in props.items()
-        ]
+        ] + EVENT_ID_PARAMETERS
         for rule in spec["rules"]:
             legacy_paths[rule] = {"get": {
                 "summary": f"record a {event_type} event (the original client's route)",
@@ -87,9 +116,14 @@ def document(registry: Registry, settings: Settings) -> dict[str, Any]:
                 "security": security,
                 "responses": {
                     "200": {"description": "acknowledged by Kafka",
+                            "headers": {"X-Event-Id": {
+                                "description": "the stored event's id",
+                                "schema": {"type": "string", "format": "uuid"}}},
                             "content": {"text/html": {"schema": {
                                 "type": "string", "const": spec["reply"]}}}},
-                    **{k: v for k, v in ERRORS.items() if k != "413"},
+                    **{k: v for k, v in ERRORS.items() if k not in {"413", "400", "503"}},
+                    "400": _error("event_id / X-Event-Id is not a UUID, or the two differ"),
+                    "503": _unavailable(single_event=True),
                 },
             }}
     event_in = {"$ref": "#/components/schemas/EventIn"}
@@ -131,7 +165,9 @@ def document(registry: Registry, settings: Settings) -> dict[str, Any]:
                 "summary": "liveness: the process answers", "operationId": "healthz",
                 "tags": ["ops"], "responses": {"200": _status_response("alive")}}},
             "/readyz": {"get": {
-                "summary": "readiness: Kafka reachable and the producer up",
+                "summary": "readiness: Kafka answers a metadata request through the "
+                           "producer (cached 1 s), the topic exists, the in-flight cap "
+                           "has room",
                 "operationId": "readyz", "tags": ["ops"],
                 "responses": {"200": _status_response("ready"),
                               "503": _status_response("not ready", retry_after=True)}}},
@@ -159,6 +195,31 @@ def document(registry: Registry, settings: Settings) -> dict[str, Any]:
                                       "items": {"type": "string", "format": "uuid"}},
                     },
                     "required": ["accepted", "event_ids"],
+                },
+                "Persistence": {"type": "string",
+                                "enum": ["not_persisted", "possibly_persisted"]},
+                "Unavailable": {
+                    "type": "object",
+                    "properties": {"error": {
+                        "type": "object",
+                        "properties": {
+                            "code": {"type": "string", "const": "unavailable"},
+                            "message": {"type": "string"},
+                            "details": {
+                                "type": "object",
+                                "properties": {
+                                    "reason": {"type": "string"},
+                                    "persistence": {
+                                        "$ref": "#/components/schemas/Persistence"},
+                                    "event_ids": {"type": "array", "items": {
+                                        "type": "string", "format": "uuid"}},
+                                },
+                                "required": ["reason", "persistence", "event_ids"],
+                            },
+                        },
+                        "required": ["code", "message", "details"],
+                    }},
+                    "required": ["error"],
                 },
                 "Error": {
                     "type": "object",

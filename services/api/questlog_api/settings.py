@@ -40,6 +40,7 @@ class Settings:
     rate_limit_burst: int = 0  # bucket size; 0 = max(1, rate_limit)
     ip_hash_key: bytes = b""
     produce_timeout_s: float = 5.0
+    ready_timeout_s: float = 1.0  # /readyz's metadata round trip to Kafka waits this long
     max_in_flight: int = 10_000  # events handed to Kafka but not yet acknowledged, per worker
     linger_ms: int = 1
     retry_after_s: int = 1
@@ -120,6 +121,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "rate_limit_burst": _int,
     "ip_hash_key": lambda raw: raw.encode("utf-8"),
     "produce_timeout_s": _float,
+    "ready_timeout_s": _float,
     "max_in_flight": _int,
     "linger_ms": _int,
     "retry_after_s": _int,
@@ -136,6 +138,7 @@ def _check(s: Settings) -> list[str]:
         (s.rate_limit >= 0, "RATE_LIMIT must be >= 0"),
         (s.rate_limit_burst >= 0, "RATE_LIMIT_BURST must be >= 0"),
         (0 < s.produce_timeout_s <= 120, "PRODUCE_TIMEOUT_S must be in (0, 120]"),
+        (0 < s.ready_timeout_s <= 30, "READY_TIMEOUT_S must be in (0, 30]"),
         (s.max_in_flight >= s.max_batch_events, "MAX_IN_FLIGHT must be >= MAX_BATCH_EVENTS"),
         (0 <= s.linger_ms <= 1000, "LINGER_MS must be in [0, 1000]"),
         (s.retry_after_s >= 1, "RETRY_AFTER_S must be >= 1"),

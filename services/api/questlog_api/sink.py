@@ -1,5 +1,11 @@
 """Where accepted events go: a ``Sink`` that returns only once every event is durable.
 
+Every refusal says whether the events may still land (``SinkUnavailable.persistence``):
+``not_persisted`` when none of them reached a broker or the broker refused them for good,
+``possibly_persisted`` when any was handed over and no definitive answer came back in
+time (the broker may have written it). Clients retry with the same ``event_id`` either way;
+the extractor stores each id once.
+
 ``KafkaSink`` produces with ``acks='all'`` and idempotence (both set explicitly and checked
 after construction: kafka-python silently turns idempotence off when other options
 conflict). kafka-python's send buffer is unbounded, so the sink counts the events it has
@@ -33,12 +39,34 @@ log = logging.getLogger(__name__)
 LIVE_SINKS: weakref.WeakSet[KafkaSink | ConfluentSink] = weakref.WeakSet()
 
 
+NOT_PERSISTED = "not_persisted"
+POSSIBLY_PERSISTED = "possibly_persisted"
+
+
 class SinkUnavailable(Exception):
     """The events were not acknowledged in time (or could not be handed over at all).
 
-    Some of them may still be written later: clients retry with the same ``event_id`` and
-    the extractor deduplicates on it.
+    ``persistence`` is ``NOT_PERSISTED`` only when no event of the request can be in
+    Kafka; otherwise ``POSSIBLY_PERSISTED``: some may be written later, so clients retry
+    with the same ``event_id`` and the extractor deduplicates on it.
     """
+
+    def __init__(self, message: str, persistence: str = POSSIBLY_PERSISTED) -> None:
+        super().__init__(message)
+        self.persistence = persistence
+
+
+# librdkafka delivery errors that mean this message was never written, whichever attempt
+# failed: refused for what it is (size, topic, rights), or purged before it was sent.
+# Everything else (timeouts, transport, not-enough-replicas after a retry...) may follow
+# an attempt the broker wrote without answering. The Python client does not expose
+# librdkafka's per-message status (rd_kafka_message_status), so this errs on "possibly".
+DEFINITIVE_DELIVERY_ERRORS = frozenset((
+    "MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "INVALID_MSG", "INVALID_RECORD",
+    "RECORD_LIST_TOO_LARGE", "TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED",
+    "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "_UNKNOWN_PARTITION", "TOPIC_EXCEPTION",
+    "INVALID_REQUIRED_ACKS", "_INVALID_ARG", "_PURGE_QUEUE", "_QUEUE_FULL",
+))
 
 
 def encode(event: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -100,6 +128,7 @@ class MemorySink:
     def __init__(self, max_in_flight: int = 10_000) -> None:
         self.records: list[tuple[bytes, bytes]] = []
         self.fail = False
+        self.fail_persistence = NOT_PERSISTED  # what a failing send reports
         self.in_flight = InFlight(max_in_flight)
         self._lock = threading.Lock()
 
@@ -109,10 +138,10 @@ class MemorySink:
 
     def send_many(self, events: Sequence[dict[str, Any]]) -> None:
         if not self.in_flight.try_acquire(len(events)):
-            raise SinkUnavailable("too many events in flight")
+            raise SinkUnavailable("too many events in flight", NOT_PERSISTED)
         try:
             if self.fail:
-                raise SinkUnavailable("memory sink set to fail")
+                raise SinkUnavailable("memory sink set to fail", self.fail_persistence)
             encoded = [encode(event) for event in events]
             with self._lock:
                 self.records.extend(encoded)
@@ -177,7 +206,7 @@ class KafkaSink:
             if self._producer is not None:
                 return self._producer
             if time.monotonic() - self._failed_at < self.RECONNECT_BACKOFF_S:
-                raise SinkUnavailable("Kafka unreachable (backing off)")
+                raise SinkUnavailable("Kafka unreachable (backing off)", NOT_PERSISTED)
             from kafka import KafkaProducer
             from kafka.errors import KafkaError
 
@@ -186,7 +215,8 @@ class KafkaSink:
             except KafkaError as exc:
                 self._failed_at = time.monotonic()
                 log.warning("kafka producer could not start: %s", type(exc).__name__)
-                raise SinkUnavailable(f"Kafka unreachable: {type(exc).__name__}") from exc
+                raise SinkUnavailable(f"Kafka unreachable: {type(exc).__name__}",
+                                      NOT_PERSISTED) from exc
             config = producer.config
             if not (config["enable_idempotence"] is True and config["acks"] == -1):
                 producer.close(timeout=0)
@@ -205,7 +235,7 @@ class KafkaSink:
 
         n = len(events)
         if not self.in_flight.try_acquire(n):
-            raise SinkUnavailable("too many events in flight")
+            raise SinkUnavailable("too many events in flight", NOT_PERSISTED)
         deadline = time.monotonic() + self.settings.produce_timeout_s
         handed = 0
         futures = []
@@ -218,7 +248,8 @@ class KafkaSink:
                 future.add_both(self._released)
                 futures.append(future)
         except KafkaError as exc:
-            raise SinkUnavailable(f"Kafka send failed: {type(exc).__name__}") from exc
+            raise SinkUnavailable(f"Kafka send failed: {type(exc).__name__}",
+                                  POSSIBLY_PERSISTED if handed else NOT_PERSISTED) from exc
         finally:
             self.in_flight.release(n - handed)  # slots of events never handed over
         for future in futures:
@@ -226,7 +257,9 @@ class KafkaSink:
             try:
                 future.get(timeout=max(remaining, 0.001))
             except KafkaError as exc:
-                raise SinkUnavailable(f"Kafka did not acknowledge: {type(exc).__name__}") from exc
+                # kafka-python does not say whether a failed batch was ever sent
+                raise SinkUnavailable(f"Kafka did not acknowledge: {type(exc).__name__}",
+                                      POSSIBLY_PERSISTED) from exc
 
     def _released(self, _result: Any) -> None:
         self.in_flight.release(1)
@@ -251,13 +284,18 @@ class KafkaSink:
 
 
 class _Waiter:
-    """One request's events: the delivery callbacks count down, the request waits."""
+    """One request's events: the delivery callbacks count down, the request waits.
 
-    __slots__ = ("_done", "error", "release", "remaining")
+    ``landed_maybe`` turns true once any event was acknowledged or failed without a
+    definitive answer: from then on the request's refusal is "possibly persisted".
+    """
+
+    __slots__ = ("_done", "error", "landed_maybe", "release", "remaining")
 
     def __init__(self, remaining: int, release: Any) -> None:
         self.remaining = remaining
         self.error: Any = None
+        self.landed_maybe = False
         self.release = release
         self._done = threading.Lock()
         self._done.acquire()
@@ -266,6 +304,8 @@ class _Waiter:
         # Called by the one thread serving the producer's callbacks at a time (the poll
         # thread, or close()'s flush once the poll thread has stopped).
         self.release(1)
+        if err is None or err.name() not in DEFINITIVE_DELIVERY_ERRORS:
+            self.landed_maybe = True
         if err is not None and self.error is None:
             self.error = err
         self.remaining -= 1
@@ -294,6 +334,7 @@ class ConfluentSink:
     """
 
     POLL_INTERVAL_S = 0.05
+    READY_CACHE_S = 1.0  # probes more often than this share one metadata round trip
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -305,6 +346,7 @@ class ConfluentSink:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._atexit = False
+        self._probe = ReadinessProbe(self.READY_CACHE_S)
         LIVE_SINKS.add(self)
 
     def producer_config(self) -> dict[str, Any]:
@@ -360,7 +402,8 @@ class ConfluentSink:
                 producer = Producer(config)
             except KafkaException as exc:
                 log.warning("kafka producer could not start: %s", exc)
-                raise SinkUnavailable(f"Kafka producer could not start: {exc}") from exc
+                raise SinkUnavailable(f"Kafka producer could not start: {exc}",
+                                      NOT_PERSISTED) from exc
             self._stop = threading.Event()
             poller = threading.Thread(target=self._poll, args=(producer, self._stop),
                                       name="questlog-kafka-poll", daemon=True)
@@ -404,7 +447,7 @@ class ConfluentSink:
         n = len(events)
         in_flight = self.in_flight
         if not in_flight.try_acquire(n):
-            raise SinkUnavailable("too many events in flight")
+            raise SinkUnavailable("too many events in flight", NOT_PERSISTED)
         deadline = time.monotonic() + self.settings.produce_timeout_s
         handed = 0
         waiter = _Waiter(n, in_flight.release)
@@ -416,23 +459,50 @@ class ConfluentSink:
                 produce(topic, value, key, on_delivery=callback)
                 handed += 1
         except BufferError as exc:
-            raise SinkUnavailable("Kafka producer queue full") from exc
+            raise SinkUnavailable("Kafka producer queue full",
+                                  POSSIBLY_PERSISTED if handed else NOT_PERSISTED) from exc
         except Exception as exc:
             from confluent_kafka import KafkaException
 
             if isinstance(exc, KafkaException):
-                raise SinkUnavailable(f"Kafka send failed: {exc}") from exc
+                raise SinkUnavailable(f"Kafka send failed: {exc}",
+                                      POSSIBLY_PERSISTED if handed else NOT_PERSISTED) from exc
             raise
         finally:
             if handed < n:  # a failed hand-over raises: nobody waits for the waiter
                 in_flight.release(n - handed)  # slots of events never handed over
         if not waiter.wait(deadline - time.monotonic()):
-            raise SinkUnavailable("Kafka did not acknowledge in time")
+            # handed over, no answer yet: the broker may have written some of them
+            raise SinkUnavailable("Kafka did not acknowledge in time", POSSIBLY_PERSISTED)
         if waiter.error is not None:
-            raise SinkUnavailable(f"Kafka did not acknowledge: {waiter.error.name()}")
+            raise SinkUnavailable(
+                f"Kafka did not acknowledge: {waiter.error.name()}",
+                POSSIBLY_PERSISTED if waiter.landed_maybe else NOT_PERSISTED)
 
     def ready(self) -> tuple[bool, str]:
-        return _readiness(self)
+        """Besides the shared checks, one metadata round trip through the producer's own
+        connections, at most every ``READY_CACHE_S``: a frozen broker still accepts TCP
+        connections but answers nothing, and this catches it."""
+        ok, reason = _readiness(self)
+        if not ok:
+            return ok, reason
+        return self._probe.check(self._round_trip)
+
+    def _round_trip(self) -> tuple[bool, str]:
+        from confluent_kafka import KafkaException
+
+        topic = self.settings.topic
+        try:
+            metadata = self._get_producer().list_topics(
+                topic, timeout=self.settings.ready_timeout_s)
+        except SinkUnavailable as exc:
+            return False, str(exc)
+        except KafkaException as exc:
+            return False, f"Kafka did not answer a metadata request: {exc.args[0].name()}"
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            return False, f"topic {topic!r} is not available"
+        return True, "ok"
 
     def reset(self) -> None:
         with self._lock:
@@ -441,6 +511,7 @@ class ConfluentSink:
             self._producer, self._poller, self._pid, self._fatal = None, None, None, None
             self._stop = threading.Event()
             self.in_flight = InFlight(self.settings.max_in_flight)
+            self._probe = ReadinessProbe(self.READY_CACHE_S)
 
     def close(self, timeout_s: float) -> None:
         with self._lock:
@@ -456,6 +527,30 @@ class ConfluentSink:
         left = producer.flush(timeout_s)  # serves the remaining delivery callbacks
         if left:
             log.warning("kafka producer closed with %d events not acknowledged", left)
+
+
+class ReadinessProbe:
+    """One check shared by concurrent and frequent probes: its answer is kept for
+    ``cache_s``, and while one probe runs the check, the others get the last answer
+    instead of waiting (a probe must stay cheap when the broker is slow)."""
+
+    def __init__(self, cache_s: float) -> None:
+        self.cache_s = cache_s
+        self._lock = threading.Lock()
+        self._answer: tuple[bool, str] = (False, "not checked yet")
+        self._at = -float("inf")
+
+    def check(self, run: Any) -> tuple[bool, str]:
+        if time.monotonic() - self._at < self.cache_s:
+            return self._answer
+        if not self._lock.acquire(blocking=False):
+            return self._answer if self._at > -float("inf") else (False, "being checked")
+        try:
+            self._answer = run()
+            self._at = time.monotonic()
+            return self._answer
+        finally:
+            self._lock.release()
 
 
 def _readiness(sink: Any) -> tuple[bool, str]:
