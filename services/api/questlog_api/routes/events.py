@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, request
 
 from questlog_api.envelope import Malformed, parse_body
 from questlog_api.errors import ApiError
+from questlog_api.guards import read_body
 from questlog_api.ingest import guard, ingest, meta
 from questlog_api.state import state
 
@@ -16,7 +17,8 @@ JSON_TYPES = {"application/json"}
 NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonlines"}
 
 
-@bp.post("/v1/events")
+# merge_slashes=False: "//v1//events" is a 404, not a 308 that invites a re-POST
+@bp.post("/v1/events", merge_slashes=False)
 def post_events():
     guard()
     mimetype = request.mimetype
@@ -26,7 +28,7 @@ def post_events():
     limit = state().settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "request body too large", {"max_bytes": limit})
-    data = request.get_data(cache=False)  # MAX_CONTENT_LENGTH bounds chunked bodies too
+    data = read_body(request)  # 408 for a body that trickles in (slowloris)
     try:
         events = parse_body(data, ndjson=mimetype in NDJSON_TYPES)
     except Malformed as exc:
