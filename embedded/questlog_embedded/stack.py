@@ -4,7 +4,7 @@ readiness waits, the banner, and `make status`.
 Usage:
     python -m questlog_embedded.stack env > var/run.env   # settings for embedded/Procfile
     python -m questlog_embedded.stack wait-topic          # block until Kafka has the topic
-    python -m questlog_embedded.stack banner              # wait for all, print where they are
+    python -m questlog_embedded.stack banner              # wait for all, print where they are, exit
     python -m questlog_embedded.stack status              # what runs, lag and freshness
 """
 
@@ -158,8 +158,7 @@ questlog is running (Ctrl-C stops everything)
 try:  curl -H 'Host: user1.comcast.com' http://127.0.0.1:{API_PORT}/purchase_sword
       curl 'http://127.0.0.1:{QUERY_PORT}/v1/stats/counts?event_type=purchase_sword&group_by=host'
 """, flush=True)
-    while True:  # honcho stops every process when one exits: stay until Ctrl-C
-        time.sleep(3600)
+    return 0  # a one-shot (`# once` in the Procfile): the supervisor does not restart it
 
 
 def _metric(text: str, name: str) -> float | None:
@@ -198,8 +197,9 @@ def status() -> int:
 
 
 class Stack:
-    """The whole `make run` stack (embedded/Procfile under honcho) on free ports with its
-    state in ``var``: for the end-to-end tests and the benchmarks."""
+    """The whole `make run` stack (embedded/Procfile under questlog_embedded.supervise) on
+    free ports with its state in ``var``: for the end-to-end tests, the benchmarks and the
+    chaos scenarios. ``proc`` is the supervisor; ``log`` its one prefixed stream."""
 
     READY_LINE = b"questlog is running"
 
@@ -216,7 +216,7 @@ class Stack:
                         **(extra_env or {}))
         self.api = f"http://127.0.0.1:{self.ports['API']}"
         self.query = f"http://127.0.0.1:{self.ports['QUERY']}"
-        self.log = self.var / "honcho.log"
+        self.log = self.var / "run.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 240.0) -> Stack:
@@ -227,8 +227,9 @@ class Stack:
             check=True, capture_output=True, text=True).stdout)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "honcho"), "-f", "embedded/Procfile",
-                 "-d", str(paths.REPO_ROOT), "-e", str(env_file), "start"],
+                [sys.executable, "-m", "questlog_embedded.supervise",
+                 "-f", str(paths.REPO_ROOT / "embedded" / "Procfile"),
+                 "-d", str(paths.REPO_ROOT), "-e", str(env_file), "--colour", "never"],
                 cwd=paths.REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -241,13 +242,15 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        """What Ctrl-C does: SIGINT to honcho's group, which stops every process."""
+        """What Ctrl-C does: SIGINT to the supervisor, which stops every process (a
+        supervisor killed after 60 s still takes them along: each gets SIGTERM when it
+        dies)."""
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
+            os.kill(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
     def __enter__(self) -> Stack:
