@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         if stop.is_set():
-            # Bounded: a process manager kills what has not exited within seconds (honcho: 5).
+            # Bounded: a process manager kills what has not exited within seconds (make run's supervisor: 10 s).
             if not job.within(SPARK_STOP_WITHIN_S, spark.stop):
                 log.warning("spark did not stop in time; its JVM exits with this process")
                 _exit_now(0)
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             spark.stop()
 
 
-# A stop signal is followed by SIGKILL after 5 s under honcho (`make run`); Kubernetes
-# allows 30 s by default. Both budgets together stay under honcho's.
+# A stop signal is followed by SIGKILL after 10 s under `make run`'s supervisor; Kubernetes
+# allows 30 s by default. Both budgets together stay under the shorter one.
 STOP_WITHIN_S = 3.0
 SPARK_STOP_WITHIN_S = 1.5
 
