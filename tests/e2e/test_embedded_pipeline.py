@@ -100,7 +100,9 @@ def test_locust_load_ledger_loses_and_invents_nothing(stack, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "LOAD PASSED" in proc.stdout
 
-    report = verify.verify([ledger], stack.query, wait=120, log=lambda *_: None)
+    token = (stack.var / "secrets" / "query_read_token").read_text().strip()
+    report = verify.verify([ledger], stack.query, wait=120, log=lambda *_: None,
+                           read_token=token)
     assert report.accepted > 200, report
     assert report.untracked_accepted == 0, report
     assert (report.lost, report.duplicated, report.phantom) == (0, 0, 0), report.samples

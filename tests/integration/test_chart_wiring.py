@@ -191,7 +191,8 @@ def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, 
         from questlog_loadtest.verify import verify
 
         ledger = tmp_path / "locust-worker" / "tmp" / "ledger.jsonl"
-        report = verify([ledger], f"http://127.0.0.1:{query}", wait=120)
+        report = verify([ledger], f"http://127.0.0.1:{query}", wait=120,
+                        read_token=local["query"].env["QUESTLOG_QUERY_READ_TOKEN"])
         assert report.ok, report
         assert report.accepted > 20, report
         assert report.lost == report.duplicated == 0, report

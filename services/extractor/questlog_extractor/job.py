@@ -152,6 +152,46 @@ def read_kafka(spark: SparkSession, settings: Settings) -> DataFrame:
     )
 
 
+# Test-only (the kill tests), deliberately not a setting: "<point>@<batch id>" makes the
+# writer stop at <point> of the first batch whose id is at least <batch id>, log
+# "test pause at <point> batch N" and sleep, so a test can SIGKILL the driver exactly there.
+TEST_PAUSE_VARIABLE = "QUESTLOG_EXTRACTOR_TEST_PAUSE_AT"
+# between-tables: one table holds the batch, the others not yet;
+# after-commits: every table holds it, the checkpoint's commit file is not written yet.
+TEST_PAUSE_POINTS = ("between-tables", "after-commits")
+
+
+class PauseForKillTest:
+    """The test-only pause of ``TEST_PAUSE_VARIABLE``; holds once per process."""
+
+    def __init__(self, point: str, from_batch: int, hold_s: float = 600.0) -> None:
+        self.point, self.from_batch, self.hold_s = point, from_batch, hold_s
+        self.held = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> PauseForKillTest | None:
+        raw = environ.get(TEST_PAUSE_VARIABLE, "").strip()
+        if not raw:
+            return None
+        point, _, first = raw.partition("@")
+        if point not in TEST_PAUSE_POINTS or not first.isdigit():
+            # a typo must not run a job that looks normal: fail the start
+            raise ValueError(f"{TEST_PAUSE_VARIABLE} must be <point>@<batch id> with <point>"
+                             f" one of {list(TEST_PAUSE_POINTS)}, got {raw!r}")
+        log.warning("test-only pause hook enabled", extra={"fields": {
+            "point": point, "from_batch_id": int(first)}})
+        return cls(point, int(first))
+
+    def wants(self, point: str, batch_id: int) -> bool:
+        return not self.held and point == self.point and batch_id >= self.from_batch
+
+    def hold(self, point: str, batch_id: int) -> None:
+        self.held = True
+        log.warning("test pause at %s batch %d", point, batch_id, extra={"fields": {
+            "point": point, "batch_id": batch_id}})
+        time.sleep(self.hold_s)
+
+
 class BatchWriter:
     """``foreachBatch`` sink: one idempotent Delta append per table per micro-batch.
 
@@ -171,6 +211,7 @@ class BatchWriter:
         self.registry = registry or load_registry()
         self._tables: dict[str, Any] = {}  # table name -> deltalake.DeltaTable
         self._schemas: dict[str, Any] = {}  # table name -> pyarrow.Schema of its rows
+        self.pause = PauseForKillTest.from_env(os.environ)
 
     def app_id(self, spark: SparkSession) -> str:
         # The query id lives in the checkpoint: a new checkpoint gets a new id, so its
@@ -217,6 +258,7 @@ class BatchWriter:
         if delta is not None:
             done = delta.transaction_version(app_id)
             if done is not None and done >= batch_id:
+                metrics.REPLAYS_SKIPPED.labels(table=table).inc()
                 log.info("batch already committed, skipped", extra={"fields": {
                     "table": table, "batch_id": batch_id, "committed_batch_id": done}})
                 return
@@ -226,11 +268,14 @@ class BatchWriter:
             commit_properties=CommitProperties(
                 app_transactions=[Transaction(app_id=app_id, version=batch_id)]))
 
-    @staticmethod
-    def _side_by_side(writes: list[tuple[Any, ...]], write) -> None:
+    def _side_by_side(self, writes: list[tuple[Any, ...]], write, batch_id: int) -> None:
         """Run ``write(*args)`` for each entry of ``writes`` on its own thread and re-raise
         the first failure: each is a Spark job and/or a Delta commit whose log work (and
         delta-rs's Parquet encoding, which releases the GIL) overlaps the others'."""
+        if self.pause and len(writes) > 1 and self.pause.wants("between-tables", batch_id):
+            write(*writes[0])
+            self.pause.hold("between-tables", batch_id)
+            writes = writes[1:]
         errors: list[BaseException] = []
 
         def run(*args: Any) -> None:
@@ -288,7 +333,7 @@ class BatchWriter:
             writes.append((bad, QUARANTINE, "seen_date"))
         split = time.perf_counter()
         self._side_by_side([(r, t, batch_id, app_id, p) for r, t, p in writes],
-                           lambda r, t, *rest: self.write_arrow(r, t, *rest))
+                           lambda r, t, *rest: self.write_arrow(r, t, *rest), batch_id)
         log.debug("batch timings", extra={"fields": {
             "batch_id": batch_id, "collect_ms": round((collected - started) * 1000),
             "split_ms": round((split - collected) * 1000),
@@ -311,7 +356,7 @@ class BatchWriter:
             if counts.get(QUARANTINE):
                 writes.append((transforms.to_quarantine(bad), QUARANTINE, "seen_date"))
             self._side_by_side([(df, t, batch_id, app_id, p) for df, t, p in writes],
-                               lambda df, t, *rest: self.write_spark(df, t, *rest))
+                               lambda df, t, *rest: self.write_spark(df, t, *rest), batch_id)
         finally:
             batch.unpersist()
         return counts
@@ -330,6 +375,8 @@ class BatchWriter:
             log.info("batch written", extra={"fields": {
                 "batch_id": batch_id, "rows": counts,
                 "ms": round((time.perf_counter() - started) * 1000)}})
+            if self.pause and self.pause.wants("after-commits", batch_id):
+                self.pause.hold("after-commits", batch_id)
 
 
 def stamp_seen(rows, seen_at: float):

@@ -23,6 +23,9 @@ INPUT_ROWS = Counter("questlog_extractor_input_rows",
                      "Kafka records read by the streaming query")
 ROWS_WRITTEN = Counter("questlog_extractor_rows_written",
                        "Rows committed to a lake table (replayed batches included)", ["table"])
+REPLAYS_SKIPPED = Counter("questlog_extractor_replayed_writes_skipped",
+                          "Table writes skipped because the table already holds the batch"
+                          " (a batch replayed after a crash; delta-rs writer)", ["table"])
 DUPLICATES = Counter("questlog_extractor_duplicates_dropped",
                      "Records dropped as repeats of an event_id within the watermark")
 LATE_ROWS = Counter("questlog_extractor_late_rows_dropped",

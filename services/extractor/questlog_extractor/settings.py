@@ -52,6 +52,9 @@ class Settings:
     writer: str = "delta-rs"
     metrics_port: int = 9108
     query_name: str = "extractor"
+    # maintain's VACUUM: hours a removed file outlives its removal; None = the table's own
+    # (Delta's default, 7 days). Set explicitly, it may go below that (down to 0).
+    vacuum_retain_hours: int | None = None
 
     @property
     def tables_root(self) -> str:
@@ -117,6 +120,8 @@ class Settings:
         query_name = get("QUERY_NAME", cls.query_name)
         if not re.match(r"^[a-z][a-z0-9_-]*$", query_name):
             raise SettingsError(f"{PREFIX}QUERY_NAME must match [a-z][a-z0-9_-]*")
+        retain = env.get(PREFIX + "VACUUM_RETAIN_HOURS", "").strip()
+        vacuum_retain_hours = integer("VACUUM_RETAIN_HOURS", 0, 0) if retain else None
         jars = tuple(j.strip() for j in get("SPARK_JARS", "").split(",") if j.strip())
         return cls(
             kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
@@ -134,4 +139,5 @@ class Settings:
             writer=writer,
             metrics_port=integer("METRICS_PORT", cls.metrics_port, 0),
             query_name=query_name,
+            vacuum_retain_hours=vacuum_retain_hours,
         )

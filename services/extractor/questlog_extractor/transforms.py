@@ -96,6 +96,8 @@ def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
         F.when(~sized, F.lit("too_large: raw_value")),
         F.when(~F.is_valid_utf8(value), F.lit("malformed_json")),
         F.when(not_object, F.lit("malformed_json")),
+        # from_json stops after the first value: "{...} }{" would pass as that object.
+        F.when(~F.btrim(value, F.lit(" \t\r\n")).endswith("}"), F.lit("malformed_json")),
         F.when(event_type.isNotNull() & ~event_type.isin(list(registry.event_types)),
                F.lit("unknown_event_type")),
         *V.object_rules(_envelope_rules_schema(registry), env, value, times=time_of),

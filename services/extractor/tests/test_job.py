@@ -6,6 +6,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 from deltalake import DeltaTable
@@ -42,6 +44,11 @@ def assert_tables_hold_exactly(settings: Settings, events: list[dict]) -> None:
         ids = table.column("event_id").to_pylist()
         assert (len(ids), len(set(ids))) == (count, count), event_type
         assert set(ids) == {e["event_id"] for e in events if e["event_type"] == event_type}
+
+
+def parquet_files(uri: str) -> int:
+    """Data files on disk under a local table (committed or not)."""
+    return sum(1 for _ in Path(unquote(urlparse(uri).path)).rglob("*.parquet"))
 
 
 def stored(settings: Settings) -> int:
@@ -81,19 +88,24 @@ def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka
     assert_tables_hold_exactly(settings, events)
 
     files_before = len(DeltaTable(settings.table_uri("join_guild")).file_uris())
+    on_disk = parquet_files(settings.table_uri("join_guild"))
     done = maintain(spark, settings)
     assert set(done) == {"purchase_sword", "join_guild"}
     assert len(DeltaTable(settings.table_uri("join_guild")).file_uris()) < files_before
+    # the default retention (7 days) keeps the compacted-away files for older snapshots
+    assert done["join_guild"]["files_deleted"] == 0
+    assert parquet_files(settings.table_uri("join_guild")) >= on_disk
     assert_tables_hold_exactly(settings, events)
 
 
 def test_maintenance_while_the_stream_appends_loses_and_duplicates_nothing(spark, kafka,
                                                                             tmp_path):
-    """OPTIMIZE + VACUUM (Spark's Delta) committing between the stream's delta-rs appends:
-    every event stays stored exactly once, and the stream goes on."""
+    """OPTIMIZE + VACUUM at retention 0 (files really deleted) committing between the
+    stream's delta-rs appends: every event stays stored exactly once, and the stream goes
+    on."""
     topic = new_topic(kafka)
     settings = settings_for(kafka, topic, (tmp_path / "lake").as_uri(),
-                            max_offsets_per_trigger=200)
+                            max_offsets_per_trigger=200, vacuum_retain_hours=0)
     events = make_events(1600, "maintain")
     query = job.start(spark, settings, once=False)
     try:
@@ -107,7 +119,11 @@ def test_maintenance_while_the_stream_appends_loses_and_duplicates_nothing(spark
 
         feeder = threading.Thread(target=feed)
         feeder.start()
-        runs = [maintain(spark, settings), maintain(spark, settings)]
+        runs, on_disk = [], []
+        for _ in range(2):
+            before = parquet_files(settings.table_uri("join_guild"))
+            runs.append(maintain(spark, settings))
+            on_disk.append((before, parquet_files(settings.table_uri("join_guild"))))
         feeder.join()
         wait_for(lambda: stored(settings) == len(events), what="every row")
         assert query.isActive
@@ -117,6 +133,12 @@ def test_maintenance_while_the_stream_appends_loses_and_duplicates_nothing(spark
 
     assert_tables_hold_exactly(settings, events)
     assert sum(r.get("join_guild", {}).get("files_removed", 0) for r in runs) > 0
+    # VACUUM really deleted the compacted-away files, from the disk too
+    assert runs[0]["join_guild"]["files_deleted"] > 0, runs
+    assert on_disk[0][1] < on_disk[0][0], on_disk
+    live = {Path(unquote(u.removeprefix("file://")))
+            for u in DeltaTable(settings.table_uri("join_guild")).file_uris()}
+    assert all(p.is_file() for p in live)
     ops = [h["operation"] for h in DeltaTable(settings.table_uri("join_guild")).history()]
     assert "OPTIMIZE" in ops
     oldest_optimize = len(ops) - 1 - ops[::-1].index("OPTIMIZE")  # history: newest first

@@ -1,29 +1,27 @@
-"""Exactly once under failure: the real ``python -m questlog_extractor`` SIGKILLed while
-events flow, restarted, then drained with ``--once``."""
+"""Exactly once under failure: the real ``python -m questlog_extractor`` SIGKILLed at a
+chosen point of a batch and drained with ``--once``; SIGTERM to its group mid-batch."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.dataset as ds
 import pytest
+
+from questlog_extractor import job
 
 from .events import make_events
 from .support import count_rows, new_topic, produce_events, read_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-N = 20_000
-KILLS = 3
+N = 4_000
 TYPES = ("purchase_sword", "join_guild")
 
 
@@ -83,55 +81,71 @@ def assert_each_event_once(lake: Path, events: list[dict]) -> None:
     assert count_rows(f"{lake.as_uri()}/tables/quarantine") == 0
 
 
-def naive_count(folder: Path) -> tuple[int, int]:
-    """What a directory reader sees: (rows in every readable *.parquet file under the
-    table folder, files it cannot even open — half-written when the driver died)."""
-    rows = broken = 0
-    for path in folder.rglob("*.parquet"):
-        if "_delta_log" in path.parts:
-            continue
-        try:
-            rows += ds.dataset(str(path), format="parquet").count_rows()
-        except (OSError, ValueError):
-            broken += 1
-    return rows, broken
+def pause_at(log: Path, proc: subprocess.Popen, timeout_s: float) -> int:
+    """The batch id at which the writer's test-only pause holds the driver."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for record in records(log, None):
+            if record["msg"].startswith("test pause at"):
+                return record["batch_id"]
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"no test pause within {timeout_s} s\n" + log.read_text()[-3000:])
 
 
-def test_sigkill_three_times_then_drain_stores_each_event_exactly_once(kafka, tmp_path):
+def records(log: Path, msg: str | None) -> list[dict]:
+    """The driver's JSON log lines (with message ``msg``, unless None)."""
+    lines = log.read_text(errors="replace").splitlines()
+    found = (json.loads(line) for line in lines if line.startswith("{"))
+    return [r for r in found if msg is None or r.get("msg") == msg]
+
+
+def test_the_test_pause_hook_is_off_unless_set_exactly():
+    assert job.PauseForKillTest.from_env({}) is None
+    pause = job.PauseForKillTest.from_env({job.TEST_PAUSE_VARIABLE: "after-commits@3"})
+    assert pause is not None
+    assert (pause.point, pause.from_batch) == ("after-commits", 3)
+    assert not pause.wants("after-commits", 2)
+    assert not pause.wants("between-tables", 3)
+    assert pause.wants("after-commits", 4)
+    for typo in ("after-commit@3", "after-commits", "between-tables@x", "yes"):
+        with pytest.raises(ValueError, match=job.TEST_PAUSE_VARIABLE):
+            job.PauseForKillTest.from_env({job.TEST_PAUSE_VARIABLE: typo})
+
+
+def test_sigkill_between_two_table_commits_is_replayed_and_absorbed(kafka, tmp_path):
+    """SIGKILL the driver (its group: Python and JVM) where one table holds a batch and the
+    other does not yet (the writer's test-only pause), then drain: the next driver must
+    replay that batch, skip the table that holds it (its log says so) and write the other,
+    each event once. Many kills under load, counted through the query service too, are the
+    chaos scenario T3 (chaos/test_t03_extractor_kills.py)."""
+    from deltalake import DeltaTable
+
     topic = new_topic(kafka)
     lake = tmp_path / "lake"
-    env = extractor_env(kafka, topic, lake, max_offsets=4000, trigger_seconds=1)
-    log = tmp_path / "extractor.log"
+    env = extractor_env(kafka, topic, lake, max_offsets=1000, trigger_seconds=1)
     events = make_events(N, "kill")
-    rng = random.Random(7)
-    sent = threading.Event()
-
-    def producer() -> None:  # batches while the driver dies, plus retried duplicates
-        for start in range(0, N, 1000):
-            chunk = events[start:start + 1000]
-            produce_events(kafka.bootstrap, topic, chunk + rng.sample(chunk, 50))
-            time.sleep(0.6)
-        sent.set()
-
-    flow = threading.Thread(target=producer, daemon=True)
-    flow.start()
-    kills = []
-    for _ in range(KILLS):
-        proc = start_until_a_commit(env, log, lake)
-        time.sleep(rng.uniform(0.2, 2.5))  # somewhere inside a later micro-batch
+    produce_events(kafka.bootstrap, topic, events + events[:100])  # a backlog, some resent
+    killed_log = tmp_path / "killed.log"
+    proc = extractor({**env, job.TEST_PAUSE_VARIABLE: "between-tables@1"}, killed_log)
+    try:
+        batch = pause_at(killed_log, proc, timeout_s=600)
+    finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        kills.append(stored_rows(lake))
-    flow.join(timeout=120)
-    assert sent.is_set()
+    query_id = records(killed_log, "query started")[0]["query_id"]
+    app_id = f"questlog-extractor/extractor/{query_id}"
+    held = {t: DeltaTable(f"{lake.as_uri()}/tables/{t}").transaction_version(app_id)
+            for t in TYPES}
+    assert sorted(held.values()) == [batch - 1, batch], held  # one table is a batch ahead
 
-    drain(env, log)
+    drain_log = tmp_path / "drain.log"
+    drain(env, drain_log)
+    skipped = {(r["table"], r["batch_id"])
+               for r in records(drain_log, "batch already committed, skipped")}
+    ahead = next(t for t, v in held.items() if v == batch)
+    assert (ahead, batch) in skipped, skipped
     assert_each_event_once(lake, events)
-    naive = {t: naive_count(lake / "tables" / t) for t in TYPES}
-    print(f"\nkill test: {N} events (+{N // 20} resent), {KILLS} SIGKILLs with"
-          f" {kills} rows committed at each kill; Delta snapshot: {N} rows, 0 duplicates;"
-          f" naive *.parquet reader: {sum(r for r, _ in naive.values())} rows and"
-          f" {sum(b for _, b in naive.values())} unreadable files {naive}")
 
 
 def group_alive(pgid: int) -> bool:

@@ -49,3 +49,11 @@ def test_local_checkpoints_use_the_file_system_manager_hdfs_keeps_the_default():
     assert local[key] == LOCAL_CHECKPOINT_MANAGER
     hdfs = session_conf(Settings(kafka_bootstrap="k:9092", lake_root="hdfs://nn:8020/lake"))
     assert key not in hdfs
+
+
+def test_vacuum_retention_defaults_to_the_tables_own_and_may_be_set_down_to_zero():
+    assert Settings.from_env(REQUIRED).vacuum_retain_hours is None
+    s = Settings.from_env({**REQUIRED, PREFIX + "VACUUM_RETAIN_HOURS": "0"})
+    assert s.vacuum_retain_hours == 0
+    with pytest.raises(SettingsError, match="VACUUM_RETAIN_HOURS must be >= 0"):
+        Settings.from_env({**REQUIRED, PREFIX + "VACUUM_RETAIN_HOURS": "-1"})

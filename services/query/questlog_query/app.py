@@ -28,9 +28,13 @@ def create_app(settings: Settings | None = None, lake: Lake | None = None) -> Fl
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["questlog_settings"] = settings
-    app.extensions["questlog_lake"] = lake or Lake.from_settings(settings)
-    app.extensions["questlog_engine"] = Engine.from_settings(settings)
-    app.extensions["questlog_sandbox"] = SqlSandbox.from_settings(settings)
+    lake = app.extensions["questlog_lake"] = lake or Lake.from_settings(settings)
+
+    def refresh(name: str):  # for a query whose snapshot's files a VACUUM deleted
+        return lake.snapshot(name, force=True)
+
+    app.extensions["questlog_engine"] = Engine.from_settings(settings, refresh)
+    app.extensions["questlog_sandbox"] = SqlSandbox.from_settings(settings, refresh)
 
     from questlog_query.api import events, health, kpis, sql, stats, tables
 

@@ -9,7 +9,7 @@ watchdog that interrupts it after ``timeout_s``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -18,7 +18,42 @@ import pyarrow as pa
 
 from questlog_query import metrics
 from questlog_query.errors import ApiError
-from questlog_query.lake import Snapshot
+from questlog_query.lake import LakeUnavailable, Snapshot
+
+Refresh = Callable[[str], Snapshot]  # table name -> its latest snapshot, checked now
+
+
+class SnapshotFilesGone(LakeUnavailable):
+    """Files of the snapshot a query read were deleted (a VACUUM with a retention shorter
+    than the snapshot's age) and a fresh snapshot did not help either."""
+
+
+def files_gone(exc: BaseException) -> bool:
+    """Whether DuckDB failed because a data file of the snapshot no longer exists (read
+    natively: an IO error; through Arrow: the dataset's FileNotFoundError)."""
+    return isinstance(exc, duckdb.IOException) or "FileNotFoundError" in str(exc)
+
+
+def with_fresh_snapshots(run: Callable[[Mapping[str, Snapshot]], Any],
+                         snapshots: Mapping[str, Snapshot], refresh: Refresh | None) -> Any:
+    """``run(snapshots)``; if their files were vacuumed away meanwhile, once more on each
+    table's latest version (a maintenance run with retention 0 deletes the files of the
+    version before its compaction at once, while a worker may still hold that version for
+    up to its snapshot TTL)."""
+    try:
+        return run(snapshots)
+    except duckdb.Error as exc:
+        if not files_gone(exc):
+            raise
+        if refresh is None:
+            raise SnapshotFilesGone(str(exc)[:500]) from exc
+        fresh = {name: refresh(name) for name in snapshots}
+    try:
+        return run(fresh)
+    except duckdb.Error as exc:
+        if files_gone(exc):
+            raise SnapshotFilesGone(str(exc)[:500]) from exc
+        raise
 
 # python_enable_replacements=false: an unknown table name must never resolve to a Python
 # variable of the calling frame (DuckDB's replacement scans do that by default).
@@ -96,7 +131,8 @@ class Watchdog:
 
 class Engine:
     def __init__(self, memory_limit: str = "1GB", threads: int = 2, timeout_s: float = 30.0,
-                 lake_dir: str | None = None):
+                 lake_dir: str | None = None, refresh: Refresh | None = None):
+        self.refresh = refresh
         self.memory_limit = memory_limit
         self.threads = threads
         self.timeout_s = timeout_s
@@ -106,11 +142,11 @@ class Engine:
         self._local = threading.local()
 
     @classmethod
-    def from_settings(cls, settings) -> Engine:
+    def from_settings(cls, settings, refresh: Refresh | None = None) -> Engine:
         root = settings.lake_root
         lake_dir = unquote(urlparse(root).path) if root.startswith("file://") else None
         return cls(settings.duckdb_memory_limit, settings.duckdb_threads, settings.query_timeout_s,
-                   lake_dir)
+                   lake_dir, refresh)
 
     def _cursor(self) -> tuple[duckdb.DuckDBPyConnection, dict[str, Snapshot]]:
         cursor = getattr(self._local, "cursor", None)
@@ -131,6 +167,12 @@ class Engine:
                     and all(f.startswith(self.lake_dir) for f in snap.files))
 
     def query(
+        self, sql: str, params: Mapping[str, Any], snapshots: Mapping[str, Snapshot]
+    ) -> pa.Table:
+        return with_fresh_snapshots(lambda snaps: self._query(sql, params, snaps), snapshots,
+                                    self.refresh)
+
+    def _query(
         self, sql: str, params: Mapping[str, Any], snapshots: Mapping[str, Snapshot]
     ) -> pa.Table:
         cursor, registered = self._cursor()

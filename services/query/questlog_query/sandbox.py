@@ -16,7 +16,14 @@ import duckdb
 import pyarrow as pa
 
 from questlog_query import metrics
-from questlog_query.engine import QueryTimeout, Watchdog, connect
+from questlog_query.engine import (
+    QueryTimeout,
+    Refresh,
+    Watchdog,
+    connect,
+    files_gone,
+    with_fresh_snapshots,
+)
 from questlog_query.errors import ApiError
 from questlog_query.lake import Snapshot
 
@@ -46,19 +53,22 @@ def check_select(sql: str) -> None:
 
 
 class SqlSandbox:
-    def __init__(self, memory_limit: str, threads: int, max_rows: int, timeout_s: float):
+    def __init__(self, memory_limit: str, threads: int, max_rows: int, timeout_s: float,
+                 refresh: Refresh | None = None):
+        self.refresh = refresh
         self.memory_limit = memory_limit
         self.threads = threads
         self.max_rows = max_rows
         self.timeout_s = timeout_s
 
     @classmethod
-    def from_settings(cls, settings) -> SqlSandbox:
+    def from_settings(cls, settings, refresh: Refresh | None = None) -> SqlSandbox:
         return cls(
             settings.duckdb_memory_limit,
             settings.duckdb_threads,
             settings.sql_max_rows,
             settings.sql_timeout_s,
+            refresh,
         )
 
     def run(
@@ -69,6 +79,15 @@ class SqlSandbox:
     ) -> tuple[pa.Table, bool]:
         """Rows (at most ``max_rows``) and whether the result was truncated."""
         check_select(sql)
+        return with_fresh_snapshots(lambda snaps: self._run(sql, snaps, params), snapshots,
+                                    self.refresh)
+
+    def _run(
+        self,
+        sql: str,
+        snapshots: Mapping[str, Snapshot],
+        params: list[Any] | Mapping[str, Any] | None,
+    ) -> tuple[pa.Table, bool]:
         conn = connect(self.memory_limit, self.threads)
         try:
             for name, snap in snapshots.items():
@@ -93,6 +112,8 @@ class SqlSandbox:
                         {"memory_limit": self.memory_limit, "reason": str(exc)[:500]},
                     ) from None
                 except duckdb.Error as exc:  # the analyst's mistake, not ours
+                    if files_gone(exc):  # ours: the snapshot's files were vacuumed
+                        raise
                     raise ApiError(
                         400,
                         "sql_error",
