@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         if stop.is_set():
-            # Bounded: a process manager kills what has not exited within seconds (make run's supervisor: 10 s).
+            # Bounded: a process manager kills what has not exited within seconds
+            # (make run's supervisor: 10 s).
             if not job.within(SPARK_STOP_WITHIN_S, spark.stop):
                 log.warning("spark did not stop in time; its JVM exits with this process")
                 _exit_now(0)
