@@ -1,4 +1,4 @@
-"""`make run`'s stack, end to end: the same Procfile under honcho, on free ports in a temp
+"""`make run`'s stack, end to end: the same Procfile under its supervisor, on free ports in a temp
 dir; the original walkthrough's Apache Bench traffic, then a short Locust load whose
 ledger must show nothing lost, duplicated or invented.
 """

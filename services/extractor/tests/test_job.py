@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections import Counter
@@ -96,53 +95,6 @@ def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka
     assert done["join_guild"]["files_deleted"] == 0
     assert parquet_files(settings.table_uri("join_guild")) >= on_disk
     assert_tables_hold_exactly(settings, events)
-
-
-def test_maintenance_while_the_stream_appends_loses_and_duplicates_nothing(spark, kafka,
-                                                                            tmp_path):
-    """OPTIMIZE + VACUUM at retention 0 (files really deleted) committing between the
-    stream's delta-rs appends: every event stays stored exactly once, and the stream goes
-    on."""
-    topic = new_topic(kafka)
-    settings = settings_for(kafka, topic, (tmp_path / "lake").as_uri(),
-                            max_offsets_per_trigger=200, vacuum_retain_hours=0)
-    events = make_events(1600, "maintain")
-    query = job.start(spark, settings, once=False)
-    try:
-        produce_events(kafka.bootstrap, topic, events[:600])
-        wait_for(lambda: stored(settings) >= 600, what="first rows")
-
-        def feed() -> None:
-            for i in range(600, len(events), 100):
-                produce_events(kafka.bootstrap, topic, events[i:i + 100])
-                time.sleep(0.5)
-
-        feeder = threading.Thread(target=feed)
-        feeder.start()
-        runs, on_disk = [], []
-        for _ in range(2):
-            before = parquet_files(settings.table_uri("join_guild"))
-            runs.append(maintain(spark, settings))
-            on_disk.append((before, parquet_files(settings.table_uri("join_guild"))))
-        feeder.join()
-        wait_for(lambda: stored(settings) == len(events), what="every row")
-        assert query.isActive
-        assert query.exception() is None
-    finally:
-        query.stop()
-
-    assert_tables_hold_exactly(settings, events)
-    assert sum(r.get("join_guild", {}).get("files_removed", 0) for r in runs) > 0
-    # VACUUM really deleted the compacted-away files, from the disk too
-    assert runs[0]["join_guild"]["files_deleted"] > 0, runs
-    assert on_disk[0][1] < on_disk[0][0], on_disk
-    live = {Path(unquote(u.removeprefix("file://")))
-            for u in DeltaTable(settings.table_uri("join_guild")).file_uris()}
-    assert all(p.is_file() for p in live)
-    ops = [h["operation"] for h in DeltaTable(settings.table_uri("join_guild")).history()]
-    assert "OPTIMIZE" in ops
-    oldest_optimize = len(ops) - 1 - ops[::-1].index("OPTIMIZE")  # history: newest first
-    assert "WRITE" in ops[:oldest_optimize], ops  # the stream appended after a compaction
 
 
 @pytest.mark.parametrize(("first", "second"), [("delta-rs", "delta-rs"), ("spark", "delta-rs"),
