@@ -297,9 +297,10 @@ class Supervisor:
                 clean = False
                 self.log(f"{name} still running after {self.stop_timeout:g} s: SIGKILL")
                 _signal_group(pgid, signal.SIGKILL)
-        for child in self.children:
+        for child in self.children:  # those that exited after the loop's last look too
             if child.proc is not None:
-                child.proc.wait()
+                self.log(f"{child.name} stopped ({describe(child.proc.wait())})")
+                child.proc = None
         until = time.monotonic() + 2
         for pump in self._pumps:  # the last lines of every process, then ours
             pump.join(timeout=max(0.0, until - time.monotonic()))

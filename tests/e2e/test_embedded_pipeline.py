@@ -115,8 +115,10 @@ def test_ctrl_c_stops_every_process_cleanly(stack):
     """Last in this module: what Ctrl-C on `make run` does, and nothing left behind."""
     stack.stop()
     log = stack.log.read_text(errors="replace")
-    for name in ("api", "query", "extractor"):
-        assert f"{name}.1 stopped (rc=0)" in log, log[-4000:]
+    for name in ("kafka", "api", "query", "extractor"):
+        assert f"supervisor | {name} stopped (exit code 0)" in log, log[-4000:]
+    assert "supervisor | every process stopped" in log, log[-4000:]
+    assert "crashed" not in log, log[-4000:]
     assert "Traceback" not in log, log[log.index("Traceback") - 2000:][:6000]
     from questlog_embedded.process import port_open
 
