@@ -27,6 +27,7 @@ from questlog_chaos.extractor_rig import (
     SKIP_METRIC,
     Driver,
     Producer,
+    check_exactly_once,
     delta_counts,
     event_ids,
     extractor_env,
@@ -119,13 +120,7 @@ def test_t03_driver_sigkilled_at_chosen_points_stores_each_event_once(
                         f" orphans, {naive.unreadable} unreadable)",
     }
     result.check(not producer.errors, f"producer errors: {producer.errors[:3]}")
-    result.check(sql.rows == sql.distinct == len(accepted),
-                 f"SQL count(*) {sql.rows} / count(distinct) {sql.distinct}"
-                 f" != accepted {len(accepted)}")
-    result.check(delta.rows == delta.distinct == len(accepted),
-                 f"deltalake count {delta.rows} / distinct {delta.distinct}"
-                 f" != accepted {len(accepted)}")
-    result.check(stored <= accepted, f"{len(stored - accepted)} stored ids never accepted")
+    check_exactly_once(result, sql, delta, stored, accepted)
     result.check(quarantined == 0, f"{quarantined} rows quarantined")
     result.check(all(absorbed), f"kills whose replay no skip absorbed: "
                  f"{[k for k, ok in zip(killed, absorbed, strict=True) if not ok]}")

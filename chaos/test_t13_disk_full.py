@@ -27,6 +27,7 @@ from questlog_chaos.extractor_rig import (
     TABLES,
     Producer,
     Supervisor,
+    check_exactly_once,
     delta_counts,
     end_offsets,
     event_ids,
@@ -192,11 +193,5 @@ def test_t13_lake_disk_full_stops_commits_then_catches_up_exactly_once(
     }
     result.check(not producer.errors, f"producer errors: {producer.errors[:3]}")
     result.check(enospc_lines >= 1, "no driver logged ENOSPC while the file system was full")
-    result.check(sql.rows == sql.distinct == len(accepted),
-                 f"SQL count(*) {sql.rows} / count(distinct) {sql.distinct}"
-                 f" != accepted {len(accepted)}")
-    result.check(delta.rows == delta.distinct == len(accepted),
-                 f"deltalake count {delta.rows} / distinct {delta.distinct}"
-                 f" != accepted {len(accepted)}")
-    result.check(stored <= accepted, f"{len(stored - accepted)} stored ids never accepted")
+    check_exactly_once(result, sql, delta, stored, accepted)
     record(result)

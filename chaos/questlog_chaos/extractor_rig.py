@@ -302,6 +302,18 @@ def sql_counts(lake: Path, tables: tuple[str, ...] = TABLES) -> Counts:
     return Counts(row["n"], row["d"])
 
 
+def check_exactly_once(result, sql: Counts, delta: Counts, stored: set[str],
+                       accepted: set[str]) -> None:
+    """Stored = accepted, each once, by SQL through the query service and by deltalake."""
+    result.check(sql.rows == sql.distinct == len(accepted),
+                 f"SQL count(*) {sql.rows} / count(distinct) {sql.distinct}"
+                 f" != accepted {len(accepted)}")
+    result.check(delta.rows == delta.distinct == len(accepted),
+                 f"deltalake count {delta.rows} / distinct {delta.distinct}"
+                 f" != accepted {len(accepted)}")
+    result.check(stored <= accepted, f"{len(stored - accepted)} stored ids never accepted")
+
+
 def table_uri(lake: Path, table: str) -> str:
     return f"{lake.as_uri()}/tables/{table}"
 
