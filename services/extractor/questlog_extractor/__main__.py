@@ -68,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, lambda *_: stop.set())
         gate = job.BatchGate()
         query = job.start(spark, settings, once=args.once, gate=gate)
+        metrics.publish_info(settings)
+        probe = _lag_probe(spark, settings)
         try:
             job.monitor(query, stop, poll_seconds=1.0, gate=gate,
-                        stop_within_s=STOP_WITHIN_S)
+                        stop_within_s=STOP_WITHIN_S, lag_probe=probe)
         except job.StopIncomplete as exc:
             # Like a crash, and as safe: nothing was half-committed (writes are
             # idempotent per batch) and the checkpoint replays what is not done.
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("stopped by signal together with the JVM; the checkpoint resumes")
             return 0
         log.info("query stopped", extra={"fields": {"query_id": query.id}})
+        if probe is not None:
+            probe.close()
         return 0
     finally:
         if stop.is_set():
@@ -100,6 +104,18 @@ def main(argv: list[str] | None = None) -> int:
 # allows 30 s by default. Both budgets together stay under the shorter one.
 STOP_WITHIN_S = 3.0
 SPARK_STOP_WITHIN_S = 1.5
+
+
+def _lag_probe(spark, settings: Settings):
+    """The live lag probe, or None (and a warning) if its consumer cannot be built: the lag
+    gauge then keeps Spark's own figure; the stream itself does not depend on it."""
+    from questlog_extractor.lag import EndOffsets
+
+    try:
+        return EndOffsets(spark, settings.kafka_bootstrap, settings.topic)
+    except Exception as exc:
+        log.warning("no live lag probe: %s", str(exc)[:300])
+        return None
 
 
 def _exit_now(code: int) -> None:

@@ -470,18 +470,23 @@ def start(spark: SparkSession, settings: Settings, once: bool = False,
 
 def monitor(query: StreamingQuery, stop: threading.Event | None = None,
             poll_seconds: float = 2.0, gate: BatchGate | None = None,
-            stop_within_s: float = 3.5) -> None:
+            stop_within_s: float = 3.5, lag_probe: Any = None) -> None:
     """Log progress until the query ends (or ``stop`` is set); re-raise its failure.
+
+    With ``lag_probe`` (``lag.EndOffsets``) the lag gauge is refreshed from the broker at
+    every poll, between batches too.
 
     On ``stop``, with the query's ``gate``: wait for the batch in flight, then stop the
     query; ``StopIncomplete`` if that takes longer than ``stop_within_s`` (a batch stuck on
     a broker that went down too, say), for the caller to exit without waiting.
     """
-    reporter = metrics.ProgressReporter()
+    reporter = metrics.ProgressReporter(topic=lag_probe.topic if lag_probe else None)
     stop = stop or threading.Event()
     while query.isActive and not stop.is_set():
         stop.wait(poll_seconds)  # returns at once on a stop signal
         reporter.report(query.recentProgress)
+        if lag_probe is not None and not stop.is_set():
+            reporter.refresh_lag(lag_probe)
     if stop.is_set() and query.isActive:
         _stop_between_batches(query, gate, stop_within_s)
     reporter.report(query.recentProgress)

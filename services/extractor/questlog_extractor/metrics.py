@@ -35,8 +35,11 @@ ROWS_PER_SECOND = Gauge("questlog_extractor_processed_rows_per_second",
 BATCH_SECONDS = Gauge("questlog_extractor_batch_duration_seconds",
                       "Wall time of the last micro-batch")
 OFFSETS_BEHIND = Gauge("questlog_extractor_offsets_behind_latest",
-                       "Records between the last batch's end offsets and the topic's latest")
+                       "Records between the last batch's end offsets and the topic's latest"
+                       " (asked of the broker every poll; Spark's own figure until then)")
 LAST_BATCH = Gauge("questlog_extractor_last_batch_id", "Id of the last finished micro-batch")
+INFO = Gauge("questlog_extractor_info", "The running extractor's settings (value 1)",
+             ["topic", "kafka_bootstrap", "lake_root", "trigger_seconds", "watermark", "writer"])
 LAST_PROGRESS = Gauge("questlog_extractor_last_progress_timestamp_seconds",
                       "When the last micro-batch finished (unix time)")
 
@@ -115,11 +118,36 @@ def summarize(progress: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def publish_info(settings: Any) -> None:
+    INFO.labels(settings.topic, settings.kafka_bootstrap, settings.lake_root,
+                str(settings.trigger_seconds), settings.watermark, settings.writer).set(1)
+
+
 class ProgressReporter:
     """Turns each new StreamingQueryProgress into a log line and metric updates."""
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str | None = None) -> None:
         self.last_batch_id = -1
+        self.topic = topic
+        self.end_offsets: dict[int, int] | None = None  # of the last finished batch
+        self._probe_failing = False
+
+    def refresh_lag(self, probe: Any) -> None:
+        """OFFSETS_BEHIND from the broker's end offsets now (``lag.EndOffsets``); a failed
+        probe leaves the last figure, logged once per failure streak."""
+        if self.end_offsets is None:
+            return
+        from questlog_extractor import lag
+
+        try:
+            latest = probe.fetch()
+        except Exception as exc:
+            if not self._probe_failing:
+                log.warning("lag probe failed", extra={"fields": {"error": str(exc)[:300]}})
+            self._probe_failing = True
+            return
+        self._probe_failing = False
+        OFFSETS_BEHIND.set(lag.offsets_behind(self.end_offsets, latest))
 
     def report(self, progresses: list[dict[str, Any]] | None) -> None:
         for progress in progresses or []:
@@ -136,5 +164,11 @@ class ProgressReporter:
             OFFSETS_BEHIND.set(fields["offsets_behind_latest"])
             LAST_BATCH.set(batch_id)
             LAST_PROGRESS.set(time.time())
+            if self.topic is not None:
+                from questlog_extractor import lag
+
+                ends = lag.end_offsets_of((progress.get("sources") or [{}])[0].get("endOffset"),
+                                          self.topic)
+                self.end_offsets = ends if ends is not None else self.end_offsets
             level = logging.WARNING if fields["late_rows_dropped"] else logging.INFO
             log.log(level, "batch progress", extra={"fields": fields})
