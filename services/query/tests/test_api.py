@@ -2,8 +2,13 @@
 
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+
+from questlog_query import create_app
+
+from .conftest import make_events, make_settings, write_events
 
 
 def iso(value: datetime) -> str:
@@ -207,37 +212,64 @@ def test_dau_matches_reference(client, events):
     assert body["as_of"] == {"join_guild": 0, "purchase_sword": 1}
 
 
+def cents(price: float) -> int:
+    return int(Decimal(str(price)).scaleb(2).to_integral_value(ROUND_HALF_UP))
+
+
 @pytest.mark.parametrize("by", ["sword_type", "player_id", "host"])
-def test_revenue_matches_reference(client, events, by):
-    expected: dict = defaultdict(lambda: [0, 0, 0.0, False])
+def test_revenue_matches_reference_exactly(client, events, by):
+    expected: dict = defaultdict(lambda: [0, 0, 0, False])
     for r in events["purchase_sword"]:
         agg = expected[(r[by], r["currency"])]
         agg[0] += 1
         agg[1] += r["quantity"] or 1
         if r["price"] is not None:
-            agg[2] += r["price"] * (r["quantity"] or 1)
+            agg[2] += cents(r["price"]) * (r["quantity"] or 1)
             agg[3] = True
     body = client.get(f"/v1/kpis/revenue?by={by}").get_json()
     got = {(r[by], r["currency"]): r for r in body["rows"]}
     assert set(got) == set(expected)
-    for key, (purchases, swords, revenue, priced) in expected.items():
+    for key, (purchases, swords, minor, priced) in expected.items():
         assert got[key]["purchases"] == purchases
         assert got[key]["swords"] == swords
         if priced:
-            assert got[key]["revenue"] == pytest.approx(revenue)
+            assert got[key]["revenue"] == str(Decimal(minor).scaleb(-2))  # "123.40", exact
+            assert got[key]["revenue_minor"] == minor
+            assert got[key]["minor_unit"] == 2
         else:
             assert got[key]["revenue"] is None
 
 
-def test_top_spenders_match_reference(client, events):
-    spent: dict = defaultdict(float)
+def test_top_spenders_match_reference_exactly(client, events):
+    spent: dict = defaultdict(int)
     for r in events["purchase_sword"]:
         if r["price"] is not None:
-            spent[(r["player_id"], r["currency"])] += r["price"] * (r["quantity"] or 1)
-    top = sorted(spent.items(), key=lambda kv: -kv[1])[:5]
+            spent[(r["player_id"], r["currency"])] += cents(r["price"]) * (r["quantity"] or 1)
+    top = sorted(spent.items(), key=lambda kv: (-kv[1], kv[0][0]))[:5]
     body = client.get("/v1/kpis/top-spenders?limit=5").get_json()
     assert [(r["player_id"], r["currency"]) for r in body["rows"]] == [k for k, _ in top]
-    assert [r["revenue"] for r in body["rows"]] == pytest.approx([v for _, v in top])
+    assert [r["revenue"] for r in body["rows"]] == [str(Decimal(v).scaleb(-2)) for _, v in top]
+
+
+def money_client(tmp_path, rows):
+    lake = tmp_path / "money-lake"
+    events = make_events("purchase_sword", len(rows), seed=5)
+    for event, (currency, price, quantity) in zip(events, rows, strict=True):
+        event.update(currency=currency, price=price, quantity=quantity, host="h")
+    write_events(lake, "purchase_sword", events)
+    return create_app(make_settings(lake)).test_client()
+
+
+def test_money_is_summed_exactly_in_each_currency_minor_unit(tmp_path):
+    """0.1 + 0.2 is 0.30000000000000004 in doubles; 3 x 19.99 + 0.01 is 59.98 exactly;
+    yen have no minor unit and dinars three."""
+    rows = [("USD", 0.1, None), ("USD", 0.2, None), ("EUR", 19.99, 3), ("EUR", 0.01, 1),
+            ("JPY", 1200.0, 2), ("KWD", 1.234, 1)]
+    client = money_client(tmp_path, rows)
+    got = {r["currency"]: r for r in client.get("/v1/kpis/revenue?by=host").get_json()["rows"]}
+    assert {c: (r["revenue"], r["revenue_minor"], r["minor_unit"]) for c, r in got.items()} == {
+        "USD": ("0.30", 30, 2), "EUR": ("59.98", 5998, 2), "JPY": ("2400", 2400, 0),
+        "KWD": ("1.234", 1234, 3)}
 
 
 def test_guilds_match_reference(client, events):

@@ -1,7 +1,12 @@
 """Game KPIs under /v1/kpis/. Every one takes since/until (ISO, on received_at).
 
 Revenue is ``price * coalesce(quantity, 1)`` (``price`` is the unit price; a purchase
-without quantity is one sword), summed per currency, never across currencies.
+without quantity is one sword), summed per currency, never across currencies, and exactly:
+each unit price is rounded to the currency's minor unit (ISO 4217: cents for most, none
+for JPY, mils for KWD), summed as integers, and answered as ``revenue`` (an exact decimal
+string, "3458.28"), ``revenue_minor`` (the integer) and ``minor_unit`` (the exponent).
+Prices are stored as the schema's JSON numbers (doubles); summing doubles printed
+3458.2799999999997. A unit price of 10^16 or more is not counted as revenue.
 """
 
 # ruff: noqa: S608 - SQL text holds only catalog-checked, quoted names; values are bound.
@@ -23,7 +28,33 @@ bp = Blueprint("kpis", __name__, url_prefix="/v1/kpis")
 
 PURCHASES = "purchase_sword"
 GUILDS = "join_guild"
-REVENUE = "price * coalesce(quantity, 1)"
+# ISO 4217 currencies whose minor unit is not the cent
+_NO_MINOR = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
+             "UYI", "VND", "VUV", "XAF", "XOF", "XPF")
+_MILS = ("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND")
+MINOR_UNIT = (f"CASE WHEN currency IN ({', '.join(repr(c) for c in _NO_MINOR)}) THEN 0 "
+              f"WHEN currency IN ({', '.join(repr(c) for c in _MILS)}) THEN 3 ELSE 2 END")
+# one purchase in minor units, an exact integer (NULL without a price)
+AMOUNT_MINOR = (f"CASE WHEN price < 1e16 THEN CAST(round(price * power(10, {MINOR_UNIT})) "
+                "AS BIGINT) * coalesce(quantity, 1) END")
+
+
+def _decimal_text(minor: str, unit: str) -> str:
+    """SQL for the exact decimal string of ``minor`` scaled by 10^-``unit`` (minor >= 0)."""
+    scale = f"CAST(power(10, {unit}) AS HUGEINT)"
+    return (f"CASE WHEN {minor} IS NULL THEN NULL WHEN {unit} = 0 THEN CAST({minor} AS VARCHAR) "
+            f"ELSE CAST({minor} // {scale} AS VARCHAR) || '.' || "
+            f"lpad(CAST({minor} % {scale} AS VARCHAR), {unit}, '0') END")
+
+
+def _money(inner: str, keys: str, counts: str, limit_order: str) -> str:
+    """Per ``keys`` and currency, ``counts`` plus the exact revenue columns, over the rows
+    of ``inner`` (which must select ``keys``, currency, quantity and amount_minor)."""
+    agg = (f"SELECT {keys}, currency, {counts}, sum(amount_minor) AS revenue_minor, "
+           f"{MINOR_UNIT} AS minor_unit FROM ({inner}) GROUP BY {keys}, currency")
+    return (f"SELECT * EXCLUDE (revenue_minor, minor_unit), "
+            f"{_decimal_text('revenue_minor', 'minor_unit')} AS revenue, revenue_minor, "
+            f"minor_unit FROM ({agg}) {limit_order}")
 
 
 def _where(clauses: list[str]) -> str:
@@ -59,13 +90,12 @@ def revenue():
     bound: dict[str, Any] = {"limit": limit}
     where = p.time_window(spec, bound)
     key = quote(by)
-    sql = (
-        f"SELECT {key}, currency, count(*) AS purchases, "
-        f"sum(coalesce(quantity, 1)) AS swords, sum({REVENUE}) AS revenue "
-        f"FROM {quote(spec.name)}{_where(where)} GROUP BY {key}, currency "
-        f"ORDER BY revenue DESC NULLS LAST, purchases DESC, {key} ASC NULLS LAST, "
-        "currency ASC NULLS LAST LIMIT $limit"
-    )
+    inner = (f"SELECT {key}, currency, quantity, {AMOUNT_MINOR} AS amount_minor "
+             f"FROM {quote(spec.name)}{_where(where)}")
+    sql = _money(
+        inner, key, "count(*) AS purchases, sum(coalesce(quantity, 1)) AS swords",
+        "ORDER BY revenue_minor / power(10, minor_unit) DESC NULLS LAST, purchases DESC, "
+        f"{key} ASC NULLS LAST, currency ASC NULLS LAST LIMIT $limit")
     snaps = {spec.name: lake().snapshot(spec.name)}
     return table_response(engine().query(sql, bound, snaps), snaps, by=by)
 
@@ -76,11 +106,12 @@ def top_spenders():
     limit = p.integer("limit", 10, 1, 1000)
     bound: dict[str, Any] = {"limit": limit}
     where = [*p.time_window(spec, bound), "price IS NOT NULL"]
-    sql = (
-        f"SELECT player_id, currency, count(*) AS purchases, sum({REVENUE}) AS revenue "
-        f"FROM {quote(spec.name)}{_where(where)} GROUP BY player_id, currency "
-        "ORDER BY revenue DESC, player_id ASC, currency ASC NULLS LAST LIMIT $limit"
-    )
+    inner = (f"SELECT player_id, currency, quantity, {AMOUNT_MINOR} AS amount_minor "
+             f"FROM {quote(spec.name)}{_where(where)}")
+    sql = _money(
+        inner, "player_id", "count(*) AS purchases",
+        "ORDER BY revenue_minor / power(10, minor_unit) DESC NULLS LAST, player_id ASC, "
+        "currency ASC NULLS LAST LIMIT $limit")
     snaps = {spec.name: lake().snapshot(spec.name)}
     return table_response(engine().query(sql, bound, snaps), snaps)
 
