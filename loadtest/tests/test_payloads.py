@@ -32,3 +32,28 @@ def test_values_come_from_the_schema_examples():
     swords = {payloads.properties("purchase_sword", rng, REGISTRY)["sword_type"]
               for _ in range(200)}
     assert swords == set(spec["examples"])
+
+
+def test_a_guild_has_one_name_and_it_is_its_own():
+    rng = random.Random(5)
+    names: dict[str, set] = {}
+    for _ in range(400):
+        props = payloads.event("join_guild", "p1", "s1", rng, REGISTRY)["properties"]
+        if "guild_name" in props:
+            names.setdefault(props["guild_id"], set()).add(props["guild_name"])
+    assert names == {"g-dragons": {"Dragons"}, "g-wolves": {"Wolves"},
+                     "g-ravens": {"Ravens"}, "g-krakens": {"Krakens"}}
+
+
+def test_a_sword_type_has_its_price_list_and_a_player_one_currency():
+    rng = random.Random(6)
+    prices: dict[str, set] = {}
+    for player in ("p1", "p2", "p3"):
+        currencies = set()
+        for _ in range(300):
+            props = payloads.event("purchase_sword", player, "s", rng, REGISTRY)["properties"]
+            if "price" in props:
+                prices.setdefault(props["sword_type"], set()).add(props["price"])
+            currencies.add(props.get("currency"))
+        assert len(currencies - {None}) == 1
+    assert prices == {sword: set(listed) for sword, listed in payloads.SWORD_PRICES.items()}
