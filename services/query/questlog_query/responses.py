@@ -35,8 +35,8 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, (date, time)):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
+    if isinstance(value, Decimal):  # DuckDB's sum of integers is a HUGEINT, a Decimal here
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, bytes):

@@ -235,6 +235,8 @@ def test_revenue_matches_reference_exactly(client, events, by):
         if priced:
             assert got[key]["revenue"] == str(Decimal(minor).scaleb(-2))  # "123.40", exact
             assert got[key]["revenue_minor"] == minor
+            assert isinstance(got[key]["revenue_minor"], int)
+            assert isinstance(got[key]["swords"], int)
             assert got[key]["minor_unit"] == 2
         else:
             assert got[key]["revenue"] is None
