@@ -77,6 +77,10 @@ def environment(var: Path | None = None) -> dict[str, str]:
         # A local disk answers "is there a new version" in microseconds: check 4x a second
         # (the service's default, 1 s, spares a remote store), so answers are fresher.
         "QUESTLOG_QUERY_SNAPSHOT_TTL_S": os.environ.get("QUESTLOG_QUERY_SNAPSHOT_TTL_S", "0.25"),
+        # /v1/pipeline relays what only these two know (dedup, lag, refusals)
+        "QUESTLOG_QUERY_EXTRACTOR_METRICS_URL":
+            f"http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics",
+        "QUESTLOG_QUERY_API_METRICS_URL": f"http://127.0.0.1:{API_PORT}/metrics",
         "PYTHONUNBUFFERED": "1",
     }
 

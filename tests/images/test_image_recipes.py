@@ -9,9 +9,10 @@ exactly what the whitelist ships; its own `python -c` checks); then, with the ru
 stage's ENV, every module of its packages imported and its CMD run.
 
 Image paths map into a per-image folder (``root``): /opt/questlog/venv is a real venv
-there, /app/locustfile.py a real copy. Only Python is replayed: apt-get, users and the
-extractor's jar stage are not (the image's own /opt/spark/python is stood in for by
-the lock's pyspark pin).
+there, /app/locustfile.py a real copy. Only Python, and the query image's node stage (the
+dashboard: the host's npm and node, offline from the npm cache `make setup` filled), is
+replayed: apt-get, users and the extractor's jar stage are not (the image's own
+/opt/spark/python is stood in for by the lock's pyspark pin).
 
 Usage::
 
@@ -43,6 +44,7 @@ from .dockerfile import (
     Stage,
     Venv,
     Whitelist,
+    _commands,
     copies,
     exec_form,
     install_steps,
@@ -57,7 +59,8 @@ HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # image paths under these are the system's (python, java), not the recipe's
 SYSTEM_DIRS = {"usr", "bin", "sbin", "lib", "lib64", "etc", "proc", "dev", "sys"}
 NEVER_SHIPPED = (".venv/bin/python", ".cache/jars/spark/x.jar", "var/lake/tables/x.parquet",
-                 ".git/HEAD")
+                 ".git/HEAD", "services/query/dashboard/node_modules/chart.js/package.json",
+                 "services/query/questlog_query/static/dashboard/index.html")
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,33 @@ def test_extractor_base_image_is_the_spark_of_the_lock():
         f"py4j {pins['py4j']}")
 
 
+def test_query_image_builds_the_dashboard_from_the_npm_lockfile():
+    """The dashboard's npm packages come from package-lock.json (npm ci, no dev packages,
+    no browser download), and its build lands inside the package before pip installs it."""
+    recipe = Recipe.load(IMAGES[1])
+    nodes = [s for s in recipe.stages if s.base.startswith("node:")]
+    assert len(nodes) == 1, "image query: want one node stage building the dashboard"
+    node = nodes[0]
+    runs = " && ".join(i.args for i in node.all("RUN"))
+    assert "npm ci" in runs, runs
+    assert "npm install" not in runs, runs
+    assert "--omit=dev" in runs, "image query: playwright-core (a devDependency) shipped"
+    assert dict(node.env()).get("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD") == "1"
+    sources = {src for c in copies(node) for src in c.sources}
+    assert "services/query/dashboard/package-lock.json" in sources
+    out = re.search(r"build\.mjs --out (\S+)", runs)
+    assert out, f"image query: the node stage does not run build.mjs --out DIR: {runs}"
+    build = recipe.build
+    into = [c for c in copies(build) if c.from_stage == node.name]
+    assert [(c.sources, c.dest) for c in into] == [
+        ((out.group(1),), "/src/query/questlog_query/static/dashboard")]
+    installs = [i.line for i in build.all("RUN") if "/src/query" in i.args]
+    assert installs
+    assert into[0].line < min(installs), "the dashboard is copied after pip"
+    package_data = (REPO / "services/query/pyproject.toml").read_text()
+    assert 'questlog_query = ["static/dashboard/*"]' in package_data
+
+
 def _pins(lock: Path) -> dict[str, str]:
     pins = {}
     for line in lock.read_text().splitlines():
@@ -306,6 +336,34 @@ def _copy_context(recipe: Recipe, root: Path) -> None:
                     shutil.copyfile(REPO / rel, local)
 
 
+def _replay_node_stages(built: Built) -> None:
+    """A node stage (the query image's dashboard) run with the host's node and npm, from
+    the npm cache `make setup` filled (offline: the lockfile must be enough), then its
+    output put where the other stages' COPY --from takes it, before any pip install."""
+    recipe, image = built.recipe, built.image
+    for stage in recipe.stages:
+        if not stage.base.startswith("node:"):
+            continue
+        workdirs = stage.all("WORKDIR")
+        cwd = Path(built.local(workdirs[-1].args if workdirs else "/"))
+        env = {**built.env(stage), "npm_config_offline": "true",
+               "npm_config_cache": str(Path.home() / ".npm"), "npm_config_audit": "false"}
+        for ins in stage.all("RUN"):
+            for argv in _commands(ins.args):
+                if argv[0] not in ("npm", "node"):
+                    raise _fail(image, f"RUN {ins.args}", f"{argv[0]}: only npm and node "
+                                "are replayed in a node stage")
+                local = [built.local(a) if a.startswith("/") else a for a in argv]
+                _run(image, f"RUN {' '.join(argv)} (stage {stage.name})", local, env=env,
+                     cwd=cwd, timeout=300)
+        for other in recipe.stages:
+            for copy in copies(other):
+                if copy.from_stage == stage.name:
+                    for source in copy.sources:
+                        shutil.copytree(built.local(source), built.local(copy.dest),
+                                        dirs_exist_ok=True)
+
+
 def _replay(built: Built) -> None:
     recipe, image = built.recipe, built.image
     uv_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
@@ -352,6 +410,7 @@ def built(request, tmp_path_factory):
         (root / folder).mkdir()
     result = Built(recipe, root, Path(root / recipe.venv().lstrip("/")))
     _copy_context(recipe, root)
+    _replay_node_stages(result)
     _replay(result)
     for copy in copies(recipe.final):
         if copy.from_stage == recipe.build.name:
@@ -447,6 +506,8 @@ def _check_healthz(built: Built, tmp_path: Path) -> None:
         if status != 200:
             raise _fail(image, f"GET /healthz of {' '.join(argv)}",
                         f"got {status}\n{log.read_text()[-3000:]}")
+        if image.name == "query":  # the dashboard its node stage built, inside the package
+            _check_dashboard(image, port)
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)
         if code != 0:
@@ -455,6 +516,21 @@ def _check_healthz(built: Built, tmp_path: Path) -> None:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def _check_dashboard(image: Image, port: int) -> None:
+    base = f"http://127.0.0.1:{port}/dashboard"
+    for path, kind in (("", "text/html"), ("/dashboard.js", "text/javascript"),
+                       ("/chart.umd.min.js", "text/javascript"), ("/pico.min.css", "text/css")):
+        try:
+            with urllib.request.urlopen(base + path, timeout=10) as resp:
+                got = (resp.status, resp.headers.get_content_type())
+                csp = resp.headers.get("Content-Security-Policy", "")
+        except urllib.error.HTTPError as exc:
+            raise _fail(image, f"GET /dashboard{path}",
+                        f"{exc.code}: {exc.read()[:500]!r}") from None
+        if got != (200, kind) or "default-src 'self'" not in csp:
+            raise _fail(image, f"GET /dashboard{path}", f"got {got}, CSP {csp!r}")
 
 
 def _check_extractor(built: Built, tmp_path: Path) -> None:

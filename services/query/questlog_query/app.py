@@ -36,9 +36,9 @@ def create_app(settings: Settings | None = None, lake: Lake | None = None) -> Fl
     app.extensions["questlog_engine"] = Engine.from_settings(settings, refresh)
     app.extensions["questlog_sandbox"] = SqlSandbox.from_settings(settings, refresh)
 
-    from questlog_query.api import events, health, kpis, sql, stats, tables
+    from questlog_query.api import dashboard, events, health, kpis, pipeline, sql, stats, tables
 
-    for module in (tables, events, stats, kpis, sql, health):
+    for module in (tables, events, stats, kpis, sql, pipeline, health, dashboard):
         app.register_blueprint(module.bp)
 
     @app.before_request

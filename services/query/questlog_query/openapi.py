@@ -83,6 +83,33 @@ def _get(summary: str, parameters: list, ok: dict[str, Any], *errors: int) -> di
     }
 
 
+def _dashboard() -> dict[str, Any]:
+    """The live dashboard's page and files (not JSON: built by `make setup`, else 503)."""
+    missing = {"503": {
+        "description": "the dashboard is not built: run `make setup`",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }}
+    page = {"get": {
+        "summary": "the live dashboard (HTML; polls the REST GET endpoints every 2 s)",
+        "responses": {"200": {"description": "the page",
+                              "content": {"text/html": {"schema": {"type": "string"}}}},
+                      **missing},
+    }}
+    return {
+        "/": {"get": {"summary": "redirects to /dashboard",
+                      "responses": {"302": {"description": "to /dashboard"}}}},
+        "/dashboard": page,
+        "/dashboard/": page,
+        "/dashboard/{name}": {"get": {
+            "summary": "a file of the dashboard (its script, stylesheet, vendored chart.js "
+            "and Pico CSS)",
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string", "maxLength": 200}}],
+            "responses": {"200": {"description": "the file"}, **_errors(404), **missing},
+        }},
+    }
+
+
 @cache
 def document() -> dict[str, Any]:
     tables = list(catalog())
@@ -119,6 +146,30 @@ def document() -> dict[str, Any]:
                     },
                 },
             ),
+            "/v1/pipeline": {
+                "get": {
+                    "summary": "the lake read here and what the extractor and the event API "
+                    "report (their /metrics, scraped and cached 1 s; counters since each "
+                    "process started; available=false with the reason when not reachable)",
+                    "parameters": [],
+                    "responses": {
+                        "200": {
+                            "description": "pipeline status",
+                            "content": {"application/json": {"schema": {
+                                "type": "object",
+                                "required": ["lake", "extractor", "api", "as_of"],
+                                "properties": {
+                                    "lake": {"type": "object"},
+                                    "extractor": {"type": "object",
+                                                  "required": ["available", "error"]},
+                                    "api": {"type": "object", "required": ["available", "error"]},
+                                    "as_of": {"type": "string", "format": "date-time"},
+                                },
+                            }}},
+                        }
+                    },
+                }
+            },
             "/v1/events/{event_type}": _get(
                 "raw events, newest-last, keyset paging",
                 [
@@ -242,6 +293,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **_dashboard(),
             "/healthz": {
                 "get": {"summary": "process alive", "responses": {"200": {"description": "ok"}}}
             },

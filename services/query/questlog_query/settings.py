@@ -15,6 +15,8 @@ Usage::
 | ``QUESTLOG_QUERY_DUCKDB_THREADS`` | 2 | DuckDB ``threads`` |
 | ``QUESTLOG_QUERY_SNAPSHOT_TTL_S`` | 1.0 | how often a table is checked for a new version |
 | ``QUESTLOG_QUERY_LOG_LEVEL`` | INFO | log level |
+| ``QUESTLOG_QUERY_EXTRACTOR_METRICS_URL`` | empty | extractor ``/metrics`` for ``/v1/pipeline`` |
+| ``QUESTLOG_QUERY_API_METRICS_URL`` | empty | event API ``/metrics`` for ``/v1/pipeline`` |
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Settings:
     duckdb_threads: int = 2
     snapshot_ttl_s: float = 1.0
     log_level: str = "INFO"
+    extractor_metrics_url: str = ""
+    api_metrics_url: str = ""
 
     def __post_init__(self) -> None:
         if not self.lake_root.startswith(_SCHEMES):
@@ -65,6 +69,11 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be > 0")
         if self.snapshot_ttl_s < 0:
             raise SettingsError(f"{PREFIX}SNAPSHOT_TTL_S must be >= 0")
+        for name in ("extractor_metrics_url", "api_metrics_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("http://", "https://")):
+                raise SettingsError(
+                    f"{PREFIX}{name.upper()} must be an http(s):// URL, got {url!r}")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError(f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
 
@@ -103,4 +112,6 @@ class Settings:
             duckdb_threads=number("DUCKDB_THREADS", int, "2"),
             snapshot_ttl_s=number("SNAPSHOT_TTL_S", float, "1"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
+            extractor_metrics_url=get("EXTRACTOR_METRICS_URL", ""),
+            api_metrics_url=get("API_METRICS_URL", ""),
         )
