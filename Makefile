@@ -1,6 +1,6 @@
 # questlog — every target is a thin wrapper over a script in bin/ or a tool in .venv.
 .DEFAULT_GOAL := help
-.PHONY: help setup lock test test-unit test-integration lint chart-check k8s-tools cluster run status load load-ui bench bench-quick chaos chaos-sabotage clean
+.PHONY: help setup lock test test-unit test-integration lint chart-check k8s-tools cluster run status load load-ui bench bench-quick report chaos chaos-sabotage clean
 
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
@@ -53,6 +53,9 @@ bench: setup ## every benchmark side by side with its baseline (long); writes be
 
 bench-quick: setup ## the same cases at smaller sizes (minutes)
 	@.venv/bin/python bench/run.py --quick
+
+report: setup ## the analytics report from the query service (make run) into reports/<UTC time>/; options: make report ARGS="--base-url URL --token-file FILE --since ISO"
+	@bin/report $(ARGS)
 
 chaos: setup ## the reliability suite at full scale (T1-T14, minutes): one line of figures each; writes chaos/results/latest.md
 	@QUESTLOG_CHAOS_COMMAND="make chaos" $(PYTEST) chaos --chaos-scale full -p no:cacheprovider

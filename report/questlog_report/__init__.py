@@ -1,0 +1,1 @@
+"""questlog-report: the walkthrough's analytics report, a client of the query REST API."""
