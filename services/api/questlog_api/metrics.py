@@ -13,6 +13,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -36,6 +37,17 @@ PRODUCE_SECONDS = Histogram(
 REQUEST_SECONDS = Histogram(
     "questlog_api_request_seconds", "Request handling time", ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+# Summed over the live workers: a worker that died takes its count along (child_exit).
+IN_FLIGHT = Gauge(
+    "questlog_api_events_in_flight",
+    "Events handed to Kafka and not yet acknowledged or failed (sink.InFlight)",
+    multiprocess_mode="livesum",
+)
+IN_FLIGHT_LIMIT = Gauge(
+    "questlog_api_events_in_flight_limit",
+    "Events a worker may have in flight before it refuses with 503 (MAX_IN_FLIGHT)",
+    multiprocess_mode="livesum",
 )
 
 

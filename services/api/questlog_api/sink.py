@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from questlog_api import metrics
 from questlog_api.settings import Settings, bootstrap_addresses
 
 log = logging.getLogger(__name__)
@@ -99,23 +100,32 @@ class Sink(Protocol):
 
 
 class InFlight:
-    """A counting limit that, unlike a semaphore, never waits: full means refuse now."""
+    """A counting limit that, unlike a semaphore, never waits: full means refuse now.
+
+    Its count is also the ``questlog_api_events_in_flight`` gauge (every InFlight of the
+    process adds to it), so a dashboard shows how close the workers are to refusing.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._used = 0
         self._lock = threading.Lock()
+        metrics.IN_FLIGHT_LIMIT.set(limit)
 
     def try_acquire(self, n: int) -> bool:
         with self._lock:
             if self._used + n > self.limit:
                 return False
             self._used += n
-            return True
+        metrics.IN_FLIGHT.inc(n)
+        return True
 
     def release(self, n: int = 1) -> None:
         with self._lock:
-            self._used = max(0, self._used - n)
+            freed = min(n, self._used)
+            self._used -= freed
+        if freed:
+            metrics.IN_FLIGHT.dec(freed)
 
     @property
     def used(self) -> int:

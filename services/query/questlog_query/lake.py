@@ -195,6 +195,7 @@ class Lake:
             )
             metrics.SNAPSHOT_LOADS.labels(entry.spec.name).inc()
             metrics.TABLE_VERSION.labels(entry.spec.name).set(version)
+            metrics.TABLE_ROWS.labels(entry.spec.name).set(rows)
             log.info(
                 "snapshot loaded",
                 extra={

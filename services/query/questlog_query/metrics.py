@@ -35,6 +35,14 @@ TABLE_VERSION = Gauge(
     ["table"],
     multiprocess_mode="max",
 )
+# The row count of the snapshot a worker loaded last: tables are append-only, but a
+# rewritten table may shrink, so the most recent load wins, not the largest.
+TABLE_ROWS = Gauge(
+    "questlog_query_table_rows",
+    "Rows in the cached snapshot (from the Delta log's statistics)",
+    ["table"],
+    multiprocess_mode="mostrecent",
+)
 SQL_REJECTED = Counter(
     "questlog_query_sql_rejected_total", "POST /v1/sql statements refused", ["reason"]
 )
