@@ -5,7 +5,7 @@ Writes bench/results/latest.json (everything) and bench/results/latest.md (the t
 docs/benchmarks.md quotes). Exits 1 if a case errors; targets are reported, not asserted.
 
 Usage:
-    python bench/run.py [--quick] [--only api,extractor,query,freshness]
+    python bench/run.py [--quick] [--only api,extractor,query,freshness,report]
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cases import api, extractor, freshness, query
+from cases import report as report_case
 
 from questlog_embedded import paths
 from questlog_embedded.kafka import KafkaBroker
 
-CASES = {"api": api, "extractor": extractor, "query": query, "freshness": freshness}
+CASES = {"api": api, "extractor": extractor, "query": query, "freshness": freshness,
+         "report": report_case}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # (ratio key, target, higher is better, what it means)

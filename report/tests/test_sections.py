@@ -8,7 +8,14 @@ import pytest
 
 from questlog_report.client import Answer
 from questlog_report.model import as_of_text, money
-from questlog_report.sections import Context, freshness, quality, revenue_over_time, swords
+from questlog_report.sections import (
+    Context,
+    freshness,
+    purchases,
+    quality,
+    revenue_over_time,
+    swords,
+)
 
 
 class Canned:
@@ -91,3 +98,14 @@ def test_unavailable_metrics_are_said_not_shown_as_zeros():
         assert [t.title for t in section.tables if "xtractor" in t.title] == []
         assert any("not available (http://127.0.0.1:9108/metrics: connection refused)" in p
                    for p in section.paragraphs), section.paragraphs
+
+
+def test_many_hosts_all_in_the_table_the_busiest_in_the_chart():
+    hosts = [{"host": f"user{i}.example.net", "count": 100 - i} for i in range(25)]
+    client = Canned({
+        "/v1/stats/counts": {"rows": hosts, "as_of": {"purchase_sword": 2}},
+        "/v1/kpis/revenue": {"rows": [], "as_of": {"purchase_sword": 2}},
+    })
+    section = purchases(Context(client))
+    assert len(section.tables[0].rows) == 25
+    assert section.figures[0].title == "Purchases by host (top 20 of 25)"
