@@ -17,7 +17,7 @@ from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from questlog_api import errors, logs, metrics
-from questlog_api.guards import RateLimiter
+from questlog_api.ratelimit import RateLimiter
 from questlog_api.routes import events, legacy, ops
 from questlog_api.settings import Settings
 from questlog_api.sink import Sink, make_sink
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Fl
         settings=settings,
         sink=sink if sink is not None else make_sink(settings),
         registry=load_registry(),
-        limiter=RateLimiter(settings.rate_limit, settings.rate_limit_burst),
+        limiter=RateLimiter.from_environment(settings.rate_limit, settings.rate_limit_burst),
     )
     errors.register(app)
     app.register_blueprint(events.bp)

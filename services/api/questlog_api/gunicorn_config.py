@@ -59,9 +59,15 @@ def on_starting(server) -> None:
     from questlog_api.settings import Settings, SettingsError
 
     try:
-        Settings.from_env()
+        settings = Settings.from_env()
     except SettingsError as exc:
         raise SystemExit(f"questlog-api: {exc}") from None
+    if settings.rate_limit > 0:  # one bucket per client across the workers forked next
+        from questlog_api.ratelimit import RATE_STATE_ENV, SharedBuckets
+
+        folder = Path(tempfile.mkdtemp(prefix="questlog-api-rate-"))
+        _MADE.append(folder)
+        os.environ[RATE_STATE_ENV] = str(SharedBuckets.create(folder / "buckets"))
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     directory.mkdir(parents=True, exist_ok=True)
     for entry in directory.iterdir():
@@ -86,6 +92,14 @@ def post_worker_init(worker) -> None:
 def worker_exit(server, worker) -> None:
     """SIGTERM / graceful stop: flush every event handed to Kafka before exiting."""
     _each_sink(lambda sink: sink.close(timeout_s=10.0))
+
+
+_MADE: list[Path] = []  # folders on_starting made, removed on exit
+
+
+def on_exit(server) -> None:
+    for folder in _MADE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def child_exit(server, worker) -> None:

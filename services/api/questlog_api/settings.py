@@ -36,7 +36,7 @@ class Settings:
     max_batch_events: int = 500
     max_body_bytes: int = 1_048_576
     write_keys: tuple[str, ...] = ()
-    rate_limit: float = 0.0  # requests per second per client and worker; 0 = unlimited
+    rate_limit: float = 0.0  # requests per second per client, all workers together; 0 = off
     rate_limit_burst: int = 0  # bucket size; 0 = max(1, rate_limit)
     ip_hash_key: bytes = b""
     produce_timeout_s: float = 5.0

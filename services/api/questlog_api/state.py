@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from questlog_api.guards import RateLimiter
+from questlog_api.ratelimit import RateLimiter
 from questlog_api.settings import Settings
 from questlog_api.sink import Sink
 from questlog_schemas import Registry
