@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None, lake: Lake | None = None) -> Fl
     app.extensions["questlog_sandbox"] = SqlSandbox.from_settings(settings, refresh)
 
     from questlog_query.api import dashboard, events, health, kpis, pipeline, sql, stats, tables
+    from questlog_query.catalog import catalog
+
+    metrics.initialize(catalog())
 
     for module in (tables, events, stats, kpis, sql, pipeline, health, dashboard):
         app.register_blueprint(module.bp)

@@ -51,6 +51,16 @@ QUERY_TIMEOUTS = Counter(
 )
 
 
+def initialize(tables) -> None:
+    """Zero the error counters of every known label value, so that they are exported (a
+    labelled counter nobody incremented has no series, least of all across gunicorn's
+    workers) and rate() over them starts at 0 rather than at the first error."""
+    for table in tables:
+        SNAPSHOT_ERRORS.labels(table)
+    for kind in ("rest", "sql"):
+        QUERY_TIMEOUTS.labels(kind)
+
+
 def render() -> tuple[bytes, str]:
     """Exposition of this process, or of every worker in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

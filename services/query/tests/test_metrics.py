@@ -29,3 +29,11 @@ def test_table_rows_are_on_the_metrics_endpoint(events, client):
     assert client.get("/v1/tables").status_code == 200  # loads every table's snapshot
     text = client.get("/metrics").get_data(as_text=True)
     assert 'questlog_query_table_rows{table="purchase_sword"} 400.0' in text
+
+
+def test_error_counters_are_exported_at_zero_before_any_error(client):
+    """A labelled counter nobody incremented has no series; the dashboards' error panels
+    would then query a metric no service exports."""
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'questlog_query_snapshot_errors_total{table="quarantine"}' in text
+    assert 'questlog_query_timeouts_total{kind="sql"}' in text
