@@ -70,6 +70,15 @@ def environment(var: Path | None = None) -> dict[str, str]:
         "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS": os.environ.get(
             "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS", "1"),
         "QUESTLOG_EXTRACTOR_METRICS_PORT": str(EXTRACTOR_METRICS_PORT),
+        # The `compact` process. At one micro-batch a second each table partition gains a
+        # file a second; a pass every 5 minutes keeps that to a few hundred, while a pass
+        # (it rewrites the day's partition) stays rare next to the stream's own work.
+        "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S": os.environ.get(
+            "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S", "300"),
+        # Removed files stay an hour: far longer than a query service snapshot lives (see
+        # questlog_extractor.compact); `maintain` by hand uses it too.
+        "QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS": os.environ.get(
+            "QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS", "1"),
         "QUESTLOG_QUERY_HOST": "127.0.0.1",
         "QUESTLOG_QUERY_PORT": str(QUERY_PORT),
         "QUESTLOG_QUERY_LAKE_ROOT": lake,
@@ -151,12 +160,15 @@ def banner(timeout: float = 300.0) -> int:
               "(see its log lines above)", flush=True)
         return 1
     var = paths.var_dir()
+    every = os.environ.get("QUESTLOG_EXTRACTOR_COMPACT_EVERY_S", "?")
+    retain = os.environ.get("QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS", "?")
     print(f"""
 questlog is running (Ctrl-C stops everything)
   event API       http://127.0.0.1:{API_PORT}      POST /v1/events, GET /purchase_sword, /join_guild
   query service   http://127.0.0.1:{QUERY_PORT}      GET /v1/tables, /v1/stats/counts, /v1/kpis/...
   Kafka           127.0.0.1:{KAFKA_PORT}          topic "{TOPIC}"
   extractor       metrics on http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics
+  compaction      every {every} s (process "compact"), removed files kept {retain} h
   lake            {var / 'lake'}
   read token      {var / 'secrets' / 'query_read_token'} (for POST /v1/sql)
 try:  curl -H 'Host: user1.comcast.com' http://127.0.0.1:{API_PORT}/purchase_sword

@@ -11,7 +11,8 @@ def test_every_service_accepts_the_stack_environment(tmp_path, monkeypatch):
     from questlog_extractor.settings import Settings as ExtractorSettings
     from questlog_query.settings import Settings as QuerySettings
 
-    for name in ("QUESTLOG_QUERY_SNAPSHOT_TTL_S", "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS"):
+    for name in ("QUESTLOG_QUERY_SNAPSHOT_TTL_S", "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS",
+                 "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S", "QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS"):
         monkeypatch.delenv(name, raising=False)  # the stack's defaults, not the caller's
     env = stack.environment(tmp_path / "var")
     api = ApiSettings.from_env(env)
@@ -20,6 +21,8 @@ def test_every_service_accepts_the_stack_environment(tmp_path, monkeypatch):
     assert api.kafka_bootstrap == extractor.kafka_bootstrap == f"127.0.0.1:{stack.KAFKA_PORT}"
     assert extractor.lake_root == query.lake_root == (tmp_path / "var" / "lake").as_uri()
     assert extractor.trigger_seconds == 1
+    # the `compact` process: a pass every 5 minutes, removed files kept an hour
+    assert (extractor.compact_every_s, extractor.vacuum_retain_hours) == (300, 1)
     assert query.snapshot_ttl_s == 0.25  # a local disk: checked 4x a second
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m questlog_extractor [--once] [run|maintain]``.
+"""Command line: ``python -m questlog_extractor [--once] [run|maintain|compact [--every S]]``.
 
 Settings come from ``QUESTLOG_EXTRACTOR_*`` variables (see settings.py); this module only
 wires them to the job and stops it cleanly on SIGTERM/SIGINT.
@@ -29,11 +29,18 @@ class _QuietWhenStopping(logging.Filter):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="questlog_extractor", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=("run", "maintain"), default="run",
-                        help="run the stream (default) or compact + vacuum the tables")
+    parser.add_argument("command", nargs="?", choices=("run", "maintain", "compact"),
+                        default="run",
+                        help="run the stream (default), or compact + vacuum the tables with"
+                             " Spark (maintain) or without a JVM (compact)")
     parser.add_argument("--once", action="store_true",
                         help="drain what is in the topic now, then exit (availableNow)")
+    parser.add_argument("--every", type=int, metavar="SECONDS",
+                        help="compact: a pass every SECONDS until SIGTERM/SIGINT (default"
+                             " QUESTLOG_EXTRACTOR_COMPACT_EVERY_S; unset: one pass)")
     args = parser.parse_args(argv)
+    if args.every is not None and (args.command != "compact" or args.every < 1):
+        parser.error("--every takes a number of seconds >= 1, with compact only")
 
     from questlog_extractor import metrics
 
@@ -43,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         log.error("bad settings", extra={"fields": {"error": str(exc)}})
         return 2
+    if args.command == "compact":
+        return _compact(settings, args.every or settings.compact_every_s)
 
     from questlog_extractor import job
 
@@ -104,6 +113,35 @@ def main(argv: list[str] | None = None) -> int:
 # allows 30 s by default. Both budgets together stay under the shorter one.
 STOP_WITHIN_S = 3.0
 SPARK_STOP_WITHIN_S = 1.5
+
+
+def _compact(settings: Settings, every_s: int | None) -> int:
+    """One pass, or passes every ``every_s`` on a thread until a signal. The thread, because
+    a pass spends its time in delta-rs (GIL released) and the signal is handled here at
+    once: stopping waits ``STOP_WITHIN_S`` for the pass, then exits anyway, as a kill would
+    (safe: a compaction commits atomically or not at all; the files of one that did not
+    are orphans the sweep deletes)."""
+    from questlog_extractor import compact
+
+    if every_s is None:
+        compact.compact_all(settings)
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("compacting", extra={"fields": {
+        "every_s": every_s, "retain_hours": compact.retain_hours(settings)}})
+    loop = threading.Thread(target=compact.every, args=(settings, every_s, stop),
+                            name="compact", daemon=True)
+    loop.start()
+    while loop.is_alive() and not stop.wait(1.0):
+        pass
+    loop.join(STOP_WITHIN_S)
+    if loop.is_alive():
+        log.warning("stopping in the middle of a compaction pass; the next one redoes it")
+        _exit_now(0)
+    log.info("compaction stopped")
+    return 0
 
 
 def _lag_probe(spark, settings: Settings):

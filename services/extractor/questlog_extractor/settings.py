@@ -55,6 +55,8 @@ class Settings:
     # maintain's VACUUM: hours a removed file outlives its removal; None = the table's own
     # (Delta's default, 7 days). Set explicitly, it may go below that (down to 0).
     vacuum_retain_hours: int | None = None
+    # `compact`'s loop: seconds between passes; None = one pass (``--every`` overrides)
+    compact_every_s: int | None = None
 
     @property
     def tables_root(self) -> str:
@@ -122,6 +124,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}QUERY_NAME must match [a-z][a-z0-9_-]*")
         retain = env.get(PREFIX + "VACUUM_RETAIN_HOURS", "").strip()
         vacuum_retain_hours = integer("VACUUM_RETAIN_HOURS", 0, 0) if retain else None
+        every = env.get(PREFIX + "COMPACT_EVERY_S", "").strip()
+        compact_every_s = integer("COMPACT_EVERY_S", 1, 1) if every else None
         jars = tuple(j.strip() for j in get("SPARK_JARS", "").split(",") if j.strip())
         return cls(
             kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
@@ -140,4 +144,5 @@ class Settings:
             metrics_port=integer("METRICS_PORT", cls.metrics_port, 0),
             query_name=query_name,
             vacuum_retain_hours=vacuum_retain_hours,
+            compact_every_s=compact_every_s,
         )

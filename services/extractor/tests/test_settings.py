@@ -57,3 +57,25 @@ def test_vacuum_retention_defaults_to_the_tables_own_and_may_be_set_down_to_zero
     assert s.vacuum_retain_hours == 0
     with pytest.raises(SettingsError, match="VACUUM_RETAIN_HOURS must be >= 0"):
         Settings.from_env({**REQUIRED, PREFIX + "VACUUM_RETAIN_HOURS": "-1"})
+
+
+def test_compaction_runs_once_unless_an_interval_is_set_and_keeps_an_hour_by_default():
+    from questlog_extractor.compact import retain_hours
+
+    assert Settings.from_env(REQUIRED).compact_every_s is None
+    s = Settings.from_env({**REQUIRED, PREFIX + "COMPACT_EVERY_S": "300"})
+    assert (s.compact_every_s, retain_hours(s)) == (300, 1)
+    assert retain_hours(Settings.from_env({**REQUIRED, PREFIX + "VACUUM_RETAIN_HOURS": "0"})) == 0
+    for bad, message in (("0", "must be >= 1"), ("5m", "must be an integer")):
+        with pytest.raises(SettingsError, match=f"COMPACT_EVERY_S {message}"):
+            Settings.from_env({**REQUIRED, PREFIX + "COMPACT_EVERY_S": bad})
+
+
+def test_every_is_for_compact_only(capsys):
+    from questlog_extractor.__main__ import main
+
+    for argv in (["maintain", "--every", "60"], ["compact", "--every", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert "--every takes a number of seconds >= 1" in capsys.readouterr().err
