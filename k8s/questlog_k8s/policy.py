@@ -26,7 +26,7 @@ from typing import Any
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
           "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of")
 VERSION_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
-POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,14 @@ def pods_of(obj: dict[str, Any]) -> Iterator[Pod]:
     kind = obj.get("kind")
     spec = obj.get("spec") or {}
     if kind in POD_TEMPLATE_KINDS:
-        template = (spec.get("jobTemplate", {}).get("spec", spec)).get("template", {})
-        yield Pod("spec.template.spec", template.get("spec") or {}, long_running=kind != "Job")
+        if kind == "CronJob":
+            spec, path = spec.get("jobTemplate", {}).get("spec") or {}, "spec.jobTemplate.spec"
+        else:
+            path = "spec"
+        template = spec.get("template", {})
+        # a Job's pod runs to completion: no probes expected
+        yield Pod(f"{path}.template.spec", template.get("spec") or {},
+                  long_running=kind not in ("Job", "CronJob"))
     elif kind == "Pod":
         yield Pod("spec", spec)
     elif kind == "SparkApplication":

@@ -88,7 +88,10 @@ def resolve_env(env: list[dict[str, Any]], secrets: dict[str, dict[str, str]],
 
 
 def _pod_container(obj: dict[str, Any]) -> dict[str, Any]:
-    spec = obj["spec"]["template"]["spec"]
+    spec = obj["spec"]
+    if obj["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    spec = spec["template"]["spec"]
     if len(spec["containers"]) != 1:
         raise WiringError(f"{obj['kind']} {obj['metadata']['name']}: expected one container")
     return spec["containers"][0]
@@ -100,7 +103,8 @@ def containers(objects: list[dict[str, Any]], release: str) -> dict[str, Contain
               ("Deployment", f"{release}-query"): "query",
               ("Deployment", f"{release}-locust-master"): "locust-master",
               ("Deployment", f"{release}-locust-worker"): "locust-worker",
-              ("Job", f"{release}-test-ingest"): "helm-test"}
+              ("Job", f"{release}-test-ingest"): "helm-test",
+              ("CronJob", f"{release}-extractor-compact"): "compact"}
     found: dict[str, Container] = {}
     for obj in objects:
         key = (obj.get("kind"), (obj.get("metadata") or {}).get("name"))

@@ -96,6 +96,20 @@ def test_a_job_needs_no_probes_but_everything_else():
     assert policy.check([job])
 
 
+def test_a_cronjob_is_checked_through_its_job_template():
+    pod = deployment()["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    del container["livenessProbe"], container["readinessProbe"]
+    cron = {"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "q-compact", "labels": dict(LABELS)},
+            "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": pod}}}}
+    assert policy.check([cron]) == []
+    container["securityContext"]["allowPrivilegeEscalation"] = True
+    assert [(p.kind, p.field) for p in policy.check([cron])] == [
+        ("CronJob", "spec.jobTemplate.spec.template.spec.containers[0]"
+                    ".securityContext.allowPrivilegeEscalation")]
+
+
 def test_spark_application_pods_are_checked_through_their_templates():
     pod_spec = deployment()["spec"]["template"]["spec"]
     driver = copy.deepcopy(pod_spec)

@@ -46,7 +46,8 @@ def test_the_rendered_chart_gives_every_workload_with_its_secrets_resolved():
     objects = chartcheck.parse(chartcheck.render())
     found = wiring.containers(objects, "questlog")
     assert set(found) == {"api", "query", "extractor", "locust-master", "locust-worker",
-                          "helm-test"}
+                          "helm-test", "compact"}
+    assert found["compact"].command == ("python", "-m", "questlog_extractor", "compact")
     assert len(found["api"].env["QUESTLOG_API_IP_HASH_KEY"]) == 48  # from the rendered Secret
     extractor = wiring.apply(found["extractor"], MAPPING)
     assert extractor.command[:7] == ("spark-submit", "--jars", "/cache/a.jar,/cache/b.jar",

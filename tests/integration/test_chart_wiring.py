@@ -2,15 +2,17 @@
 processes against this session's real Kafka and HDFS, and carry events end to end.
 
 `helm template` renders the chart's defaults; for the api, query, extractor, Locust master
-and worker and the helm test Job, the command, arguments and environment are taken as
-rendered (secrets resolved from the rendered Secrets). Only addresses and paths are
-rewritten, through the one mapping of questlog_k8s.wiring (listed in
+and worker, the helm test Job and the compaction CronJob, the command, arguments and
+environment are taken as rendered (secrets resolved from the rendered Secrets). Only
+addresses and paths are rewritten, through the one mapping of questlog_k8s.wiring (listed in
 docs/deploy-kubernetes.md). Then:
 - the helm test Job's own script posts events through the API process and waits until the
   query process returns every one of them once: Kafka, the extractor's spark-submit
   driver and its Delta tables on HDFS in between;
 - Locust's master and worker put load on the API through the master's web API, and the
   ledger verifier finds every accepted event once through the query process;
+- the compaction CronJob's container compacts the HDFS lake beside the running extractor,
+  and the ledger still finds every event once;
 - every variable a container sets is read by its process (traced in each process through
   tests/integration/envtrace), and each service starts only because the chart gave it
   every variable it requires (their settings refuse to start otherwise).
@@ -74,7 +76,7 @@ def rendered():
 def test_the_chart_names_every_workload_the_test_plays(rendered):
     found = wiring.containers(rendered, RELEASE)
     assert set(found) == {"api", "query", "extractor", "locust-master", "locust-worker",
-                          "helm-test"}
+                          "helm-test", "compact"}
 
 
 def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, tmp_path):
@@ -196,15 +198,39 @@ def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, 
         assert report.ok, report
         assert report.accepted > 20, report
         assert report.lost == report.duplicated == 0, report
+
+        # 3. the compaction CronJob's container, as rendered, beside the running extractor:
+        # one pass on the HDFS lake with no JVM, then the same events, each once
+        compact = start("compact")
+        try:
+            code = compact.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            compact.kill()
+            code = "timeout"
+        assert code == 0, f"compaction failed ({code}):\n{tail(logs['compact'])}"
+        passes = [json.loads(line) for line in logs["compact"].read_text().splitlines()
+                  if line.startswith("{") and '"compaction pass"' in line]
+        assert len(passes) == 1, tail(logs["compact"])
+        compacted = passes[0]["tables"]["purchase_sword"]
+        assert compacted["files_compacted"] > 1, passes[0]
+        assert compacted["files_after"] < compacted["files_before"], passes[0]
+        after = verify([ledger], f"http://127.0.0.1:{query}", wait=60,
+                       read_token=local["query"].env["QUESTLOG_QUERY_READ_TOKEN"])
+        assert after.ok, after
+        assert after.lost == after.duplicated == 0, after
+        assert after.accepted == report.accepted, (after, report)
         print(f"\nwiring: helm test {HELM_TEST_EVENTS} posted / {len(ids)} stored on HDFS / "
               f"{HELM_TEST_EVENTS} read back; locust {total['num_requests']} requests, "
               f"{report.accepted} events accepted, {report.stored} stored and read back, "
-              f"lost {report.lost}, duplicated {report.duplicated}")
+              f"lost {report.lost}, duplicated {report.duplicated}; compaction (CronJob) "
+              f"{compacted['files_before']} -> {compacted['files_after']} files of "
+              f"{compacted['rows']} purchases in {passes[0]['seconds']} s, then {after.stored} "
+              f"stored, lost {after.lost}, duplicated {after.duplicated}")
     finally:
         for name in list(procs):
             stop(procs[name], timeout=20)
 
-    # 3. every variable each container sets was read by its process
+    # 4. every variable each container sets was read by its process
     reads: dict[str, set[str]] = defaultdict(set)
     for name in local:
         path = Path(f"{trace}.{name}")

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics.configure_logging()
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(kafka=args.command != "compact")
     except SettingsError as exc:
         log.error("bad settings", extra={"fields": {"error": str(exc)}})
         return 2
@@ -123,9 +123,8 @@ def _compact(settings: Settings, every_s: int | None) -> int:
     are orphans the sweep deletes)."""
     from questlog_extractor import compact
 
-    if every_s is None:
-        compact.compact_all(settings)
-        return 0
+    if every_s is None:  # one pass (a CronJob's): a table that failed fails the run
+        return 1 if "failed" in compact.compact_all(settings) else 0
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -40,6 +40,17 @@ from questlog_extractor.settings import Settings
 log = logging.getLogger("questlog_extractor.compact")
 
 DEFAULT_RETAIN_HOURS = 1
+# Row groups of the compacted files. delta-rs's default puts up to ~1M rows in one row
+# group; readers skip data by row group (DuckDB by each one's min/max, in parallel one per
+# thread), so a page of the newest events out of a day compacted into one file would decode
+# the whole file. 128Ki rows keeps the groups large for scans and small enough to skip.
+ROW_GROUP_ROWS = 131_072
+
+
+def writer_properties():
+    from deltalake import WriterProperties
+
+    return WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
 
 
 def retain_hours(settings: Settings) -> int:
@@ -68,7 +79,7 @@ def compact_table(uri: str, retain: int) -> dict[str, Any] | None:
     except TableNotFoundError:
         return None
     files_before, _ = _files_and_rows(table)
-    optimized = table.optimize.compact()
+    optimized = table.optimize.compact(writer_properties=writer_properties())
     deleted = maintain.vacuum_removed(uri, retain)
     swept = maintain.sweep_orphans(uri)
     table.update_incremental()

@@ -74,7 +74,10 @@ class Settings:
         return _STATE_STORES[self.state_store]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *,
+                 kafka: bool = True) -> Settings:
+        """Settings from ``QUESTLOG_EXTRACTOR_*``; ``kafka=False`` for the commands that only
+        touch the lake (compact), which then run without ``KAFKA_BOOTSTRAP``."""
         env = os.environ if environ is None else environ
 
         def get(name: str, default: str | None = None) -> str:
@@ -128,7 +131,7 @@ class Settings:
         compact_every_s = integer("COMPACT_EVERY_S", 1, 1) if every else None
         jars = tuple(j.strip() for j in get("SPARK_JARS", "").split(",") if j.strip())
         return cls(
-            kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
+            kafka_bootstrap=get("KAFKA_BOOTSTRAP", None if kafka else ""),
             lake_root=lake_root,
             topic=get("TOPIC", cls.topic),
             max_offsets_per_trigger=integer("MAX_OFFSETS_PER_TRIGGER",

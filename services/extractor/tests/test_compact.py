@@ -20,7 +20,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from questlog_extractor.compact import compact_all
 from questlog_extractor.job import BatchWriter
-from questlog_extractor.settings import PREFIX, Settings
+from questlog_extractor.settings import PREFIX, Settings, SettingsError
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +171,68 @@ def test_a_stop_in_the_middle_of_a_long_pass_exits_0_within_seconds(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_one_pass_needs_only_the_lake_and_fails_the_run_when_a_table_failed(tmp_path):
+    """The chart's CronJob runs one pass with the lake root alone (no Kafka address), and
+    its exit code is what marks the Job failed: 0 after a clean pass, 1 when a table's
+    compaction failed (the other tables still compacted)."""
+    uri = Settings.from_env(env_of(tmp_path)).table_uri(TABLE)
+    for batch_id in range(3):
+        write_deltalake(uri, batch(batch_id), mode="append", partition_by=["event_date"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    env[PREFIX + "LAKE_ROOT"] = (tmp_path / "lake").as_uri()
+    clean = subprocess.run([sys.executable, "-m", "questlog_extractor", "compact"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    summary = next(json.loads(line) for line in clean.stdout.splitlines()
+                   if json.loads(line)["msg"] == "compaction pass")
+    assert (summary["files_before"], summary["files_after"], summary["rows"]) == (6, 2, 60)
+
+    one_fails = ("import sys\n"
+                 "from questlog_extractor import compact\n"
+                 "real = compact.compact_table\n"
+                 "def flaky(uri, retain):\n"
+                 "    if uri.endswith('/quarantine'):\n"
+                 "        raise OSError('disk on fire')\n"
+                 "    return real(uri, retain)\n"
+                 "compact.compact_table = flaky\n"
+                 "from questlog_extractor.__main__ import main\n"
+                 "sys.exit(main(['compact']))\n")
+    failed = subprocess.run([sys.executable, "-c", one_fails], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    summary = next(json.loads(line) for line in failed.stdout.splitlines()
+                   if json.loads(line)["msg"] == "compaction pass")
+    assert summary["failed"] == {"quarantine": "OSError: disk on fire"}
+    assert summary["level"] == "warning"
+    assert summary["tables"][TABLE]["rows"] == 60
+
+
+def test_the_stream_still_needs_the_kafka_address():
+    with pytest.raises(SettingsError, match="KAFKA_BOOTSTRAP is not set"):
+        Settings.from_env({PREFIX + "LAKE_ROOT": "file:///tmp/lake"})
+    assert Settings.from_env({PREFIX + "LAKE_ROOT": "file:///tmp/lake"},
+                             kafka=False).kafka_bootstrap == ""
+
+
+def test_compacted_files_keep_row_groups_small_enough_to_skip(tmp_path):
+    import pyarrow.parquet as pq
+
+    from questlog_extractor.compact import ROW_GROUP_ROWS, compact_table
+
+    uri = Settings.from_env(env_of(tmp_path)).table_uri(TABLE)
+    n = 100_000
+    for part in range(3):
+        ids = pa.array([f"{part}-{i:06d}" for i in range(n)])
+        write_deltalake(uri, pa.table({"event_id": ids,
+                                       "event_date": pa.array([DAYS[0]] * n, pa.date32()),
+                                       "batch_id": pa.array([part] * n, pa.int64())}),
+                        mode="append", partition_by=["event_date"])
+    done = compact_table(uri, 1)
+    assert (done["files_before"], done["files_after"], done["rows"]) == (3, 1, 3 * n)
+    (path,) = [u.removeprefix("file://") for u in DeltaTable(uri).file_uris()]
+    meta = pq.ParquetFile(path).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sum(sizes) == 3 * n, sizes
+    assert max(sizes) <= ROW_GROUP_ROWS, sizes
