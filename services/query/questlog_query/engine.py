@@ -47,7 +47,7 @@ def with_fresh_snapshots(run: Callable[[Mapping[str, Snapshot]], Any],
             raise
         if refresh is None:
             raise SnapshotFilesGone(str(exc)[:500]) from exc
-        fresh = {name: refresh(name) for name in snapshots}
+        fresh = {key: refresh(snap.name) for key, snap in snapshots.items()}
     try:
         return run(fresh)
     except duckdb.Error as exc:

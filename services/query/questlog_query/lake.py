@@ -17,9 +17,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,12 +51,30 @@ class Snapshot:
     # lakes only): DuckDB reads them natively, several times faster than through Arrow.
     files: tuple[str, ...] = ()
     partition_columns: tuple[str, ...] = ()
+    # Per file of ``files`` (same order): its rows and the (min, max) of the table's time
+    # column from the Delta log's statistics, None where a writer recorded none. Lets a
+    # query for the first rows in time order read only the files that can hold them.
+    file_stats: tuple[FileStats, ...] = ()
+
+    def subset(self, indexes: Iterable[int]) -> Snapshot:
+        """The same version restricted to some of its ``files`` (a native read only)."""
+        keep = sorted(set(indexes))
+        return replace(self, files=tuple(self.files[i] for i in keep),
+                       file_stats=tuple(self.file_stats[i] for i in keep),
+                       rows=sum(self.file_stats[i].rows for i in keep))
 
     def freshness_seconds(self, now: datetime | None = None) -> float | None:
         if self.latest_time is None:
             return None
         now = now or datetime.now(UTC)
         return round(max(0.0, (now - self.latest_time).total_seconds()), 3)
+
+
+@dataclass(frozen=True)
+class FileStats:
+    rows: int
+    time_min: datetime | None
+    time_max: datetime | None
 
 
 @dataclass
@@ -95,6 +113,30 @@ def _stats(
         return int(pc.sum(records).as_py() or 0), _as_utc(latest)
     column = dataset.to_table(columns=[spec.time_column]).column(spec.time_column)
     return len(column), _as_utc(pc.max(column).as_py())
+
+
+def _file_stats(table: DeltaTable, files: tuple[str, ...], spec: TableSpec
+                ) -> tuple[FileStats, ...]:
+    """``FileStats`` for each local file, from the log's add actions (matched by path)."""
+    if not files:
+        return ()
+    adds = pa.table(table.get_add_actions(flatten=True))
+    names = adds.column_names
+    low, high = f"min.{spec.time_column}", f"max.{spec.time_column}"
+    nothing = [None] * adds.num_rows
+    by_path = {
+        unquote(path): FileStats(int(rows or 0), _as_utc(lo), _as_utc(hi))
+        for path, rows, lo, hi in zip(
+            adds.column("path").to_pylist(),
+            adds.column("num_records").to_pylist() if "num_records" in names else nothing,
+            adds.column(low).to_pylist() if low in names else nothing,
+            adds.column(high).to_pylist() if high in names else nothing, strict=True)
+    }
+    uri = table.table_uri
+    root = (unquote(urlparse(uri).path) if uri.startswith("file:") else uri).rstrip("/") + "/"
+    unknown = FileStats(0, None, None)
+    return tuple(by_path.get(f[len(root):] if f.startswith(root) else f, unknown)
+                 for f in files)
 
 
 def _local_files(table: DeltaTable) -> tuple[str, ...]:
@@ -188,10 +230,12 @@ class Lake:
             started = time.perf_counter()
             dataset = entry.table.to_pyarrow_dataset()
             rows, latest = _stats(entry.table, dataset, entry.spec)
+            files = _local_files(entry.table)
             entry.snapshot = Snapshot(
                 entry.spec.name, version, dataset, rows, latest, tuple(dataset.schema.names),
-                files=_local_files(entry.table),
+                files=files,
                 partition_columns=tuple(entry.table.metadata().partition_columns),
+                file_stats=_file_stats(entry.table, files, entry.spec),
             )
             metrics.SNAPSHOT_LOADS.labels(entry.spec.name).inc()
             metrics.TABLE_VERSION.labels(entry.spec.name).set(version)

@@ -2,6 +2,7 @@
 
 Order is (received_at, event_id), ascending by default; the cursor is an opaque base64
 of the last row's (received_at, event_id), so pages are stable while new data arrives.
+A page reads only the files whose time range can hold it (questlog_query.firstrows).
 """
 
 # ruff: noqa: S608 - SQL text holds only catalog-checked, quoted names; values are bound.
@@ -15,6 +16,7 @@ from flask import Blueprint
 from questlog_query import params as p
 from questlog_query.api import engine, lake, table_spec
 from questlog_query.catalog import quote
+from questlog_query.firstrows import first_rows
 from questlog_query.responses import table_response
 
 bp = Blueprint("events", __name__)
@@ -43,12 +45,27 @@ def list_events(event_type: str):
         )
     snap = lake().snapshot(spec.name)
     direction = "ASC" if order == "asc" else "DESC"
-    sql = (
-        f"SELECT * FROM {quote(spec.name)}"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + f" ORDER BY received_at {direction}, event_id {direction} LIMIT $limit"
-    )
-    table = engine().query(sql, bound, {spec.name: snap})
+    # a view of its own over the files a batch reads (the table's view stays cached)
+    view = f"{spec.name}__first_rows"
+    tail = f" ORDER BY received_at {direction}, event_id {direction} LIMIT $limit"
+    sql = f"SELECT * FROM {quote(view)}" + (" WHERE " + " AND ".join(where) if where else "")
+    # a page that lies before the edge (questlog_query.firstrows)
+    with_edge = sql + (" AND " if where else " WHERE ") + (
+        "received_at >= $edge" if order == "desc" else "received_at <= $edge") + tail
+    sql += tail
+    low, high = bound.get("since"), bound.get("until")
+    if cursor is not None and order == "asc":
+        low = max(low, bound["c_time"]) if low else bound["c_time"]
+    elif cursor is not None:
+        high = min(high, bound["c_time"]) if high else bound["c_time"]
+
+    def run(part, edge):
+        if edge is None:
+            return engine().query(sql, bound, {view: part})
+        return engine().query(with_edge, {**bound, "edge": edge}, {view: part})
+
+    table = first_rows(snap, run, limit=limit + 1, descending=order == "desc",
+                       low=low, high=high)
     next_cursor = None
     if table.num_rows > limit:
         table = table.slice(0, limit)
