@@ -17,6 +17,7 @@ from pathlib import Path
 
 from questlog_embedded import paths
 from questlog_embedded.process import free_port, port_open, spawn, stop, wait_until
+from questlog_embedded.stack import api_server_config
 
 BENCH = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -104,16 +105,16 @@ def api_env(bootstrap: str, topic: str, port: int, var: Path) -> dict:
     prom = var / f"prom-{port}"
     shutil.rmtree(prom, ignore_errors=True)
     prom.mkdir(parents=True)
-    return dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}",
+    return dict(os.environ, **api_server_config(), PATH=f"{VENV_BIN}:{os.environ['PATH']}",
                 QUESTLOG_API_BIND=f"127.0.0.1:{port}", QUESTLOG_API_KAFKA_BOOTSTRAP=bootstrap,
                 QUESTLOG_API_TOPIC=topic, QUESTLOG_API_IP_HASH_KEY=uuid.uuid4().hex,
                 QUESTLOG_API_LOG_LEVEL="WARNING", PROMETHEUS_MULTIPROC_DIR=str(prom))
 
 
 def api_server(bootstrap: str, topic: str, var: Path) -> Server:
-    """The API as `make run` serves it, ready once every gunicorn worker is: a load
-    generator connecting earlier puts all its keep-alive connections on the first worker
-    up (measured: one worker at 100% CPU, the other idle, ~40% fewer requests/s)."""
+    """The API as `make run` serves it (stack.api_server_config: workers x threads),
+    ready once every gunicorn worker is: a load generator connecting earlier puts all its
+    keep-alive connections on the first worker up (one worker busy, the other idle)."""
     port = free_port()
     env = api_env(bootstrap, topic, port, var)
     return Server("questlog api", [str(VENV_BIN / "gunicorn"), "-c",

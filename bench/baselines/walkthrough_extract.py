@@ -3,7 +3,8 @@
 A json.loads Python UDF filters each event type, then rdd.map(json.loads) + toDF builds
 the rows, and each type's Parquet folder is overwritten.
 
-Usage (from bench/cases): run(spark, bootstrap, topic, out_dir) -> {event_type: rows}
+Usage (from bench/cases): run(spark, bootstrap, topic, out_dir); count(spark, out_dir)
+-> {event_type: rows}
 """
 
 import json
@@ -33,11 +34,14 @@ def run(spark, bootstrap, topic, out_dir):
                   .load())
     raw = events_raw.select(events_raw.value.cast("string").alias("raw"),
                             events_raw.timestamp.cast("string"))
-    counts = {}
     for name, keep in (("purchase_sword", is_purchase), ("join_guild", is_guild_join)):
         extracted = (raw.filter(keep("raw")).rdd
                      .map(lambda r: Row(timestamp=r.timestamp, **json.loads(r.raw)))
                      .toDF())
         extracted.write.mode("overwrite").parquet(f"{out_dir}/{name}")
-        counts[name] = spark.read.parquet(f"{out_dir}/{name}").count()
-    return counts
+
+
+def count(spark, out_dir):
+    """Rows each folder holds (outside the timed run: the bench counts questlog's apart too)."""
+    return {name: spark.read.parquet(f"{out_dir}/{name}").count()
+            for name in ("purchase_sword", "join_guild")}

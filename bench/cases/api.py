@@ -16,6 +16,7 @@ from harness import api_server, baseline_api_server, loadgen
 
 from questlog_embedded import jars
 from questlog_embedded.process import java_bin
+from questlog_embedded.stack import api_server_config
 from questlog_loadtest import payloads
 
 JSON = ("Content-Type: application/json",)
@@ -32,7 +33,8 @@ def run(ctx) -> dict:
     rng = random.Random(1)
     single = json.dumps(_event(rng)).encode()
     batch = json.dumps([_event(rng) for _ in range(100)]).encode()
-    out: dict = {}
+    out: dict = {"config": {"server": "gunicorn, services/api/gunicorn.conf.py, make run's "
+                                      "sizing", **api_server_config()}}
     ctx.kafka.create_topic("bench-api", partitions=3)
     with api_server(ctx.kafka.bootstrap, "bench-api", ctx.work) as api:
         base = api.ready_url.rsplit("/", 1)[0]
@@ -80,7 +82,15 @@ def producer_perf(ctx, records: int) -> dict:
 
 def ratios(r: dict) -> dict:
     single = r["post_single"]["ok_per_s"]
+    loads = [v for v in r.values() if isinstance(v, dict) and "failed" in v]
     return {
+        "api_workers_x_threads": f"{r['config']['QUESTLOG_API_WORKERS']}x"
+                                 f"{r['config']['QUESTLOG_API_THREADS']}",
+        # every non-2xx answer or connection error of every load above (none expected:
+        # the no-op and the APIs run far from any limit)
+        "api_failed_requests": sum(v["failed"] for v in loads),
+        "batch_vs_producer_perf": round(r["post_batch100"]["events_per_s"]
+                                        / r["kafka_producer_perf"]["records_per_s"], 3),
         "post_single_events_per_s": round(single),
         "post_single_vs_noop": round(single / r["noop_ceiling"]["ok_per_s"], 3),
         "post_single_cold_events_per_s": round(r["post_single_cold"]["ok_per_s"]),

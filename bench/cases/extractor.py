@@ -1,12 +1,18 @@
-"""The extractor on a pre-filled topic, against the walkthrough's UDF + rdd.map job.
+"""The extractor on a pre-filled topic, against the walkthrough's UDF + rdd.map job and
+against its own transforms on a static DataFrame.
 
-Both read the same topic from the same broker in local[2]; no figure counts JVM and
-SparkSession start-up. Two figures each:
+One denominator for all: each job is timed from its start (the query's, or the batch
+job's; the SparkSession already up, the 1M events already in the topic) to its last row
+committed, on the same events from the same broker in local[2]. Each runs twice in one
+JVM: the first run is "cold" (it pays JIT compilation and code generation), the second
+"warm" (a fresh lake and checkpoint, the same session).
 
-- sustained (the targets): questlog's micro-batches after the first, the baseline's
-  second run in the same session, so both have compiled their code and warmed the JIT;
-- cold: questlog's first batch included (it pays ~10 s of JIT compilation and code
-  generation), the baseline's first run.
+- questlog: ``job.start(once=True)`` (availableNow, micro-batches of
+  maxOffsetsPerTrigger) until the query ends;
+- static (the ceiling for the streaming machinery): the same parse, dedup and BatchWriter
+  on ``spark.read`` of the whole topic, one batch;
+- baseline: the walkthrough's job (bench/baselines/walkthrough_extract.py).
+Rows are counted after the timing, for every job.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -53,13 +58,61 @@ from questlog_embedded.spark import local_session
 spark = local_session(Path({work!r}), app_name="baseline-extract")
 from baselines import walkthrough_extract  # its @udf needs a live session (Spark 4)
 runs = []
-for _ in range(2):  # cold, then warm (the same job again in the same JVM)
+for i in range(2):  # cold, then warm (the same job again in the same JVM)
+    out = {out!r} + f"/run{{i}}"
     t = time.perf_counter()
-    counts = walkthrough_extract.run(spark, {bootstrap!r}, {topic!r}, {out!r})
-    runs.append(time.perf_counter() - t)
-print("RESULT " + json.dumps({{"seconds": runs, "counts": counts}}))
+    walkthrough_extract.run(spark, {bootstrap!r}, {topic!r}, out)
+    runs.append({{"seconds": time.perf_counter() - t,
+                  "counts": walkthrough_extract.count(spark, out)}})
+print("RESULT " + json.dumps(runs))
 spark.stop()
 """
+
+QUESTLOG_SCRIPT = """
+import dataclasses, json, time
+from deltalake import DeltaTable
+from questlog_extractor import job, transforms
+from questlog_extractor.settings import Settings
+from questlog_schemas import load_registry
+
+settings = Settings.from_env()
+spark = job.build_session(settings, app_name="bench-extractor")
+registry = load_registry()
+
+def stored(s):
+    return {{t: DeltaTable(s.table_uri(t)).to_pyarrow_dataset().count_rows()
+             for t in ("purchase_sword", "join_guild")}}
+
+out = {{"stream": [], "static": []}}
+for i in range(2):  # cold, then warm: a fresh lake and checkpoint in the same session
+    s = dataclasses.replace(settings, lake_root=f"{{settings.lake_root}}/stream{{i}}")
+    t = time.perf_counter()
+    query = job.start(spark, s, once=True)
+    query.awaitTermination()
+    seconds = time.perf_counter() - t
+    progress = [json.loads(x.json) if hasattr(x, "json") else x for x in query.recentProgress]
+    batches = [p["numInputRows"] for p in progress if p["numInputRows"]]
+    out["stream"].append({{"seconds": seconds, "micro_batches": len(batches),
+                           "stored": stored(s)}})
+for i in range(2):
+    s = dataclasses.replace(settings, lake_root=f"{{settings.lake_root}}/static{{i}}")
+    t = time.perf_counter()
+    raw = (spark.read.format("kafka")
+           .option("kafka.bootstrap.servers", s.kafka_bootstrap).option("subscribe", s.topic)
+           .option("startingOffsets", "earliest").option("endingOffsets", "latest").load())
+    rows = transforms.dedup(transforms.parse(transforms.from_kafka(raw), registry), s.watermark)
+    job.BatchWriter(s, registry)(rows, 0)
+    out["static"].append({{"seconds": time.perf_counter() - t, "stored": stored(s)}})
+print("RESULT " + json.dumps(out))
+spark.stop()
+"""
+
+
+def _result(proc: subprocess.CompletedProcess, what: str):
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not line:
+        raise RuntimeError(f"{what} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(line[0][7:])
 
 
 def run(ctx) -> dict:
@@ -69,66 +122,49 @@ def run(ctx) -> dict:
     events = make_events(n)
     produce_rate = produce_events(ctx.kafka.bootstrap, topic, events)
     del events
+    work = ctx.work / f"extract-{topic}"
 
-    lake = ctx.work / "extract-lake"
     env = dict(os.environ, QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP=ctx.kafka.bootstrap,
-               QUESTLOG_EXTRACTOR_TOPIC=topic, QUESTLOG_EXTRACTOR_LAKE_ROOT=lake.as_uri(),
+               QUESTLOG_EXTRACTOR_TOPIC=topic,
+               QUESTLOG_EXTRACTOR_LAKE_ROOT=(work / "lake").as_uri(),
                QUESTLOG_EXTRACTOR_SPARK_JARS=spark_jars(),
                QUESTLOG_EXTRACTOR_METRICS_PORT="0")
-    started = time.monotonic()
-    proc = subprocess.run([str(VENV_BIN / "python"), "-m", "questlog_extractor", "--once"],
-                          env=env, capture_output=True, text=True, timeout=1800, check=False)
-    wall = time.monotonic() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"extractor failed: {proc.stderr[-2000:]}")
-    batches = []
-    for line in proc.stdout.splitlines() + proc.stderr.splitlines():
-        if '"batch progress"' in line:
-            rec = json.loads(line)
-            if rec.get("input_rows"):
-                batches.append(rec)
-    rows = sum(b["input_rows"] for b in batches)
-    busy = sum((b.get("batch_duration_ms") or 0) for b in batches) / 1000
-    warm = batches[1:]
-    warm_rows = sum(b["input_rows"] for b in warm)
-    warm_busy = sum((b.get("batch_duration_ms") or 0) for b in warm) / 1000
-    from deltalake import DeltaTable
-    stored = sum(DeltaTable(f"{lake.as_uri()}/tables/{t}").count()
-                 if hasattr(DeltaTable, "count") else
-                 DeltaTable(f"{lake.as_uri()}/tables/{t}").to_pyarrow_dataset().count_rows()
-                 for t in ("purchase_sword", "join_guild"))
-
-    script = BASELINE_SCRIPT.format(bench=str(BENCH), work=str(ctx.work / "baseline-spark"),
+    questlog = _result(subprocess.run(
+        [str(VENV_BIN / "python"), "-c", QUESTLOG_SCRIPT.format()], env=env,
+        capture_output=True, text=True, timeout=3600, check=False), "questlog extractor")
+    script = BASELINE_SCRIPT.format(bench=str(BENCH), work=str(work / "baseline-spark"),
                                     bootstrap=ctx.kafka.bootstrap, topic=topic,
-                                    out=str(ctx.work / "baseline-parquet"))
-    base = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=3600, check=False, cwd=str(BENCH))
-    result_line = [ln for ln in base.stdout.splitlines() if ln.startswith("RESULT ")]
-    if base.returncode != 0 or not result_line:
-        raise RuntimeError(f"baseline job failed: {base.stderr[-2000:]}")
-    baseline = json.loads(result_line[0][7:])
-    cold_s, warm_s = baseline["seconds"]
-    return {
-        "events": n, "produce_events_per_s": round(produce_rate),
-        "questlog": {"rows_read": rows, "rows_stored": stored, "micro_batches": len(batches),
-                     "busy_seconds": round(busy, 2), "wall_seconds_with_startup": round(wall, 1),
-                     "events_per_s": round(warm_rows / warm_busy) if warm_busy else None,
-                     "cold_events_per_s": round(rows / busy) if busy else None,
-                     "batch_duration_ms": [b.get("batch_duration_ms") for b in batches],
-                     "batch_phases_ms": [b.get("phases_ms") for b in batches]},
-        "baseline": {"seconds": round(warm_s, 2), "cold_seconds": round(cold_s, 2),
-                     "counts": baseline["counts"], "events_per_s": round(n / warm_s),
-                     "cold_events_per_s": round(n / cold_s)},
-    }
+                                    out=str(work / "baseline-parquet"))
+    baseline = _result(subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=3600,
+        check=False, cwd=str(BENCH)), "baseline job")
+
+    def figures(runs: list[dict]) -> dict:
+        cold, warm = runs
+        return {"cold_seconds": round(cold["seconds"], 2),
+                "warm_seconds": round(warm["seconds"], 2),
+                "cold_events_per_s": round(n / cold["seconds"]),
+                "events_per_s": round(n / warm["seconds"]),
+                "rows": [sum((r.get("stored") or r.get("counts")).values()) for r in runs]}
+
+    return {"events": n, "produce_events_per_s": round(produce_rate),
+            "timed": "job start (session up, events in the topic) to last row committed",
+            "questlog": {**figures(questlog["stream"]),
+                         "micro_batches": [r["micro_batches"] for r in questlog["stream"]]},
+            "static": figures(questlog["static"]),
+            "baseline": figures(baseline)}
 
 
 def ratios(r: dict) -> dict:
-    q, b = r["questlog"], r["baseline"]
+    q, st, b = r["questlog"], r["static"], r["baseline"]
     return {"extractor_events_per_s": q["events_per_s"],
-            "extractor_vs_baseline": round(q["events_per_s"] / b["events_per_s"], 2)
-            if q["events_per_s"] else None,
             "extractor_cold_events_per_s": q["cold_events_per_s"],
+            "extractor_vs_static": round(q["events_per_s"] / st["events_per_s"], 3),
+            "extractor_static_events_per_s": st["events_per_s"],
+            "extractor_vs_baseline": round(q["events_per_s"] / b["events_per_s"], 2),
             "extractor_cold_vs_baseline_cold": round(
-                q["cold_events_per_s"] / b["cold_events_per_s"], 2)
-            if q["cold_events_per_s"] else None,
-            "extractor_rows_stored_equals_events": q["rows_stored"] == r["events"]}
+                q["cold_events_per_s"] / b["cold_events_per_s"], 2),
+            "extractor_baseline_events_per_s": b["events_per_s"],
+            # every job must have stored every event, in both of its runs
+            "extractor_rows_stored_equal_events": all(
+                rows == r["events"] for job in (q, st, b) for rows in job["rows"])}

@@ -1,6 +1,7 @@
 """Freshness under load: the whole embedded stack while a steady 1,000 events/s arrive,
 with probe events timed from the API's 202 to their first appearance through the query
-service.
+service. Percentiles count every probe: one never seen counts with how long it was waited
+for; failed load requests, failed probe posts and query errors are reported as counts.
 
 Probes are cheap to watch on purpose: one poller asks the query service for the counts by
 player 5 times a second, whatever the number of probes waiting, so the measurement adds a
@@ -35,6 +36,7 @@ class Prober:
         self.acked: dict[str, float] = {}
         self.seen: dict[str, float] = {}
         self.errors: list[str] = []
+        self.post_errors: list[str] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._watcher = threading.Thread(target=self._watch, daemon=True)
@@ -83,6 +85,11 @@ class Prober:
         with self._lock:
             return [self.seen[p] - self.acked[p] if p in self.seen else None for p in players]
 
+    def waited(self, player: str) -> float:
+        """How long a probe never seen has been waited for: its latency's lower bound."""
+        with self._lock:
+            return time.time() - self.acked[player]
+
     def stop(self) -> None:
         self._stop.set()
         self._watcher.join()
@@ -98,6 +105,7 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
     """RATE events/s for the case's duration, as requests of ``events_per_request``
     events, with a probe every PROBE_EVERY_S; freshness of the probes."""
     secs = ctx.seconds(120, 30)
+    errors_before = len(prober.post_errors)
     players: list[str] = []
     stop = threading.Event()
 
@@ -109,7 +117,11 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
                 futures.append(pool.submit(prober.post, f"{events_per_request}-{n}"))
                 n += 1
                 time.sleep(PROBE_EVERY_S)
-            players.extend(f.result() for f in futures)
+            for f in futures:
+                try:
+                    players.append(f.result())
+                except (OSError, AssertionError) as exc:  # counted, never dropped
+                    prober.post_errors.append(repr(exc)[:200])
 
     poster = threading.Thread(target=post_probes)
     poster.start()
@@ -124,15 +136,20 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
         prober.wait_visible(player, 60)
     samples = prober.latencies(players)
     cpu.shares["loadgen"] = load["loadgen_cpu_share_of_machine"]
-    seen = sorted(s for s in samples if s is not None)
+    seen = [s for s in samples if s is not None]
+    # A probe never seen counts with how long it was waited for (a lower bound): left
+    # out, a stack that loses or stalls events would look fresher than one that does not.
+    counted = sorted(seen + [prober.waited(p) for p, s in zip(players, samples, strict=True)
+                             if s is None])
 
     def pct(p):
-        return (round(seen[min(len(seen) - 1, int(p / 100 * len(seen)))], 2)
-                if seen else None)
+        return (round(counted[min(len(counted) - 1, int(p / 100 * len(counted)))], 2)
+                if counted else None)
     return {"events_per_request": events_per_request, "seconds": secs, "load": load,
             "events_per_s": round(load["ok_per_s"] * events_per_request),
             "probes": len(samples),
             "probes_never_seen": sum(s is None for s in samples),
+            "probe_post_errors": prober.post_errors[errors_before:],
             "cpu_share_of_machine": cpu.shares,
             "freshness_s": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
                             "mean": round(statistics.mean(seen), 2) if seen else None}}
@@ -164,6 +181,13 @@ def run(ctx) -> dict:
 def ratios(r: dict) -> dict:
     single, batched = r["single"], r["batched"]
     return {"freshness_p95_s": single["freshness_s"]["p95"],
+            "freshness_probes_never_seen": single["probes_never_seen"]
+            + batched["probes_never_seen"],
+            "freshness_probe_post_errors": len(single["probe_post_errors"])
+            + len(batched["probe_post_errors"]),
+            "freshness_load_failed_requests": single["load"]["failed"]
+            + batched["load"]["failed"],
+            "freshness_query_errors": r["query_errors_while_probing"],
             "freshness_p50_s": single["freshness_s"]["p50"],
             "sustained_events_per_s": single["events_per_s"],
             "loadgen_cpu_share": single["load"]["loadgen_cpu_share_of_machine"],

@@ -3,7 +3,8 @@
 // Closed loop (-rate 0): -c workers send back to back, measuring the ceiling.
 // Open loop (-rate N): requests are scheduled at N/s and latency is taken from the
 // scheduled time, so a stalled server cannot hide its queueing (no coordinated omission).
-// It prints one JSON object: counts by status, throughput and latency percentiles.
+// It prints one JSON object: counts by status (failed: every non-2xx and connection
+// error), throughput of 2xx answers, and latency percentiles over every request.
 //
 // Usage:
 //
@@ -150,25 +151,41 @@ func report(rs []result, elapsed, rate float64, conc int) {
 	byStatus := map[string]int{}
 	lat := make([]float64, 0, len(rs))
 	ok := 0
+	okLat := make([]float64, 0, len(rs))
 	for _, r := range rs {
 		byStatus[fmt.Sprint(r.status)]++
+		ms := float64(r.latency.Microseconds()) / 1000
+		// Percentiles count every request: a refusal or a connection error took its time
+		// too, and leaving failures out would make a failing server look fast.
+		lat = append(lat, ms)
 		if r.status >= 200 && r.status < 300 {
 			ok++
-			lat = append(lat, float64(r.latency.Microseconds())/1000)
+			okLat = append(okLat, ms)
 		}
 	}
 	sort.Float64s(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
+	sort.Float64s(okLat)
+	pct := func(xs []float64, p float64) float64 {
+		if len(xs) == 0 {
 			return 0
 		}
-		i := int(p / 100 * float64(len(lat)-1))
-		return lat[i]
+		i := int(p / 100 * float64(len(xs)-1))
+		return xs[i]
 	}
 	out := map[string]any{
-		"requests": len(rs), "ok": ok, "by_status": byStatus, "seconds": elapsed,
-		"ok_per_s": float64(ok) / elapsed, "target_rate": rate, "connections": conc,
-		"p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "max_ms": pct(100),
+		"requests":    len(rs),
+		"ok":          ok,
+		"failed":      len(rs) - ok,
+		"by_status":   byStatus,
+		"seconds":     elapsed,
+		"ok_per_s":    float64(ok) / elapsed,
+		"target_rate": rate,
+		"connections": conc,
+		"p50_ms":      pct(lat, 50),
+		"p90_ms":      pct(lat, 90),
+		"p99_ms":      pct(lat, 99),
+		"max_ms":      pct(lat, 100),
+		"ok_p99_ms":   pct(okLat, 99),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 }

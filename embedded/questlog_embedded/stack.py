@@ -42,6 +42,14 @@ def _secret(name: str) -> str:
     return path.read_text().strip()
 
 
+def api_server_config() -> dict[str, str]:
+    """The API's gunicorn sizing in `make run`; `make bench` serves the API with exactly
+    this too. 8 threads per worker, not the service's 32: on one machine shared with Spark
+    and Kafka, fewer threads contend less for the GIL and the CPU (docs/benchmarks.md)."""
+    return {"QUESTLOG_API_WORKERS": os.environ.get("QUESTLOG_API_WORKERS", "2"),
+            "QUESTLOG_API_THREADS": os.environ.get("QUESTLOG_API_THREADS", "8")}
+
+
 def environment(var: Path | None = None) -> dict[str, str]:
     """Every process's settings for one machine, all on 127.0.0.1."""
     from .spark import spark_jars
@@ -58,11 +66,7 @@ def environment(var: Path | None = None) -> dict[str, str]:
         "QUESTLOG_API_KAFKA_BOOTSTRAP": bootstrap,
         "QUESTLOG_API_TOPIC": TOPIC,
         "QUESTLOG_API_IP_HASH_KEY": _secret("api_ip_hash_key"),
-        "QUESTLOG_API_WORKERS": os.environ.get("QUESTLOG_API_WORKERS", "2"),
-        # 8 threads per worker, not the service's 32: on one machine shared with Spark and
-        # Kafka, fewer threads contend less for the GIL and the CPU (API share at 1,000
-        # single-event POSTs/s 0.39 instead of 0.51-0.53; freshness p95 3.5 s instead of 5.3 s).
-        "QUESTLOG_API_THREADS": os.environ.get("QUESTLOG_API_THREADS", "8"),
+        **api_server_config(),
         "QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP": bootstrap,
         "QUESTLOG_EXTRACTOR_TOPIC": TOPIC,
         "QUESTLOG_EXTRACTOR_LAKE_ROOT": lake,
