@@ -156,6 +156,13 @@ def markdown(report: dict) -> str:
     for key, stats in figures.items():
         if key not in keys:
             lines.append(f"- `{key}`: {_figure(stats)}")
+    lines += ["", "Raw runs (each figure, run by run; x = the run failed):", ""]
+    for name, case in report["cases"].items():
+        keys = list(dict.fromkeys(k for run in case["runs"] for k in run.get("figures", {})))
+        for key in keys:
+            values = [_fmt(run["figures"].get(key)) if "figures" in run else "x"
+                      for run in case["runs"]]
+            lines.append(f"- {name} `{key}`: {', '.join(values)}")
     if report["errors"]:
         lines += ["", "Errors (each failed run is counted above):", ""]
         lines += [f"- {name} run {i + 1}: {text.strip().splitlines()[-1]}"

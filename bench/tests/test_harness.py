@@ -71,7 +71,7 @@ class _Flaky(BaseHTTPRequestHandler):
     count = 0
     lock = threading.Lock()
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         with _Flaky.lock:
             _Flaky.count += 1
             fail = _Flaky.count % 2 == 0
