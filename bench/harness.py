@@ -149,7 +149,8 @@ def produce_events(bootstrap: str, topic: str, events_bytes: list[tuple[bytes, b
 
 # Which process is which, by a fragment of its command line (first match wins).
 COMPONENTS = (("loadgen", "loadgen"), ("kafka", "kafka.Kafka"),
-              ("compact", "questlog_extractor compact"), ("extractor", "questlog_extractor"), ("extractor", "org.apache.spark"),
+              ("compact", "questlog_extractor compact"), ("extractor", "questlog_extractor"),
+              ("extractor", "org.apache.spark"),
               ("api", "questlog_api"), ("query", "questlog_query"),
               ("bench", "bench/run.py"))
 

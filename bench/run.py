@@ -9,7 +9,7 @@ table docs/benchmarks.md quotes). Exits 1 if any run of a case errors; targets a
 reported, not asserted.
 
 Usage:
-    python bench/run.py [--quick] [--runs N] [--only api,extractor,query,freshness,report]
+    python bench/run.py [--quick] [--runs N] [--only api,extractor,query,day,freshness,report]
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import api, extractor, freshness, query
+from cases import api, day, extractor, freshness, query
 from cases import report as report_case
 
 from questlog_embedded import paths
 from questlog_embedded.kafka import KafkaBroker
 
-CASES = {"api": api, "extractor": extractor, "query": query, "freshness": freshness,
-         "report": report_case}
+CASES = {"api": api, "extractor": extractor, "query": query, "day": day,
+         "freshness": freshness, "report": report_case}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 TARGETS_FILE = Path(__file__).resolve().parent / "targets.toml"

@@ -50,7 +50,8 @@ ROW_GROUP_ROWS = 131_072
 def writer_properties():
     from deltalake import WriterProperties
 
-    return WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
+    # given any properties, delta-rs writes uncompressed unless told: Snappy, as its default
+    return WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="SNAPPY")
 
 
 def retain_hours(settings: Settings) -> int:

@@ -236,3 +236,4 @@ def test_compacted_files_keep_row_groups_small_enough_to_skip(tmp_path):
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     assert sum(sizes) == 3 * n, sizes
     assert max(sizes) <= ROW_GROUP_ROWS, sizes
+    assert meta.row_group(0).column(0).compression == "SNAPPY"
