@@ -75,6 +75,10 @@ def connect(memory_limit: str, threads: int,
                                                    threads=threads))
     if allowed_directories:
         conn.execute("SET allowed_directories = $dirs", {"dirs": list(allowed_directories)})
+        # Parquet footers kept between queries: a Delta data file is never rewritten under
+        # its name, and a streamed table is many small files whose footers would otherwise
+        # be read again by every query (300 files, counts by host: 53 -> 37 ms).
+        conn.execute("SET GLOBAL parquet_metadata_cache = true")
     conn.execute("SET enable_external_access = false")
     conn.execute("SET TimeZone = 'UTC'")
     return conn

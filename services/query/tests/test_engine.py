@@ -30,6 +30,14 @@ def test_file_lake_is_read_natively_from_the_log_file_list(engine_and_lake, even
     assert "READ_PARQUET" in str(plan).upper()
 
 
+def test_parquet_footers_are_cached_between_queries(engine_and_lake):
+    engine, lake = engine_and_lake
+    engine.query("SELECT 1", {}, {"purchase_sword": lake.snapshot("purchase_sword")})
+    cursor, _ = engine._cursor()
+    setting = cursor.execute("SELECT current_setting('parquet_metadata_cache')").fetchall()
+    assert setting == [(True,)]
+
+
 def test_engine_cannot_read_outside_the_lake(engine_and_lake, tmp_path):
     engine, lake = engine_and_lake
     engine.query("SELECT 1", {}, {"purchase_sword": lake.snapshot("purchase_sword")})
