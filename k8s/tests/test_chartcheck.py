@@ -105,5 +105,6 @@ def test_kind_never_pulls_questlogs_images_but_pulls_public_ones():
                 if c.get("image"):
                     policies[c["image"]] = c.get("imagePullPolicy")
     assert {image for image, pull in policies.items() if pull == "Never"} == {
-        "questlog-api:0.1.0", "questlog-query:0.1.0", "questlog-locust:0.1.0"}
+        "questlog-api:0.1.0", "questlog-query:0.1.0", "questlog-locust:0.1.0",
+        "questlog-extractor:0.1.0"}  # the compaction CronJob's
     assert policies["docker.io/apache/hadoop:3.4.1"] == "IfNotPresent"
