@@ -35,10 +35,10 @@ test-unit: setup ## only the tests that need no infrastructure
 test-integration: setup ## only the tests on real infrastructure
 	@$(PYTEST) -m "integration or e2e"
 
-run: setup ## run questlog in the foreground (Ctrl-C stops everything); state under ./var
-	@bin/run
+run: setup ## run questlog in the foreground (Ctrl-C stops everything); state under ./var; TRINO=1 adds Trino, LAKE=hdfs puts the lake on HDFS
+	@$(if $(TRINO),QUESTLOG_TRINO=$(TRINO)) $(if $(LAKE),QUESTLOG_LAKE=$(LAKE)) bin/run
 
-status: ## what runs, the extractor's lag and each table's freshness
+status: ## what runs, where the lake is, the extractor's lag and each table's freshness
 	@bin/status
 
 load: ## Locust headless against `make run` (short profile), then the exact ledger check

@@ -4,6 +4,7 @@ readiness waits, the banner, and `make status`.
 Usage:
     python -m questlog_embedded.stack env > var/run.env   # settings for embedded/Procfile
     python -m questlog_embedded.stack wait-topic          # block until Kafka has the topic
+    python -m questlog_embedded.stack wait-lake           # block until the lake's storage answers
     python -m questlog_embedded.stack banner              # wait for all, print where they are, exit
     python -m questlog_embedded.stack status              # what runs, lag and freshness
 """
@@ -29,6 +30,47 @@ QUERY_PORT = int(os.environ.get("QUESTLOG_QUERY_PORT", "8000"))
 KAFKA_PORT = int(os.environ.get("QUESTLOG_KAFKA_PORT", "9092"))
 EXTRACTOR_METRICS_PORT = int(os.environ.get("QUESTLOG_EXTRACTOR_METRICS_PORT", "9108"))
 TOPIC = os.environ.get("QUESTLOG_API_TOPIC", "events")
+# The optional parts (`make run LAKE=hdfs TRINO=1`): HDFS's usual NameNode ports, and
+# Trino's usual port.
+HDFS_PORT = int(os.environ.get("QUESTLOG_HDFS_PORT", "8020"))
+HDFS_HTTP_PORT = int(os.environ.get("QUESTLOG_HDFS_HTTP_PORT", "9870"))
+TRINO_PORT = int(os.environ.get("QUESTLOG_TRINO_PORT", "8080"))
+HDFS_LAKE_PATH = "/questlog/lake"
+
+
+class StackError(ValueError):
+    """A switch of `make run` with a value it does not know."""
+
+
+def lake_on_hdfs() -> bool:
+    """QUESTLOG_LAKE (make run LAKE=...): "" or "local" keeps the lake on the local disk,
+    "hdfs" puts tables and checkpoints on the embedded HDFS. Inside a running stack (and
+    in `make status`, which reads var/run.env) QUESTLOG_LAKE_HDFS says what it chose."""
+    if os.environ.get("QUESTLOG_LAKE_HDFS") in ("0", "1"):
+        return os.environ["QUESTLOG_LAKE_HDFS"] == "1"
+    value = os.environ.get("QUESTLOG_LAKE", "").strip().lower()
+    if value not in ("", "local", "hdfs"):
+        raise StackError(f"LAKE={value!r}: use LAKE=local (the default) or LAKE=hdfs")
+    return value == "hdfs"
+
+
+def trino_enabled() -> bool:
+    """QUESTLOG_TRINO (make run TRINO=1): start Trino and keep the tables registered;
+    QUESTLOG_TRINO_ENABLED inside a running stack."""
+    if os.environ.get("QUESTLOG_TRINO_ENABLED") in ("0", "1"):
+        return os.environ["QUESTLOG_TRINO_ENABLED"] == "1"
+    value = os.environ.get("QUESTLOG_TRINO", "").strip().lower()
+    if value not in ("", "0", "1"):
+        raise StackError(
+            f"TRINO={value!r}: use TRINO=1 to start Trino, TRINO=0 (the default) not to")
+    return value == "1"
+
+
+def lake_root(var: Path) -> str:
+    if lake_on_hdfs():
+        return f"hdfs://127.0.0.1:{HDFS_PORT}{HDFS_LAKE_PATH}"
+    (var / "lake").mkdir(parents=True, exist_ok=True)
+    return (var / "lake").as_uri()
 
 
 def _secret(name: str) -> str:
@@ -55,11 +97,19 @@ def environment(var: Path | None = None) -> dict[str, str]:
     from .spark import spark_jars
 
     var = (var or paths.var_dir()).resolve()
-    (var / "lake").mkdir(parents=True, exist_ok=True)
-    lake = (var / "lake").as_uri()
+    lake = lake_root(var)
     bootstrap = f"127.0.0.1:{KAFKA_PORT}"
     return {
         "QUESTLOG_VAR": str(var),
+        # which optional processes of embedded/Procfile run (`# if ...`)
+        "QUESTLOG_LAKE_HDFS": "1" if lake_on_hdfs() else "0",
+        "QUESTLOG_TRINO_ENABLED": "1" if trino_enabled() else "0",
+        "QUESTLOG_LAKE_ROOT": lake,
+        "QUESTLOG_HDFS_PORT": str(HDFS_PORT),
+        "QUESTLOG_HDFS_HTTP_PORT": str(HDFS_HTTP_PORT),
+        "QUESTLOG_TRINO_PORT": str(TRINO_PORT),
+        "QUESTLOG_TRINO_URL": f"http://127.0.0.1:{TRINO_PORT}",
+        "QUESTLOG_TRINO_LAKE_ROOT": lake,
         "QUESTLOG_KAFKA_PORT": str(KAFKA_PORT),
         "QUESTLOG_KAFKA_PARTITIONS": os.environ.get("QUESTLOG_KAFKA_PARTITIONS", "3"),
         "QUESTLOG_API_BIND": f"127.0.0.1:{API_PORT}",
@@ -142,20 +192,53 @@ def wait_topic(timeout: float = 180.0) -> int:
     return 1
 
 
-CHECKS = {
-    "kafka": lambda: port_open(KAFKA_PORT),
-    "api": lambda: _http_ok(f"http://127.0.0.1:{API_PORT}/readyz"),
-    "extractor": lambda: _http_ok(f"http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics"),
-    "query": lambda: _http_ok(f"http://127.0.0.1:{QUERY_PORT}/readyz"),
-}
+def hdfs_ready() -> bool:
+    """The NameNode answers WebHDFS for the lake's parent (it is out of safe mode once the
+    DataNode reported)."""
+    return _http_json(f"http://127.0.0.1:{HDFS_HTTP_PORT}/webhdfs/v1/?op=GETFILESTATUS") is not None
+
+
+def wait_lake(timeout: float = 180.0) -> int:
+    if not lake_on_hdfs():
+        return 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if hdfs_ready():
+            return 0
+        time.sleep(1)
+    print(f"HDFS on 127.0.0.1:{HDFS_HTTP_PORT} not answering after {timeout:.0f}s",
+          file=sys.stderr)
+    return 1
+
+
+def trino_ready() -> bool:
+    answer = _http_json(f"http://127.0.0.1:{TRINO_PORT}/v1/info")
+    return bool(answer) and answer.get("starting") is False
+
+
+def checks() -> dict:
+    """What `make status` and the banner check: the four processes, and the optional ones
+    this run started."""
+    found = {
+        "kafka": lambda: port_open(KAFKA_PORT),
+        "api": lambda: _http_ok(f"http://127.0.0.1:{API_PORT}/readyz"),
+        "extractor": lambda: _http_ok(f"http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics"),
+        "query": lambda: _http_ok(f"http://127.0.0.1:{QUERY_PORT}/readyz"),
+    }
+    if lake_on_hdfs():
+        found["hdfs"] = hdfs_ready
+    if trino_enabled():
+        found["trino"] = trino_ready
+    return found
 
 
 def banner(timeout: float = 300.0) -> int:
     started = time.monotonic()
-    pending = set(CHECKS)
+    wanted = checks()
+    pending = set(wanted)
     while pending and time.monotonic() - started < timeout:
         for name in sorted(pending):
-            if CHECKS[name]():
+            if wanted[name]():
                 print(f"{name} is ready ({time.monotonic() - started:.0f}s)", flush=True)
                 pending.discard(name)
         time.sleep(1)
@@ -166,6 +249,14 @@ def banner(timeout: float = 300.0) -> int:
     var = paths.var_dir()
     every = os.environ.get("QUESTLOG_EXTRACTOR_COMPACT_EVERY_S", "?")
     retain = os.environ.get("QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS", "?")
+    lake = os.environ.get("QUESTLOG_LAKE_ROOT") or (var / "lake").as_uri()
+    optional = ""
+    if lake_on_hdfs():
+        optional += (f"  HDFS            {lake.split('/questlog')[0]}  (NameNode UI "
+                     f"http://127.0.0.1:{HDFS_HTTP_PORT})\n")
+    if trino_enabled():
+        optional += (f"  Trino           http://127.0.0.1:{TRINO_PORT}  catalog questlog, schema "
+                     f"default: bin/trino --catalog questlog --schema default\n")
     print(f"""
 questlog is running (Ctrl-C stops everything)
   event API       http://127.0.0.1:{API_PORT}      POST /v1/events, GET /purchase_sword, /join_guild
@@ -173,8 +264,8 @@ questlog is running (Ctrl-C stops everything)
   Kafka           127.0.0.1:{KAFKA_PORT}          topic "{TOPIC}"
   extractor       metrics on http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics
   compaction      every {every} s (process "compact"), removed files kept {retain} h
-  lake            {var / 'lake'}
-  read token      {var / 'secrets' / 'query_read_token'} (for POST /v1/sql)
+  lake            {lake}
+{optional}  read token      {var / 'secrets' / 'query_read_token'} (for POST /v1/sql)
 try:  curl -H 'Host: user1.comcast.com' http://127.0.0.1:{API_PORT}/purchase_sword
       curl 'http://127.0.0.1:{QUERY_PORT}/v1/stats/counts?event_type=purchase_sword&group_by=host'
 """, flush=True)
@@ -192,9 +283,11 @@ def _metric(text: str, name: str) -> float | None:
 
 
 def status() -> int:
-    up = {name: check() for name, check in CHECKS.items()}
+    up = {name: check() for name, check in checks().items()}
     for name, ok in up.items():
         print(f"{name:10s} {'up' if ok else 'DOWN'}")
+    print(f"lake       {os.environ.get('QUESTLOG_LAKE_ROOT') or lake_root(paths.var_dir())}"
+          + ("  (HDFS, make run LAKE=hdfs)" if lake_on_hdfs() else "  (local disk)"))
     if up["extractor"]:
         try:
             with urllib.request.urlopen(
@@ -225,7 +318,8 @@ class Stack:
 
     def __init__(self, var: Path, extra_env: dict[str, str] | None = None) -> None:
         self.var = Path(var)
-        self.ports = {name: free_port() for name in ("API", "QUERY", "KAFKA", "METRICS")}
+        self.ports = {name: free_port() for name in (
+            "API", "QUERY", "KAFKA", "METRICS", "HDFS", "HDFS_HTTP", "TRINO")}
         venv_bin = Path(sys.executable).parent
         self.env = dict(os.environ, PATH=f"{venv_bin}:{os.environ['PATH']}",
                         QUESTLOG_VAR_DIR=str(self.var),
@@ -233,7 +327,11 @@ class Stack:
                         QUESTLOG_QUERY_PORT=str(self.ports["QUERY"]),
                         QUESTLOG_KAFKA_PORT=str(self.ports["KAFKA"]),
                         QUESTLOG_EXTRACTOR_METRICS_PORT=str(self.ports["METRICS"]),
+                        QUESTLOG_HDFS_PORT=str(self.ports["HDFS"]),
+                        QUESTLOG_HDFS_HTTP_PORT=str(self.ports["HDFS_HTTP"]),
+                        QUESTLOG_TRINO_PORT=str(self.ports["TRINO"]),
                         **(extra_env or {}))
+        self.trino = f"http://127.0.0.1:{self.ports['TRINO']}"
         self.api = f"http://127.0.0.1:{self.ports['API']}"
         self.query = f"http://127.0.0.1:{self.ports['QUERY']}"
         self.log = self.var / "run.log"
@@ -282,14 +380,20 @@ class Stack:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m questlog_embedded.stack")
-    parser.add_argument("command", choices=("env", "wait-topic", "banner", "status"))
+    parser.add_argument("command", choices=("env", "wait-topic", "wait-lake", "banner", "status"))
     args = parser.parse_args(argv)
-    if args.command == "env":
-        for key, value in environment().items():
-            print(f"{key}={value}")
-        return 0
+    try:
+        if args.command == "env":
+            for key, value in environment().items():
+                print(f"{key}={value}")
+            return 0
+    except StackError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 2
     if args.command == "wait-topic":
         return wait_topic()
+    if args.command == "wait-lake":
+        return wait_lake()
     if args.command == "banner":
         return banner()
     return status()

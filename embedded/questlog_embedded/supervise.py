@@ -12,7 +12,9 @@ Usage:
 The Procfile is honcho's and foreman's format, ``name: command`` (run by /bin/sh in the
 root folder), so it stays the one list of processes. A command ending with the shell
 comment ``# once`` is a one-shot (the banner): it runs once at start, whatever its exit
-it is not restarted, and the stack does not depend on it.
+it is not restarted, and the stack does not depend on it. A command ending with
+``# if VAR`` runs only when the environment (the env files included) sets ``VAR`` to
+``1``: the optional parts, ``make run TRINO=1`` and ``make run LAKE=hdfs``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from . import paths
 
 SELF = "supervisor"  # the prefix of the supervisor's own lines
 _ONCE = re.compile(r"\s+#\s*once\b.*$")
+_IF = re.compile(r"\s+#\s*if\s+([A-Z][A-Z0-9_]*)\s*$")
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: dlopen after fork can deadlock
 _COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
@@ -44,6 +47,7 @@ class Entry:
     name: str
     command: str
     once: bool = False
+    when: str | None = None  # run only if this environment variable is "1"
 
 
 def read_procfile(text: str) -> list[Entry]:
@@ -58,11 +62,20 @@ def read_procfile(text: str) -> list[Entry]:
             raise ValueError(f"Procfile line {number}: expected 'name: command', got {line!r}")
         if any(e.name == name for e in entries):
             raise ValueError(f"Procfile line {number}: {name!r} is listed twice")
+        when = _IF.search(command)
+        if when:
+            command = command[:when.start()]
         once = bool(_ONCE.search(command))
-        entries.append(Entry(name, _ONCE.sub("", command) if once else command, once))
+        entries.append(Entry(name, _ONCE.sub("", command) if once else command, once,
+                             when.group(1) if when else None))
     if not entries:
         raise ValueError("the Procfile lists no process")
     return entries
+
+
+def selected(entries: list[Entry], env: dict[str, str]) -> list[Entry]:
+    """The entries to run: those without ``# if VAR``, and those whose VAR is "1"."""
+    return [e for e in entries if e.when is None or env.get(e.when) == "1"]
 
 
 def read_env_file(text: str) -> dict[str, str]:
@@ -335,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"supervise: {exc}", file=sys.stderr)
         return 2
+    entries = selected(entries, env)
     colour = args.colour == "always" or (
         args.colour == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     supervisor = Supervisor(
