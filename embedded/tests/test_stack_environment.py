@@ -40,3 +40,46 @@ def test_the_stack_environment_gives_gunicorn_its_worker_threads(tmp_path, monke
     assert importlib.reload(gunicorn_config).threads == 8
     monkeypatch.setenv("QUESTLOG_API_THREADS", "3")  # the user's own setting wins
     assert importlib.reload(gunicorn_config).threads == 3
+
+
+def _clean(monkeypatch):
+    for name in ("QUESTLOG_LAKE", "QUESTLOG_TRINO", "QUESTLOG_LAKE_HDFS",
+                 "QUESTLOG_TRINO_ENABLED"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_by_default_the_lake_is_local_and_trino_off(tmp_path, monkeypatch):
+    _clean(monkeypatch)
+    env = stack.environment(tmp_path / "var")
+    assert (env["QUESTLOG_LAKE_HDFS"], env["QUESTLOG_TRINO_ENABLED"]) == ("0", "0")
+    assert env["QUESTLOG_LAKE_ROOT"] == (tmp_path / "var" / "lake").as_uri()
+
+
+def test_lake_hdfs_puts_every_reader_and_writer_on_hdfs(tmp_path, monkeypatch):
+    from questlog_extractor.settings import Settings as ExtractorSettings
+    from questlog_query.settings import Settings as QuerySettings
+    from questlog_query.trino_sync import SyncSettings
+
+    _clean(monkeypatch)
+    monkeypatch.setenv("QUESTLOG_LAKE", "hdfs")
+    monkeypatch.setenv("QUESTLOG_TRINO", "1")
+    env = stack.environment(tmp_path / "var")
+    root = f"hdfs://127.0.0.1:{stack.HDFS_PORT}/questlog/lake"
+    assert (env["QUESTLOG_LAKE_HDFS"], env["QUESTLOG_TRINO_ENABLED"]) == ("1", "1")
+    extractor = ExtractorSettings.from_env(env)
+    assert extractor.lake_root == QuerySettings.from_env(env).lake_root == root
+    assert extractor.checkpoint_uri.startswith(root)  # checkpoints on HDFS too
+    sync = SyncSettings.from_env(env)
+    assert (sync.lake_root, sync.url) == (root, f"http://127.0.0.1:{stack.TRINO_PORT}")
+    assert not (tmp_path / "var" / "lake").exists()
+
+
+def test_an_unknown_switch_value_is_refused_with_the_choices(tmp_path, monkeypatch, capsys):
+    _clean(monkeypatch)
+    monkeypatch.setenv("QUESTLOG_LAKE", "s3")
+    assert stack.main(["env"]) == 2
+    assert "LAKE='s3': use LAKE=local (the default) or LAKE=hdfs" in capsys.readouterr().err
+    monkeypatch.setenv("QUESTLOG_LAKE", "hdfs")
+    monkeypatch.setenv("QUESTLOG_TRINO", "yes")
+    assert stack.main(["env"]) == 2
+    assert "TRINO='yes': use TRINO=1" in capsys.readouterr().err

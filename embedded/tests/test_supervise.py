@@ -257,3 +257,28 @@ def test_children_get_sigterm_when_the_supervisor_itself_is_killed(run):
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(pid)
+
+
+def test_optional_entries_run_only_when_their_variable_is_1():
+    from questlog_embedded.supervise import selected
+
+    entries = read_procfile("a: run-a\n"
+                            "b: exec run-b --x  # if QUESTLOG_TRINO_ENABLED\n"
+                            "c: run-c  # once\n")
+    assert [(e.name, e.command, e.when) for e in entries] == [
+        ("a", "run-a", None), ("b", "exec run-b --x", "QUESTLOG_TRINO_ENABLED"),
+        ("c", "run-c", None)]
+    assert [e.name for e in selected(entries, {})] == ["a", "c"]
+    assert [e.name for e in selected(entries, {"QUESTLOG_TRINO_ENABLED": "0"})] == ["a", "c"]
+    assert [e.name for e in selected(entries, {"QUESTLOG_TRINO_ENABLED": "1"})] == ["a", "b", "c"]
+
+
+def test_the_procfiles_optional_processes_are_hdfs_and_trino():
+    from questlog_embedded import paths
+    from questlog_embedded.supervise import selected
+
+    entries = read_procfile((paths.REPO_ROOT / "embedded" / "Procfile").read_text())
+    optional = {e.name: e.when for e in entries if e.when}
+    assert optional == {"hdfs": "QUESTLOG_LAKE_HDFS", "trino": "QUESTLOG_TRINO_ENABLED",
+                        "trino-sync": "QUESTLOG_TRINO_ENABLED"}
+    assert "hdfs" not in [e.name for e in selected(entries, {"QUESTLOG_LAKE_HDFS": "0"})]
