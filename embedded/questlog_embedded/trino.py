@@ -222,7 +222,8 @@ def write_etc(state: Path, port: int) -> Path:
         f"access-control.config-files={etc / 'access-control.properties'}",
         "",
     ]))
-    (etc / "log.properties").write_text("io.trino=INFO\n")
+    # INFO, without a TIMELINE line per query (the registrar asks every few seconds)
+    (etc / "log.properties").write_text("io.trino=INFO\nio.trino.event.QueryMonitor=WARN\n")
     (etc / "catalog" / f"{CATALOG}.properties").write_text(catalog_properties(state / "metastore"))
     (etc / "rules.json").write_text(json.dumps(RULES, indent=2) + "\n")
     (etc / "access-control.properties").write_text(

@@ -131,8 +131,15 @@ def wanted(lake_root: str) -> dict[str, str]:
 def sync_once(settings: SyncSettings) -> tuple[list[str], list[str]]:
     """One pass: (registered now, still missing because their table does not exist yet)."""
     s = settings
-    execute(s.url, s.user, f'CREATE SCHEMA IF NOT EXISTS "{s.catalog}"."{s.schema}"')
-    shown = execute(s.url, s.user, f'SHOW TABLES FROM "{s.catalog}"."{s.schema}"')
+    show = f'SHOW TABLES FROM "{s.catalog}"."{s.schema}"'
+    try:
+        shown = execute(s.url, s.user, show)
+    except TrinoError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        # a new metastore (first start, or an emptyDir in the chart): make the schema
+        execute(s.url, s.user, f'CREATE SCHEMA IF NOT EXISTS "{s.catalog}"."{s.schema}"')
+        shown = execute(s.url, s.user, show)
     present = {row[0] for row in shown}
     registered, missing = [], []
     for name, location in wanted(s.lake_root).items():

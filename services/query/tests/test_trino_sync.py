@@ -41,6 +41,8 @@ def test_a_pass_registers_the_missing_skips_the_uncreated_and_raises_the_rest(mo
     def fake_execute(url, user, sql, timeout=60.0):
         calls.append(sql)
         if sql.startswith("SHOW TABLES"):
+            if not any(c.startswith("CREATE SCHEMA") for c in calls):
+                raise TrinoError("line 1:1: Schema 'default' does not exist")
             return [["join_guild"]]
         if "register_table" in sql:
             location = sql.split("table_location => '")[1].rstrip("')")
@@ -53,7 +55,9 @@ def test_a_pass_registers_the_missing_skips_the_uncreated_and_raises_the_rest(mo
     done, missing = sync_once(settings)
     assert done == ["purchase_sword", "purchases", "guild_joins"]
     assert missing == ["quarantine"]
-    assert calls[0] == 'CREATE SCHEMA IF NOT EXISTS "questlog"."default"'
+    assert calls[:3] == ['SHOW TABLES FROM "questlog"."default"',
+                         'CREATE SCHEMA IF NOT EXISTS "questlog"."default"',
+                         'SHOW TABLES FROM "questlog"."default"']
 
     def denied(url, user, sql, timeout=60.0):
         if "register_table" in sql:
