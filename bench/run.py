@@ -9,7 +9,7 @@ table docs/benchmarks.md quotes). Exits 1 if any run of a case errors; targets a
 reported, not asserted.
 
 Usage:
-    python bench/run.py [--quick] [--runs N] [--only api,extractor,query,day,freshness,report]
+    python bench/run.py [--quick] [--runs N] [--only api,extractor,query,day,freshness,report,trino]
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cases import api, day, extractor, freshness, query
 from cases import report as report_case
+from cases import trino as trino_case
 
 from questlog_embedded import paths
 from questlog_embedded.kafka import KafkaBroker
 
 CASES = {"api": api, "extractor": extractor, "query": query, "day": day,
-         "freshness": freshness, "report": report_case}
+         "freshness": freshness, "report": report_case, "trino": trino_case}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 TARGETS_FILE = Path(__file__).resolve().parent / "targets.toml"
