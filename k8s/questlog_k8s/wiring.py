@@ -87,13 +87,20 @@ def resolve_env(env: list[dict[str, Any]], secrets: dict[str, dict[str, str]],
     return out
 
 
-def _pod_container(obj: dict[str, Any]) -> dict[str, Any]:
+def _pod_container(obj: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The pod's one container, or the one called ``name`` (a sidecar)."""
     spec = obj["spec"]
     if obj["kind"] == "CronJob":
         spec = spec["jobTemplate"]["spec"]
     spec = spec["template"]["spec"]
+    where = f"{obj['kind']} {obj['metadata']['name']}"
+    if name is not None:
+        named = [c for c in spec["containers"] if c.get("name") == name]
+        if len(named) != 1:
+            raise WiringError(f"{where}: expected one container named {name!r}")
+        return named[0]
     if len(spec["containers"]) != 1:
-        raise WiringError(f"{obj['kind']} {obj['metadata']['name']}: expected one container")
+        raise WiringError(f"{where}: expected one container")
     return spec["containers"][0]
 
 
@@ -105,14 +112,18 @@ def containers(objects: list[dict[str, Any]], release: str) -> dict[str, Contain
               ("Deployment", f"{release}-locust-worker"): "locust-worker",
               ("Job", f"{release}-test-ingest"): "helm-test",
               ("CronJob", f"{release}-extractor-compact"): "compact"}
+    # sidecars: (kind, name) -> (container, workload); the Trino pod's own container runs
+    # the image's entrypoint with files, not a questlog process
+    sidecars = {("Deployment", f"{release}-trino"): ("registrar", "trino-registrar")}
     found: dict[str, Container] = {}
     for obj in objects:
         key = (obj.get("kind"), (obj.get("metadata") or {}).get("name"))
         where = f"{key[0]} {key[1]}"
-        if key in wanted:
-            c = _pod_container(obj)
-            found[wanted[key]] = Container(
-                wanted[key], (*c.get("command", ()), *c.get("args", ())),
+        if key in wanted or key in sidecars:
+            container, workload = sidecars[key] if key in sidecars else (None, wanted[key])
+            c = _pod_container(obj, container)
+            found[workload] = Container(
+                workload, (*c.get("command", ()), *c.get("args", ())),
                 resolve_env(c.get("env"), secrets, where))
         elif key == ("SparkApplication", f"{release}-extractor"):
             spec = obj["spec"]
