@@ -212,8 +212,9 @@ def wait_lake(timeout: float = 180.0) -> int:
 
 
 def trino_ready() -> bool:
-    answer = _http_json(f"http://127.0.0.1:{TRINO_PORT}/v1/info")
-    return bool(answer) and answer.get("starting") is False
+    from .trino import ready  # started, and a trivial query runs
+
+    return ready(f"http://127.0.0.1:{TRINO_PORT}")
 
 
 def checks() -> dict:

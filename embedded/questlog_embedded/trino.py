@@ -260,9 +260,31 @@ def info(url: str, timeout: float = 2.0) -> dict | None:
         return None
 
 
-def ready(url: str) -> bool:
+def ready(url: str, timeout: float = 10.0) -> bool:
+    """Trino runs queries: /v1/info says it has started AND a trivial query finishes.
+    The first alone is not enough: for a few seconds after it the coordinator has not yet
+    registered itself as a worker and answers "No nodes available to run query"."""
     answer = info(url)
-    return bool(answer) and not answer.get("starting", True)
+    if not answer or answer.get("starting", True):
+        return False
+    request = urllib.request.Request(  # noqa: S310 - the coordinator's loopback URL
+        f"{url}/v1/statement", data=b"SELECT 1", method="POST",
+        headers={"X-Trino-User": "questlog-ready"})
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+                state = json.loads(resp.read())
+            if "error" in state:
+                return False
+            if not state.get("nextUri"):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            request = urllib.request.Request(state["nextUri"],  # noqa: S310
+                                             headers={"X-Trino-User": "questlog-ready"})
+    except (OSError, ValueError):
+        return False
 
 
 class TrinoServer:
