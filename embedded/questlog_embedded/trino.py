@@ -218,6 +218,10 @@ def write_etc(state: Path, port: int) -> Path:
         f"discovery.uri=http://{HOST}:{port}",
         f"query.max-memory={QUERY_MEMORY}",
         f"query.max-memory-per-node={QUERY_MEMORY}",
+        # One node, which is also its own worker: nothing to fail over to. Under a busy
+        # 2-core machine its heartbeat to itself can time out, and the failure detector
+        # then takes the only node away ("No nodes available to run query").
+        "failure-detector.enabled=false",
         f"catalog.config-dir={etc / 'catalog'}",
         f"access-control.config-files={etc / 'access-control.properties'}",
         "",
