@@ -61,13 +61,14 @@ def test_timing_text_shows_the_spread_over_the_requests_that_answered():
 
 
 def test_figures_name_every_engine_and_sum_the_failures():
-    result = {"rows": 1_000_000, "page_rows": 1000, "trino": {"start_s": 20.0, "rss_mib": 900.0}}
+    result = {"rows": 1_000_000, "page_rows": 1000, "trino": {"start_s": 20.0, "rss_mib": 900.0,
+                                                                 "first_query_wait_s": 0.5}}
     for n, engine in enumerate(case.ENGINES):
         result[engine] = dict(result.get(engine, {}), counts=timing(10.0 + n, failures=n),
                               page=timing(20.0 + n, failures=1))
     figures = case.ratios(result)
     assert figures == {"trino_rows": 1_000_000, "host_page_rows": 1000, "trino_start_s": 20.0,
-                       "trino_rss_mib": 900.0,
+                       "trino_rss_mib": 900.0, "trino_first_query_wait_s": 0.5,
                        "counts_by_host_ms_trino": 10.0, "counts_by_host_ms_query": 11.0,
                        "counts_by_host_ms_spark": 12.0, "host_page_ms_trino": 20.0,
                        "host_page_ms_query": 21.0, "host_page_ms_spark": 22.0,
