@@ -212,7 +212,7 @@ def wait_lake(timeout: float = 180.0) -> int:
 
 
 def trino_ready() -> bool:
-    from .trino import ready  # started, and a trivial query runs
+    from .trino import ready  # started, and a table scan answers
 
     return ready(f"http://127.0.0.1:{TRINO_PORT}")
 

@@ -46,13 +46,18 @@ SERVER = (f"{MAVEN}/trino-server/{VERSION}/trino-server-{VERSION}.tar.gz",
           "c9b38be4017ebd2f7095455aaac772fb40247ebe")
 CLI = (f"{MAVEN}/trino-cli/{VERSION}/trino-cli-{VERSION}-executable.jar",
        "c835824e01842036d4e0c071b5e2b7e1d28ba299")
-# What `serve` unpacks: the server's own classpath and the one connector questlog uses.
-UNPACK = ("lib/*", "plugin/delta-lake/*")
+# What `serve` unpacks: the server's own classpath, the connector questlog's tables use,
+# and TPC-H (0.3 MB of its own: the readiness probe's catalog, see ready()).
+PLUGINS = ("delta-lake", "tpch")
+UNPACK = ("lib/*", *(f"plugin/{name}/*" for name in PLUGINS))
 MIN_JAVA = 24
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 CATALOG = "questlog"
 SCHEMA = "default"
+# A catalog only the readiness probe can see (tpch's built-in tiny.region, 5 rows).
+READY_CATALOG = "questlog_ready"
+READY_USER = "questlog-ready"
 # Sized for a 2-core, 24 GB machine that also runs Kafka, Spark, HDFS and two gunicorns:
 # a 2 GB heap, 1 GB of it for one query (Trino wants the per-node query memory plus a
 # 30 % headroom below the heap, or it refuses to start).
@@ -123,7 +128,8 @@ def fetch(log=print) -> Path:
     and the CLI jar next to it. Returns the server's home."""
     home = server_home()
     stamp = home / ".questlog-unpacked"
-    if not (stamp.is_file() and stamp.read_text().strip() == SERVER[1]):
+    unpacked = f"{SERVER[1]} {' '.join(UNPACK)}"  # a new plugin in UNPACK unpacks again
+    if not (stamp.is_file() and stamp.read_text().strip() == unpacked):
         tarball = cache_root() / Path(SERVER[0]).name
         _download(*SERVER, tarball, log=log)
         log(f"[trino] unpacking {', '.join(UNPACK)} of {tarball.name} into {home}")
@@ -145,9 +151,9 @@ def fetch(log=print) -> Path:
         subprocess.run(["tar", "-xzf", str(tarball), "-C", str(tmp), "--strip-components=1",
                         "--wildcards", *wanted, *targets], check=True)
         for plugin in (tmp / "plugin").iterdir():
-            if plugin.name != "delta-lake":
+            if plugin.name not in PLUGINS:
                 shutil.rmtree(plugin)
-        (tmp / ".questlog-unpacked").write_text(SERVER[1] + "\n")
+        (tmp / ".questlog-unpacked").write_text(unpacked + "\n")
         shutil.rmtree(home, ignore_errors=True)
         tmp.rename(home)
     _download(*CLI, cli_jar(), log=log)
@@ -192,9 +198,11 @@ def catalog_properties(metastore_dir: Path) -> str:
     ])
 
 
-# Analysts read; only the registrar (questlog_query.trino_sync) may register tables.
+# Analysts read; only the registrar (questlog_query.trino_sync) may register tables; only
+# the readiness probe sees its catalog.
 RULES = {
     "catalogs": [
+        {"user": READY_USER, "catalog": READY_CATALOG, "allow": "read-only"},
         {"user": "questlog-registrar", "catalog": CATALOG, "allow": "all"},
         {"catalog": f"({CATALOG}|system)", "allow": "read-only"},
     ],
@@ -229,6 +237,7 @@ def write_etc(state: Path, port: int) -> Path:
     # INFO, without a TIMELINE line per query (the registrar asks every few seconds)
     (etc / "log.properties").write_text("io.trino=INFO\nio.trino.event.QueryMonitor=WARN\n")
     (etc / "catalog" / f"{CATALOG}.properties").write_text(catalog_properties(state / "metastore"))
+    (etc / "catalog" / f"{READY_CATALOG}.properties").write_text("connector.name=tpch\n")
     (etc / "rules.json").write_text(json.dumps(RULES, indent=2) + "\n")
     (etc / "access-control.properties").write_text(
         f"access-control.name=file\nsecurity.config-file={etc / 'rules.json'}\n")
@@ -264,29 +273,36 @@ def info(url: str, timeout: float = 2.0) -> dict | None:
         return None
 
 
+READY_SQL = f"SELECT count(*) FROM {READY_CATALOG}.tiny.region"  # noqa: S608 - constants
+
+
 def ready(url: str, timeout: float = 10.0) -> bool:
-    """Trino runs queries: /v1/info says it has started AND a trivial query finishes.
-    The first alone is not enough: for a few seconds after it the coordinator has not yet
-    registered itself as a worker and answers "No nodes available to run query"."""
+    """Trino answers a table scan: /v1/info says it has started AND a scan over a catalog
+    finishes with the right answer. Neither /v1/info nor ``SELECT 1`` is enough: after
+    both, the coordinator has not yet learnt that it serves its catalogs (its own
+    announcement lists them a few seconds later) and a scan of any table answers
+    "No nodes available to run query". The announcement names every catalog at once, so
+    a scan of the probe's tpch catalog answering means questlog's tables answer too."""
     answer = info(url)
     if not answer or answer.get("starting", True):
         return False
+    headers = {"X-Trino-User": READY_USER}
     request = urllib.request.Request(  # noqa: S310 - the coordinator's loopback URL
-        f"{url}/v1/statement", data=b"SELECT 1", method="POST",
-        headers={"X-Trino-User": "questlog-ready"})
+        f"{url}/v1/statement", data=READY_SQL.encode(), method="POST", headers=headers)
     deadline = time.monotonic() + timeout
+    rows: list = []
     try:
         while True:
             with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
                 state = json.loads(resp.read())
             if "error" in state:
                 return False
+            rows += state.get("data") or []
             if not state.get("nextUri"):
-                return True
+                return rows == [[5]]
             if time.monotonic() > deadline:
                 return False
-            request = urllib.request.Request(state["nextUri"],  # noqa: S310
-                                             headers={"X-Trino-User": "questlog-ready"})
+            request = urllib.request.Request(state["nextUri"], headers=headers)  # noqa: S310
     except (OSError, ValueError):
         return False
 

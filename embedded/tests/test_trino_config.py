@@ -33,6 +33,18 @@ def test_etc_binds_loopback_and_only_the_registrar_may_register(tmp_path):
     assert {"catalog": "(questlog|system)", "allow": "read-only"} in rules["catalogs"]
 
 
+def test_the_readiness_catalog_is_tpch_and_only_the_probe_may_read_it(tmp_path):
+    etc = trino.write_etc(tmp_path, 18080)
+    assert (etc / "catalog" / "questlog_ready.properties").read_text() == "connector.name=tpch\n"
+    assert "questlog_ready.tiny.region" in trino.READY_SQL
+    rules = json.loads((etc / "rules.json").read_text())
+    readers = [rule for rule in rules["catalogs"] if "questlog_ready" in rule["catalog"]]
+    assert readers == [{"user": "questlog-ready", "catalog": "questlog_ready",
+                        "allow": "read-only"}]
+    assert "tpch" in trino.PLUGINS
+    assert "plugin/tpch/*" in trino.UNPACK
+
+
 def test_trino_refuses_a_java_older_than_24_with_the_fix(monkeypatch):
     monkeypatch.setenv("QUESTLOG_TRINO_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
     with pytest.raises(RuntimeError, match=r"needs Java 24 or newer.*QUESTLOG_TRINO_JAVA_HOME"):

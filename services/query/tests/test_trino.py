@@ -78,6 +78,13 @@ def delta_counts(lake: Path, table: str, column: str) -> dict:
     return counts
 
 
+def test_a_table_answers_as_soon_as_the_server_says_ready(server, registered):
+    """The first test of the module: right after start() (which waits for ready()) and the
+    registrar's first pass, a scan answers. With /v1/info or ``SELECT 1`` as the readiness
+    test, this scan answered "No nodes available to run query" for 2-5 s (CI, 2026-12-01)."""
+    assert query(server, "select count(*) from purchase_sword") == [(400,)]
+
+
 def test_sync_registers_what_exists_and_the_walkthrough_names(registered):
     _, done, missing = registered
     assert set(done) == {"purchase_sword", "join_guild", "purchases", "guild_joins"}
@@ -143,6 +150,12 @@ def test_analysts_read_only(server, registered):
     with pytest.raises(trino.exceptions.TrinoUserError, match="Access Denied"):
         query(server, "CALL system.register_table(schema_name => 'default', "
                       "table_name => 'x', table_location => 'file:///tmp')")
+
+
+def test_analysts_do_not_see_the_readiness_catalog(server):
+    assert {row[0] for row in query(server, "show catalogs")} == {"questlog", "system"}
+    with pytest.raises(trino.exceptions.TrinoUserError, match="Access Denied"):
+        query(server, "select count(*) from questlog_ready.tiny.region")
 
 
 def test_trino_is_bound_to_loopback_and_sized_for_the_machine(server):
