@@ -7,7 +7,8 @@ Usage::
     registry = load_registry()
     violations = registry.validate(event)   # [] means valid
 
-Spark schemas live in ``questlog_schemas.spark`` (needs pyspark, imported only there).
+Spark schemas live in ``questlog_schemas.spark`` (needs pyspark, imported only there); the
+lake's table layout in ``questlog_schemas.lake``.
 """
 
 from questlog_schemas.columns import property_columns

@@ -6,12 +6,16 @@ event type (each row fills its own type's), so one generic job serves every type
 second parse. That needs a property name to have one type across event types, which
 ``all_properties_schema`` checks.
 
+The lake tables' Spark schemas (``table_schema``) come from ``questlog_schemas.lake``.
+
 Usage::
 
     from questlog_schemas.spark import all_properties_schema, envelope_schema, properties_schema
+    from questlog_schemas.spark import table_schema   # table_schema(lake.event_table(t))
 
-Mapping: string -> String (date-time -> Timestamp), integer -> Long, number -> Double,
-boolean -> Boolean, object -> Struct, array -> Array; nullable = not required.
+Mapping: a scalar through its lake type (``lake.FROM_JSON``): string -> String (date-time
+-> Timestamp), integer -> Long, number -> Double, boolean -> Boolean; object -> Struct,
+array -> Array; nullable = not required.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ try:
         ArrayType,
         BooleanType,
         DataType,
+        DateType,
         DoubleType,
+        IntegerType,
         LongType,
         StringType,
         StructField,
@@ -33,23 +39,26 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("questlog_schemas.spark needs pyspark installed") from exc
 
-from questlog_schemas.columns import json_type
+from questlog_schemas import lake
+from questlog_schemas.columns import column_type
 from questlog_schemas.registry import Registry, load_registry
 
-_SCALARS: dict[str, type[DataType]] = {
-    "integer": LongType,
-    "number": DoubleType,
+_LAKE_TYPES: dict[str, type[DataType]] = {
+    "string": StringType,
+    "long": LongType,
+    "int": IntegerType,
+    "double": DoubleType,
     "boolean": BooleanType,
+    "timestamp": TimestampType,
+    "date": DateType,
 }
 
 
 def data_type(schema: dict[str, Any]) -> DataType:
     """Spark type of one JSON Schema field."""
-    kind = json_type(schema)
-    if kind == "string":
-        return TimestampType() if schema.get("format") == "date-time" else StringType()
-    if kind in _SCALARS:
-        return _SCALARS[kind]()
+    kind = column_type(schema)
+    if kind in lake.FROM_JSON:
+        return _LAKE_TYPES[lake.FROM_JSON[kind]]()
     if kind == "object":
         return struct_type(schema)
     if kind == "array":
@@ -107,3 +116,8 @@ def all_properties_schema(registry: Registry | None = None) -> StructType:
 def properties_schema(event_type: str, registry: Registry | None = None) -> StructType:
     """StructType of the newest version of ``event_type``'s properties."""
     return struct_type((registry or load_registry()).get(event_type).properties_schema)
+
+
+def table_schema(table: lake.Table) -> StructType:
+    """Spark schema of a lake table; every field nullable (``lake.arrow_schema`` says why)."""
+    return StructType([StructField(c.name, _LAKE_TYPES[c.type](), True) for c in table.columns])

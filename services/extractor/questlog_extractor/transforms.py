@@ -6,7 +6,7 @@ Usage::
     parsed = parse(from_kafka(kafka_df))          # typed envelope + reason (null = good)
     good, bad = split(parsed)
     for event_type in registry.event_types:
-        to_event_table(good, event_type)          # docs/lake-contract.md columns
+        to_event_table(good, event_type)          # columns of questlog_schemas.lake
     to_quarantine(bad, seen_at)
     to_tables_frame(parsed)                       # all of the above side by side, one job
 
@@ -22,13 +22,12 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from questlog_extractor import validation as V
-from questlog_schemas import load_registry
+from questlog_schemas import lake, load_registry
 from questlog_schemas.registry import Registry
 from questlog_schemas.spark import all_properties_schema, envelope_schema
 
 RAW_COLUMNS = ("raw_value", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
-CONTEXT = "context"
-PROPERTIES = "properties"
+PROPERTIES = lake.PROPERTIES
 DEDUP_KEY = "_dedup_key"
 DEDUP_TIME = "_dedup_time"
 
@@ -139,32 +138,17 @@ def utc_date(ts: Column) -> Column:
     return F.date_from_unix_date(F.floor(F.unix_seconds(ts) / 86400).cast("int"))
 
 
-def event_columns(event_type: str, registry: Registry | None = None) -> list[str]:
-    """Column names of ``tables/<event_type>`` in order (docs/lake-contract.md)."""
-    registry = registry or load_registry()
-    envelope = registry.envelope_schema["properties"]
-    names: list[str] = []
-    for name, spec in envelope.items():
-        if name == CONTEXT:
-            names.extend(spec.get("properties", {}))
-        elif name != PROPERTIES:
-            names.append(name)
-    names.extend(registry.get(event_type).property_names)
-    return [*names, "kafka_partition", "kafka_offset", "event_date"]
-
-
 def _event_table_columns(event_type: str, registry: Registry) -> dict[str, Column]:
-    """Name -> value of each column of ``tables/<event_type>``, in order."""
+    """Name -> value of each column of ``tables/<event_type>`` (``lake.event_table``)."""
+    table = lake.event_table(event_type, registry)
     columns: dict[str, Column] = {}
-    for name, spec in registry.envelope_schema["properties"].items():
-        if name == CONTEXT:
-            columns.update((sub, F.col(CONTEXT)[sub]) for sub in spec.get("properties", {}))
-        elif name != PROPERTIES:
-            columns[name] = F.col(name)
-    columns.update((p, F.col(PROPERTIES)[p]) for p in registry.get(event_type).property_names)
-    columns["kafka_partition"] = F.col("kafka_partition")
-    columns["kafka_offset"] = F.col("kafka_offset")
-    columns["event_date"] = utc_date(F.col("received_at"))
+    for column in table.columns:
+        if column.name == table.partition_column:
+            columns[column.name] = utc_date(F.col(table.time_column))
+        elif column.source in (lake.ENVELOPE, lake.KAFKA):  # a column of ``parse``'s rows
+            columns[column.name] = F.col(column.name)
+        else:  # flattened from the struct it is named after (context, properties)
+            columns[column.name] = F.col(column.source)[column.name]
     return columns
 
 
@@ -186,20 +170,19 @@ def seen_later() -> Column:
     return F.lit(None).cast("timestamp")
 
 
-QUARANTINE_COLUMNS = ("raw_value", "raw_truncated", "reason", "topic", "kafka_partition",
-                      "kafka_offset", "kafka_timestamp", "seen_at", "seen_date")
-
-
 def _quarantine_columns(seen_at: Column | None) -> dict[str, Column]:
+    """Name -> value of each column of ``tables/quarantine`` (``lake.QUARANTINE_TABLE``)."""
+    table = lake.QUARANTINE_TABLE
     seen = F.current_timestamp() if seen_at is None else seen_at
     raw = F.col("raw_value")
-    values = (
-        F.make_valid_utf8(F.substring(raw, 1, V.MAX_RAW_CHARS)),
-        F.coalesce(~V.at_most_chars(raw, V.MAX_RAW_CHARS), F.lit(False)),
-        F.col("reason"), F.col("topic"), F.col("kafka_partition"), F.col("kafka_offset"),
-        F.col("kafka_timestamp"), seen, utc_date(seen),
-    )
-    return dict(zip(QUARANTINE_COLUMNS, values, strict=True))
+    computed = {
+        "raw_value": F.make_valid_utf8(F.substring(raw, 1, V.MAX_RAW_CHARS)),
+        "raw_truncated": F.coalesce(~V.at_most_chars(raw, V.MAX_RAW_CHARS), F.lit(False)),
+        table.time_column: seen,
+        table.partition_column: utc_date(seen),
+    }
+    # The others are ``parse``'s columns of the same name (reason, topic, Kafka position).
+    return {name: computed.get(name, F.col(name)) for name in table.names}
 
 
 def to_quarantine(bad: DataFrame, seen_at: Column | None = None) -> DataFrame:
@@ -237,7 +220,7 @@ def dedup(parsed: DataFrame, watermark: str) -> DataFrame:
         .withColumn("raw_value", F.when(~good, F.col("raw_value")))
         .withColumn(DEDUP_KEY, F.when(good, F.col("event_id")).otherwise(F.concat_ws(
             "/", F.lit("q"), "topic", "kafka_partition", "kafka_offset")))
-        .withColumn(DEDUP_TIME, F.when(good, F.col("received_at")))
+        .withColumn(DEDUP_TIME, F.when(good, F.col(lake.EVENT_TIME)))
         .withWatermark(DEDUP_TIME, watermark)
         .dropDuplicatesWithinWatermark([DEDUP_KEY])
     )

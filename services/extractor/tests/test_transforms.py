@@ -13,6 +13,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from questlog_extractor import transforms
 from questlog_extractor.validation import MAX_RAW_CHARS
+from questlog_schemas import Registry, lake
+from questlog_schemas.registry import ENVELOPE, read_schema_files
+from questlog_schemas.spark import table_schema
 
 from .events import make_events, poison
 
@@ -51,7 +54,7 @@ def test_good_rows_become_typed_rows_of_their_own_table(spark, registry):
         " currency string, quantity long, kafka_partition int, kafka_offset long,"
         " event_date date")
     assertDataFrameEqual(purchases, expected)
-    assert purchases.columns == transforms.event_columns("purchase_sword", registry)
+    assert tuple(purchases.columns) == lake.event_table("purchase_sword", registry).names
 
     joins = transforms.to_event_table(good, "join_guild", registry)
     assertDataFrameEqual(
@@ -93,7 +96,7 @@ def test_quarantine_rows_keep_the_raw_value_cut_at_64_kib(spark):
     _, bad = transforms.split(parsed)
     seen = F.lit(dt.datetime(2026, 11, 3, 10, 0)).cast("timestamp")
     rows = transforms.to_quarantine(bad, seen)
-    assert tuple(rows.columns) == transforms.QUARANTINE_COLUMNS
+    assert tuple(rows.columns) == lake.QUARANTINE_TABLE.names
     assertDataFrameEqual(
         rows.select("kafka_offset", "reason", "raw_truncated", F.length("raw_value").alias("n"),
                     "topic", "kafka_partition", "kafka_timestamp", "seen_date"),
@@ -145,8 +148,50 @@ def test_another_types_property_is_ignored_whatever_its_value(spark, registry):
     assert [r.reason for r in parsed.orderBy("kafka_offset").collect()] == [None, None]
     good, _ = transforms.split(parsed)
     joins = transforms.to_event_table(good, "join_guild", registry)
-    assert joins.columns == transforms.event_columns("join_guild", registry)
+    assert tuple(joins.columns) == lake.event_table("join_guild", registry).names
     assert [r.guild_id for r in joins.collect()] == [join["properties"]["guild_id"]]
+
+
+def types_of(schema) -> list[tuple[str, str]]:
+    return [(field.name, field.dataType.simpleString()) for field in schema]
+
+
+def test_every_table_has_the_lake_columns_and_types(spark, registry):
+    # The stored layout is questlog_schemas.lake's: names, order and types (nullability
+    # is the writer's: every column nullable but two the quarantine never leaves null).
+    parsed = transforms.parse(raw_frame(spark, []), registry)
+    good, bad = transforms.split(parsed)
+    for event_type in registry.event_types:
+        rows = transforms.to_event_table(good, event_type, registry)
+        assert types_of(rows.schema) == types_of(table_schema(lake.event_table(event_type)))
+        assert all(field.nullable for field in rows.schema)
+    rows = transforms.to_quarantine(bad)
+    assert types_of(rows.schema) == types_of(table_schema(lake.QUARANTINE_TABLE))
+    assert [f.name for f in rows.schema if not f.nullable] == ["raw_truncated", "seen_at"]
+
+
+def test_a_new_event_type_needs_no_change_here(spark):
+    # What adding schemas/questlog_schemas/json/level_up/1-0-0.json gives: its own table.
+    files = read_schema_files()
+    envelope = files.pop(ENVELOPE)["1-0-0"]
+    level_up = {"type": "object", "additionalProperties": False, "required": ["level"],
+                "properties": {"level": {"type": "integer", "minimum": 1},
+                               "reached_at": {"type": "string", "format": "date-time"}}}
+    registry = Registry(envelope, {**files, "level_up": {"1-0-0": level_up}})
+    event = {**make_events(1)[0], "event_type": "level_up",
+             "properties": {"level": 7, "reached_at": "2026-11-01T23:58:00Z"}}
+    parsed = transforms.parse(raw_frame(spark, [json.dumps(event).encode(),
+                                                json.dumps({**event, "properties": {}}).encode()]),
+                              registry)
+    good, bad = transforms.split(parsed)
+    assert [r.reason for r in bad.collect()] == ["missing_field: properties.level"]
+    rows = transforms.to_event_table(good, "level_up", registry)
+    assert types_of(rows.schema) == types_of(table_schema(lake.event_table("level_up", registry)))
+    assertDataFrameEqual(
+        rows.select("event_type", "level", "reached_at", "event_date"),
+        spark.createDataFrame([("level_up", 7, utc("2026-11-01T23:58:00Z"), dt.date(2026, 11, 1))],
+                              "event_type string, level long, reached_at timestamp,"
+                              " event_date date"))
 
 
 def test_the_tables_frame_holds_every_tables_rows(spark, registry):
@@ -192,7 +237,7 @@ def test_the_tables_frame_plan_is_the_same_for_every_batch(spark, registry):
 def test_stamp_seen_sets_the_quarantine_time_and_its_utc_date():
     import pyarrow as pa
 
-    from questlog_extractor.job import stamp_seen
+    from questlog_extractor.writers import stamp_seen
 
     schema = pa.schema([("reason", pa.string()), ("seen_at", pa.timestamp("us", tz="UTC")),
                         ("seen_date", pa.date32())])
