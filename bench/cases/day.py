@@ -4,7 +4,7 @@ micro-batches, with and without maintenance, against the same rows freshly compa
 Streaming commits one small file per table, partition and micro-batch; nothing merges
 them unless compaction runs. This case appends `batches` micro-batches (one per
 `BATCH_EVERY` of simulated time) with the extractor's own delta-rs writer
-(`BatchWriter.write_arrow`: one append per table per micro-batch, partitioned by
+(`DeltaRsWriter.write_arrow`: one append per table per micro-batch, partitioned by
 event_date, with its transaction id), `PURCHASES_PER_BATCH` purchases and
 `JOINS_PER_BATCH` guild joins each, into two lakes:
 
@@ -79,10 +79,10 @@ LOAD_WINDOW_AHEAD = timedelta(minutes=5)
 
 def writer(lake: Path):
     """The extractor's delta-rs writer on ``lake`` (Kafka is never touched)."""
-    from questlog_extractor.job import BatchWriter
     from questlog_extractor.settings import Settings
+    from questlog_extractor.writers import DeltaRsWriter
 
-    return BatchWriter(Settings(kafka_bootstrap="unused", lake_root=lake.as_uri()))
+    return DeltaRsWriter(Settings(kafka_bootstrap="unused", lake_root=lake.as_uri()))
 
 
 def append_batch(target, batch: int, purchases: tuple[int, int], joins: tuple[int, int],

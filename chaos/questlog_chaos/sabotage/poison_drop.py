@@ -5,14 +5,15 @@ from __future__ import annotations
 
 
 def apply(patch) -> None:
-    from questlog_extractor import job
+    from questlog_extractor import writers
 
-    for name in ("write_arrow", "write_spark"):
-        real = getattr(job.BatchWriter, name)
+    # each strategy's per-table append (the delta-rs one's write() goes through write_arrow)
+    for strategy, name in ((writers.DeltaRsWriter, "write_arrow"), (writers.SparkWriter, "write")):
+        real = getattr(strategy, name)
 
         def skip_quarantine(self, rows, table, *rest, _real=real):
-            if table == job.QUARANTINE:
+            if table == writers.QUARANTINE:
                 return None
             return _real(self, rows, table, *rest)
 
-        patch.setattr(job.BatchWriter, name, skip_quarantine)
+        patch.setattr(strategy, name, skip_quarantine)

@@ -6,12 +6,13 @@ Why a second path next to ``maintain``: Spark's OPTIMIZE needs a JVM (seconds to
 hundreds of MB) for a job delta-rs does in-process; a loop that runs every few minutes
 should not start one each time. ``maintain`` keeps Spark's for whoever runs it by hand.
 
-Safe while the stream appends (with delta-rs, ``job.BatchWriter``): delta-rs's compaction
-commits with conflict checks, and an append (blind: it reads no files) never conflicts with
-it either way round. Appended while the compaction reads, a file is neither in its removes
-nor lost; the compaction then commits after the append, on top of it. Neither rewrites the
-other's rows, so nothing is lost or doubled, and the writer's transaction ids (the batch
-each table already holds) stay in the log (tests/test_compact.py).
+Safe while the stream appends (with delta-rs, ``writers.DeltaRsWriter``): delta-rs's
+compaction commits with conflict checks, and an append (blind: it reads no files) never
+conflicts with it either way round. Appended while the compaction reads, a file is neither
+in its removes nor lost; the compaction then commits after the append, on top of it.
+Neither rewrites the other's rows, so nothing is lost or doubled, and the writer's
+transaction ids (the batch each table already holds) stay in the log
+(tests/test_compact.py).
 
 VACUUM retention: ``QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS``, or ``DEFAULT_RETAIN_HOURS``
 when unset. A removed file must outlive every reader still on a version that lists it: the

@@ -19,8 +19,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from questlog_extractor.compact import compact_all
-from questlog_extractor.job import BatchWriter
 from questlog_extractor.settings import PREFIX, Settings, SettingsError
+from questlog_extractor.writers import DeltaRsWriter
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ def rows_and_distinct(table: DeltaTable) -> tuple[int, int]:
 def test_compaction_beside_the_writer_loses_and_doubles_nothing(tmp_path):
     settings = Settings.from_env(env_of(tmp_path))
     uri = settings.table_uri(TABLE)
-    writer = BatchWriter(settings)
+    writer = DeltaRsWriter(settings)
     writer.write_arrow(batch(0), TABLE, 0, APP_ID, "event_date")
     written = threading.Event()
     errors: list[BaseException] = []

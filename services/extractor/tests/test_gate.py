@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from questlog_extractor.job import BatchGate
+from questlog_extractor.shutdown import BatchGate
 
 
 def test_close_waits_for_the_batch_in_flight_to_finish_writing():

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 from deltalake import DeltaTable
 
-from questlog_extractor import job
+from questlog_extractor import job, writers
 from questlog_extractor.maintain import maintain
 from questlog_extractor.settings import Settings
 
@@ -105,15 +105,15 @@ def test_a_replayed_batch_is_skipped_by_either_writer(spark, tmp_path, first, se
     uri = (tmp_path / "lake").as_uri()
     rows = spark.createDataFrame([(i, "2026-11-26") for i in range(5)], "n INT, d STRING") \
         .selectExpr("n", "to_date(d) AS event_date")
-    writers = [job.BatchWriter(Settings(kafka_bootstrap="unused:9092", lake_root=uri,
-                                        writer=w)) for w in (first, second)]
+    one, two = [writers.writer_for(Settings(kafka_bootstrap="unused:9092", lake_root=uri,
+                                            writer=w)) for w in (first, second)]
 
-    writers[0].write(rows, "t", 7, "app", "event_date")
-    writers[1].write(rows, "t", 7, "app", "event_date")   # the replay
-    writers[1].write(rows, "t", 6, "app", "event_date")   # an older batch
+    one.write(rows, "t", 7, "app", "event_date")
+    two.write(rows, "t", 7, "app", "event_date")   # the replay
+    two.write(rows, "t", 6, "app", "event_date")   # an older batch
     assert count_rows(f"{uri}/tables/t") == 5
-    writers[1].write(rows, "t", 8, "app", "event_date")   # the next batch
-    writers[1].write(rows, "t", 8, "other-app", "event_date")  # another checkpoint's
+    two.write(rows, "t", 8, "app", "event_date")   # the next batch
+    two.write(rows, "t", 8, "other-app", "event_date")  # another checkpoint's
     assert count_rows(f"{uri}/tables/t") == 15
     assert DeltaTable(f"{uri}/tables/t").transaction_version("app") == 8
 

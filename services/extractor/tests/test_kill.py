@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from questlog_extractor import job
+from questlog_extractor import writers
 
 from .events import make_events
 from .support import count_rows, new_topic, produce_events, read_table
@@ -101,16 +101,16 @@ def records(log: Path, msg: str | None) -> list[dict]:
 
 
 def test_the_test_pause_hook_is_off_unless_set_exactly():
-    assert job.PauseForKillTest.from_env({}) is None
-    pause = job.PauseForKillTest.from_env({job.TEST_PAUSE_VARIABLE: "after-commits@3"})
+    assert writers.PauseForKillTest.from_env({}) is None
+    pause = writers.PauseForKillTest.from_env({writers.TEST_PAUSE_VARIABLE: "after-commits@3"})
     assert pause is not None
     assert (pause.point, pause.from_batch) == ("after-commits", 3)
     assert not pause.wants("after-commits", 2)
     assert not pause.wants("between-tables", 3)
     assert pause.wants("after-commits", 4)
     for typo in ("after-commit@3", "after-commits", "between-tables@x", "yes"):
-        with pytest.raises(ValueError, match=job.TEST_PAUSE_VARIABLE):
-            job.PauseForKillTest.from_env({job.TEST_PAUSE_VARIABLE: typo})
+        with pytest.raises(ValueError, match=writers.TEST_PAUSE_VARIABLE):
+            writers.PauseForKillTest.from_env({writers.TEST_PAUSE_VARIABLE: typo})
 
 
 def test_sigkill_between_two_table_commits_is_replayed_and_absorbed(kafka, tmp_path):
@@ -127,7 +127,7 @@ def test_sigkill_between_two_table_commits_is_replayed_and_absorbed(kafka, tmp_p
     events = make_events(N, "kill")
     produce_events(kafka.bootstrap, topic, events + events[:100])  # a backlog, some resent
     killed_log = tmp_path / "killed.log"
-    proc = extractor({**env, job.TEST_PAUSE_VARIABLE: "between-tables@1"}, killed_log)
+    proc = extractor({**env, writers.TEST_PAUSE_VARIABLE: "between-tables@1"}, killed_log)
     try:
         batch = pause_at(killed_log, proc, timeout_s=600)
     finally:

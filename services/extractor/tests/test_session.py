@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from questlog_extractor.job import SPARK_SUBMIT_MARK, launch_conf, session_conf
+from questlog_extractor.session import SPARK_SUBMIT_MARK, launch_conf, session_conf
 from questlog_extractor.settings import Settings
 
 SETTINGS = Settings(kafka_bootstrap="k:9092", lake_root="file:///lake",
