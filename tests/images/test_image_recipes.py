@@ -70,19 +70,23 @@ class Image:
     packages: tuple[str, ...]  # every module of these must import with only the lock
     check: str  # which _check_* runs the image's command
     pyspark: bool = False  # False: the image must never have it
+    flask: bool = True  # False: questlog_service's web modules must fail naming Flask
     stand_ins: tuple[str, ...] = ()  # lock pins the base image provides (installed last)
     env: dict[str, str] = field(default_factory=dict)  # test-only settings
 
 
 IMAGES = [
-    Image("api", "services/api/Dockerfile", ("questlog_schemas", "questlog_api"), "healthz",
+    Image("api", "services/api/Dockerfile",
+          ("questlog_schemas", "questlog_service", "questlog_api"), "healthz",
           env={"QUESTLOG_API_IP_HASH_KEY": "image-recipe-test-key-0123456789",
                "QUESTLOG_API_SINK": "memory", "QUESTLOG_API_WORKERS": "1",
                "QUESTLOG_API_THREADS": "2"}),
-    Image("query", "services/query/Dockerfile", ("questlog_schemas", "questlog_query"),
-          "healthz", env={"QUESTLOG_QUERY_WORKERS": "1", "QUESTLOG_QUERY_THREADS": "2"}),
+    Image("query", "services/query/Dockerfile",
+          ("questlog_schemas", "questlog_service", "questlog_query"), "healthz",
+          env={"QUESTLOG_QUERY_WORKERS": "1", "QUESTLOG_QUERY_THREADS": "2"}),
     Image("extractor", "services/extractor/Dockerfile",
-          ("questlog_schemas", "questlog_extractor"), "extractor", pyspark=True,
+          ("questlog_schemas", "questlog_service", "questlog_extractor"), "extractor",
+          pyspark=True, flask=False,
           stand_ins=("pyspark", "py4j"),
           env={"SPARK_LOCAL_IP": "127.0.0.1", "QUESTLOG_EXTRACTOR_METRICS_PORT": "0"}),
     Image("loadtest", "loadtest/Dockerfile", ("questlog_schemas", "questlog_loadtest"),
@@ -461,6 +465,12 @@ def test_every_module_imports_with_only_the_lock(built):
     failed = dict(found["failed"])
     # without pyspark, the one module that needs it must say so
     needs_pyspark = None if image.pyspark else failed.pop("questlog_schemas.spark", "")
+    # without Flask (the extractor's image), the shared package's web modules must say so
+    needs_flask = [] if image.flask else [failed.pop(f"questlog_service.{m}", "")
+                                          for m in ("hooks", "errors", "ops")]
+    assert all("flask" in reason for reason in needs_flask), (
+        f"image {image.name}, step 'import every module': questlog_service's web modules "
+        f"imported without Flask: {needs_flask}")
     assert not failed, f"image {image.name}, step 'import every module': {failed}"
     assert needs_pyspark is None or "pyspark" in needs_pyspark, (
         f"image {image.name}, step 'import every module': questlog_schemas.spark imported "

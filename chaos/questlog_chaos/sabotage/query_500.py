@@ -8,4 +8,4 @@ def apply(patch) -> None:
     def broken():
         raise RuntimeError("sabotage: the snapshot cache is gone")
 
-    patch.setattr(tables, "lake", broken)
+    patch.setattr(tables, "state", broken)

@@ -8,24 +8,23 @@ Usage::
 
 from __future__ import annotations
 
-import logging
-import os
-import re
-import time
-
-from flask import Flask, g, request
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from questlog_api import errors, logs, metrics
+from questlog_api import metrics
+from questlog_api.openapi import document
 from questlog_api.ratelimit import RateLimiter
-from questlog_api.routes import events, legacy, ops
+from questlog_api.routes import events, legacy
 from questlog_api.settings import Settings
 from questlog_api.sink import Sink, make_sink
-from questlog_api.state import EXTENSION, ApiState
+from questlog_api.state import EXTENSION, ApiState, state
 from questlog_schemas import load_registry
+from questlog_service.errors import register_errors
+from questlog_service.hooks import install_request_hooks
+from questlog_service.logs import configure_logging
+from questlog_service.ops import ops_blueprint
 
-log = logging.getLogger("questlog_api.access")
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+SERVICE = "questlog-api"
 
 
 def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Flask:
@@ -33,7 +32,7 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Fl
     the sink defaults to the one the settings name. No Kafka connection is opened here."""
     if settings is None:
         settings = Settings.from_env()
-        logs.configure(settings.log_level)
+        configure_logging(SERVICE, settings.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
@@ -46,36 +45,16 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Fl
         registry=load_registry(),
         limiter=RateLimiter.from_environment(settings.rate_limit, settings.rate_limit_burst),
     )
-    errors.register(app)
+    register_errors(app, realm="questlog")  # SinkUnavailable is mapped by ingest.py
     app.register_blueprint(events.bp)
     app.register_blueprint(legacy.bp)
-    app.register_blueprint(ops.bp)
-    app.before_request(_start)
-    app.after_request(_finish)
+    app.register_blueprint(ops_blueprint(
+        # ready when events sent now can be acknowledged: Kafka reachable, producer up
+        ready=lambda: state().sink.ready(),
+        openapi=lambda: document(state().registry, state().settings),
+        retry_after=lambda: state().settings.retry_after_s,
+    ))
+    # the access log line carries how many events the request handed to Kafka
+    install_request_hooks(app, metrics.REQUESTS, "questlog_api.access",
+                          access_fields=lambda ctx: {"events": ctx.get("accepted", 0)})
     return app
-
-
-def _start() -> None:
-    g.started = time.perf_counter()
-    incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
-    g.request_id = incoming if REQUEST_ID.match(incoming) else os.urandom(16).hex()
-
-
-QUIET_ROUTES = frozenset(("/metrics", "/healthz", "/readyz"))
-
-
-def _finish(response):
-    # every request pays for this hook: one proxy lookup each for request and g
-    req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
-    elapsed = time.perf_counter() - getattr(ctx, "started", time.perf_counter())
-    route = req.url_rule.rule if req.url_rule is not None else "unmatched"
-    status = response.status_code
-    metrics.count_request(route, req.method, status, elapsed)
-    response.headers["X-Request-ID"] = getattr(ctx, "request_id", "-")
-    if (route not in QUIET_ROUTES or status >= 400) and log.isEnabledFor(logging.INFO):
-        # never the query string, headers or body: they may hold secrets
-        log.info("request", extra={
-            "method": req.method, "route": route, "status": status,
-            "duration_ms": round(elapsed * 1000, 2), "events": getattr(ctx, "accepted", 0),
-        })
-    return response

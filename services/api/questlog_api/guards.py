@@ -16,7 +16,7 @@ import time
 
 from werkzeug.exceptions import HTTPException
 
-from questlog_api.errors import ApiError
+from questlog_service.errors import ApiError
 
 KEY_HEADER = "X-Questlog-Key"
 

@@ -10,7 +10,7 @@ workers (see the README). Settings come from the environment:
 | QUESTLOG_API_WORKERS | 2 |
 | QUESTLOG_API_THREADS | 32 |
 | QUESTLOG_API_WORKER_CLASS | gthread |
-| PROMETHEUS_MULTIPROC_DIR | a fresh temp dir, emptied at start |
+| PROMETHEUS_MULTIPROC_DIR | a fresh temp dir (removed at exit); emptied at start |
 
 This module must not import prometheus_client (nor the app) before the multiprocess
 directory is set.
@@ -23,27 +23,23 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from questlog_service import env, multiproc  # neither imports prometheus_client
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not an integer") from None
-    if value < 1:
-        raise SystemExit(f"{name} must be >= 1")
-    return value
+try:
+    _server = env.read("QUESTLOG_API_", {
+        "BIND": (str, "127.0.0.1:5000"),
+        "WORKERS": (env.integer(minimum=1), 2),
+        "THREADS": (env.integer(minimum=1), 32),
+        "WORKER_CLASS": (str, "gthread"),
+    }, service="questlog API gunicorn")
+except env.SettingsError as exc:
+    raise SystemExit(str(exc)) from None
+multiproc.prepare("questlog-api")  # after the checks: a refused start leaves no directory
 
-
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="questlog-api-metrics-")
-
-bind = [os.environ.get("QUESTLOG_API_BIND", "127.0.0.1:5000")]
-workers = _int_env("QUESTLOG_API_WORKERS", 2)
-threads = _int_env("QUESTLOG_API_THREADS", 32)
-worker_class = os.environ.get("QUESTLOG_API_WORKER_CLASS", "gthread")
+bind = [_server["BIND"]]
+workers = _server["WORKERS"]
+threads = _server["THREADS"]
+worker_class = _server["WORKER_CLASS"]
 backlog = 2048
 keepalive = 5
 timeout = 30
@@ -61,6 +57,7 @@ def on_starting(server) -> None:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
+        multiproc.remove_made()  # on_exit does not run after a refused start
         raise SystemExit(f"questlog-api: {exc}") from None
     if settings.rate_limit > 0:  # one bucket per client across the workers forked next
         from questlog_api.ratelimit import RATE_STATE_ENV, SharedBuckets
@@ -68,18 +65,14 @@ def on_starting(server) -> None:
         folder = Path(tempfile.mkdtemp(prefix="questlog-api-rate-"))
         _MADE.append(folder)
         os.environ[RATE_STATE_ENV] = str(SharedBuckets.create(folder / "buckets"))
-    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    directory.mkdir(parents=True, exist_ok=True)
-    for entry in directory.iterdir():
-        if entry.is_file():
-            entry.unlink()
-        else:
-            shutil.rmtree(entry, ignore_errors=True)
+    multiproc.empty()
 
 
 def post_fork(server, worker) -> None:
     """A producer inherited from the master (preload_app) is unusable: drop it."""
-    _each_sink(lambda sink: sink.reset())
+    from questlog_api.sink import after_fork  # imports neither the app nor a Kafka client
+
+    after_fork()
 
 
 def post_worker_init(worker) -> None:
@@ -91,7 +84,9 @@ def post_worker_init(worker) -> None:
 
 def worker_exit(server, worker) -> None:
     """SIGTERM / graceful stop: flush every event handed to Kafka before exiting."""
-    _each_sink(lambda sink: sink.close(timeout_s=10.0))
+    from questlog_api.sink import before_exit
+
+    before_exit(timeout_s=10.0)
 
 
 _MADE: list[Path] = []  # folders on_starting made, removed on exit
@@ -100,19 +95,8 @@ _MADE: list[Path] = []  # folders on_starting made, removed on exit
 def on_exit(server) -> None:
     for folder in _MADE:
         shutil.rmtree(folder, ignore_errors=True)
+    multiproc.remove_made()
 
 
 def child_exit(server, worker) -> None:
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
-
-
-def _each_sink(action) -> None:
-    import sys
-
-    sink_module = sys.modules.get("questlog_api.sink")
-    if sink_module is None:  # the app was never imported in this process
-        return
-    for sink in list(sink_module.LIVE_SINKS):
-        action(sink)
+    multiproc.mark_dead(worker.pid)

@@ -11,10 +11,10 @@ from flask import g, request
 
 from questlog_api import metrics
 from questlog_api.envelope import CONTEXT_HEADERS, RequestMeta, build, request_meta
-from questlog_api.errors import ApiError
 from questlog_api.guards import check_write_key, presented_key
 from questlog_api.sink import NOT_PERSISTED, POSSIBLY_PERSISTED, SinkUnavailable
 from questlog_api.state import state
+from questlog_service.errors import ApiError
 
 
 def _type_label(event: Any) -> str:
@@ -58,7 +58,7 @@ def ingest(events: list[Any], meta: RequestMeta) -> list[dict[str, Any]]:
             for index, violations in invalid
         ]}
         raise ApiError(422, f"{len(invalid)} of {len(events)} events are invalid; "
-                       "none was accepted", details)
+                       "none was accepted", details, code="invalid_event")
     started = time.perf_counter()
     try:
         st.sink.send_many(envelopes)

@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from questlog_api.errors import ApiError
+from questlog_service.errors import ApiError
 
 RATE_STATE_ENV = "QUESTLOG_API_RATE_STATE"
 IDLE_S = 60.0

@@ -1,5 +1,6 @@
 """The API's settings: read from ``QUESTLOG_API_*`` environment variables once, typed, and
-checked up front so a malformed value stops the process at start, not at the first request.
+checked up front so a malformed value stops the process at start, not at the first request
+(``questlog_service.env``: every bad variable named at once).
 
 Usage::
 
@@ -9,12 +10,17 @@ Usage::
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from questlog_service import env
+from questlog_service.env import SettingsError
+
+__all__ = ["Settings", "SettingsError", "bootstrap_addresses"]
+
+SERVICE = "questlog API"
 PREFIX = "QUESTLOG_API_"
 # Used only when QUESTLOG_API_ALLOW_DEV_IP_HASH_KEY=1: pseudonyms made with a public key
 # can be reversed by anyone who enumerates IPv4, so production must set its own secret.
@@ -22,10 +28,6 @@ DEV_IP_HASH_KEY = b"questlog-dev-ip-hash-key-not-secret"
 MIN_IP_HASH_KEY_BYTES = 16
 # confluent: confluent-kafka (librdkafka, the default); kafka: kafka-python; memory: tests/dev only
 SINKS = ("kafka", "confluent", "memory")
-
-
-class SettingsError(ValueError):
-    """One or more settings are missing or malformed; the message names each of them."""
 
 
 @dataclass(frozen=True)
@@ -48,91 +50,40 @@ class Settings:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
-        problems = _check(self)
-        if problems:
-            raise SettingsError("invalid questlog API settings: " + "; ".join(problems))
+        env.check(SERVICE, PREFIX, _check(self))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        problems: list[str] = []
-        for spec in dataclasses.fields(cls):
-            raw = env.get(PREFIX + spec.name.upper())
-            if raw is None or (raw.strip() == "" and spec.name != "write_keys"):
-                continue
-            try:
-                values[spec.name] = _PARSERS[spec.name](raw.strip())
-            except ValueError as exc:
-                problems.append(f"{PREFIX}{spec.name.upper()}={raw!r}: {exc}")
-        if "ip_hash_key" not in values:
-            if _flag(env.get(PREFIX + "ALLOW_DEV_IP_HASH_KEY", "")):
-                values["ip_hash_key"] = DEV_IP_HASH_KEY
-            else:
-                problems.append(
-                    f"{PREFIX}IP_HASH_KEY is not set (a secret of at least "
-                    f"{MIN_IP_HASH_KEY_BYTES} bytes; for local development only, set "
-                    f"{PREFIX}ALLOW_DEV_IP_HASH_KEY=1 to use a public dev key)"
-                )
-        if problems:
-            raise SettingsError("invalid questlog API settings: " + "; ".join(problems))
-        return cls(**values)
-
-
-def _flag(raw: str) -> bool:
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _int(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError("not an integer") from None
-
-
-def _float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError("not a finite number")
-    return value
-
-
-def _sink(raw: str) -> str:
-    if raw not in SINKS:
-        raise ValueError("must be one of " + ", ".join(repr(name) for name in SINKS))
-    return raw
-
-
-def _keys(raw: str) -> tuple[str, ...]:
-    return tuple(key.strip() for key in raw.split(",") if key.strip())
+        environ = os.environ if environ is None else environ
+        values = {}
+        if env.flag(environ.get(PREFIX + "ALLOW_DEV_IP_HASH_KEY", "").strip()):
+            values["ip_hash_key"] = DEV_IP_HASH_KEY  # unless IP_HASH_KEY is set too
+        return env.from_env(cls, PREFIX, _PARSERS, environ, service=SERVICE, values=values)
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "kafka_bootstrap": str,
     "topic": str,
-    "sink": _sink,
-    "max_batch_events": _int,
-    "max_body_bytes": _int,
-    "write_keys": _keys,
-    "rate_limit": _float,
-    "rate_limit_burst": _int,
+    "sink": env.one_of(*SINKS),
+    "max_batch_events": env.integer(),
+    "max_body_bytes": env.integer(),
+    "write_keys": env.items,
+    "rate_limit": env.number(),
+    "rate_limit_burst": env.integer(),
     "ip_hash_key": lambda raw: raw.encode("utf-8"),
-    "produce_timeout_s": _float,
-    "ready_timeout_s": _float,
-    "max_in_flight": _int,
-    "linger_ms": _int,
-    "retry_after_s": _int,
-    "proxy_hops": _int,
-    "log_level": str.upper,
+    "produce_timeout_s": env.number(),
+    "ready_timeout_s": env.number(),
+    "max_in_flight": env.integer(),
+    "linger_ms": env.integer(),
+    "retry_after_s": env.integer(),
+    "proxy_hops": env.integer(),
+    "log_level": env.log_level,
 }
 
 
-def _check(s: Settings) -> list[str]:
-    problems = []
-    checks = [
+def _check(s: Settings) -> list[tuple[bool, str]]:
+    """``(ok, problem)`` for each rule; also what a Settings built in code must meet."""
+    return [
         (s.max_batch_events >= 1, "MAX_BATCH_EVENTS must be >= 1"),
         (s.max_body_bytes >= 1024, "MAX_BODY_BYTES must be >= 1024"),
         (s.rate_limit >= 0, "RATE_LIMIT must be >= 0"),
@@ -145,17 +96,15 @@ def _check(s: Settings) -> list[str]:
         (s.proxy_hops >= 0, "PROXY_HOPS must be >= 0"),
         (s.sink in SINKS, "SINK must be one of " + ", ".join(SINKS)),
         (bool(s.topic), "TOPIC must not be empty"),
-        (s.log_level in {"DEBUG", "INFO", "WARNING", "ERROR"}, "LOG_LEVEL is not a level"),
-        (len(s.ip_hash_key) >= MIN_IP_HASH_KEY_BYTES,
+        (s.log_level in env.LOG_LEVELS, "LOG_LEVEL must be one of " + ", ".join(env.LOG_LEVELS)),
+        (bool(s.ip_hash_key),
+         f"IP_HASH_KEY is not set (a secret of at least {MIN_IP_HASH_KEY_BYTES} bytes; for "
+         f"local development only, set {PREFIX}ALLOW_DEV_IP_HASH_KEY=1 to use a public dev key)"),
+        (not s.ip_hash_key or len(s.ip_hash_key) >= MIN_IP_HASH_KEY_BYTES,
          f"IP_HASH_KEY must be at least {MIN_IP_HASH_KEY_BYTES} bytes"),
+        (all(_host_port(part.strip()) for part in s.kafka_bootstrap.split(",")),
+         "KAFKA_BOOTSTRAP must be host:port[,host:port...]"),
     ]
-    for ok, message in checks:
-        if not ok:
-            problems.append(PREFIX + message)
-    bootstrap = [part.strip() for part in s.kafka_bootstrap.split(",")]
-    if not all(_host_port(part) for part in bootstrap):
-        problems.append(f"{PREFIX}KAFKA_BOOTSTRAP must be host:port[,host:port...]")
-    return problems
 
 
 def _host_port(part: str) -> bool:

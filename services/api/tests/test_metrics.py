@@ -63,10 +63,10 @@ def test_multiprocess_sums_the_live_workers_only(tmp_path):
     read = textwrap.dedent("""
         import sys
         from prometheus_client import multiprocess
-        from questlog_api import metrics
+        from questlog_service.metrics import render
         for pid in sys.argv[1:]:
             multiprocess.mark_process_dead(int(pid))
-        print(metrics.render()[0].decode())
+        print(render()[0].decode())
     """)
 
     def exported(*dead: int) -> dict[str, float]:

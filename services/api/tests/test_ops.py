@@ -63,9 +63,9 @@ def test_openapi_is_json_serialisable_and_valid_shape(settings_for):
 
 
 def test_logs_are_json_with_request_id_and_no_secrets(settings_for, sink, capsys):
-    from questlog_api import logs
+    from questlog_service import logs
 
-    logs.configure("INFO")
+    logs.configure_logging("questlog-api", "INFO")
     try:
         app = create_app(settings_for(write_keys=("KEY-CANARY",)), sink=sink)
         client = app.test_client()

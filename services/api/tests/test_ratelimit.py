@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from questlog_api.errors import ApiError
 from questlog_api.ratelimit import LocalBuckets, RateLimiter, SharedBuckets
+from questlog_service.errors import ApiError
 
 
 @pytest.fixture

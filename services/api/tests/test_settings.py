@@ -41,8 +41,8 @@ def test_missing_ip_hash_key_fails_fast_unless_dev_allowed():
 
 
 @pytest.mark.parametrize(("name", "value", "fragment"), [
-    ("MAX_BATCH_EVENTS", "ten", "not an integer"),
-    ("RATE_LIMIT", "nan", "not a finite number"),
+    ("MAX_BATCH_EVENTS", "ten", "MAX_BATCH_EVENTS must be an integer"),
+    ("RATE_LIMIT", "nan", "RATE_LIMIT must be a finite number"),
     ("PRODUCE_TIMEOUT_S", "0", "PRODUCE_TIMEOUT_S must be"),
     ("SINK", "redis", "must be one of 'kafka', 'confluent', 'memory'"),
     ("KAFKA_BOOTSTRAP", "localhost", "KAFKA_BOOTSTRAP must be host:port"),

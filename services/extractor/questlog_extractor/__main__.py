@@ -14,8 +14,10 @@ import sys
 import threading
 
 from questlog_extractor.settings import Settings, SettingsError
+from questlog_service.logs import configure_logging
 
 log = logging.getLogger("questlog_extractor")
+SERVICE = "questlog-extractor"
 
 
 class _QuietWhenStopping(logging.Filter):
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from questlog_extractor import metrics
 
-    metrics.configure_logging()
+    configure_logging(SERVICE)
     try:
         settings = Settings.from_env(kafka=args.command != "compact")
     except SettingsError as exc:

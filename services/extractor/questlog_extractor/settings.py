@@ -1,5 +1,6 @@
 """The extractor's settings: read once from ``QUESTLOG_EXTRACTOR_*`` variables, typed, and
-rejected at start when missing or malformed (never half-way through a stream).
+rejected at start when missing or malformed, every bad variable named at once
+(``questlog_service.env``), never half-way through a stream.
 
 Usage::
 
@@ -15,14 +16,21 @@ ignored (``job.launch_conf``).
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
+from questlog_service import env
+from questlog_service.env import SettingsError
+
+__all__ = ["WRITERS", "Settings", "SettingsError"]
+
+SERVICE = "questlog extractor"
 PREFIX = "QUESTLOG_EXTRACTOR_"
 _INTERVAL = re.compile(r"^\d+ (second|minute|hour|day)s?$")
+_QUERY_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _SCHEMES = ("file", "hdfs", "s3a", "abfss", "gs")
 _STATE_STORES = {
     "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
@@ -30,10 +38,6 @@ _STATE_STORES = {
 }
 
 WRITERS = ("delta-rs", "spark")
-
-
-class SettingsError(ValueError):
-    """A missing or malformed setting; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -78,74 +82,49 @@ class Settings:
                  kafka: bool = True) -> Settings:
         """Settings from ``QUESTLOG_EXTRACTOR_*``; ``kafka=False`` for the commands that only
         touch the lake (compact), which then run without ``KAFKA_BOOTSTRAP``."""
-        env = os.environ if environ is None else environ
+        return env.from_env(cls, PREFIX, _PARSERS, environ, service=SERVICE,
+                            values={} if kafka else {"kafka_bootstrap": ""})
 
-        def get(name: str, default: str | None = None) -> str:
-            value = env.get(PREFIX + name, "").strip()
-            if value:
-                return value
-            if default is None:
-                raise SettingsError(f"{PREFIX}{name} is not set")
-            return default
 
-        def integer(name: str, default: int, minimum: int) -> int:
-            raw = get(name, str(default))
-            try:
-                value = int(raw)
-            except ValueError:
-                raise SettingsError(f"{PREFIX}{name} must be an integer, got {raw!r}") from None
-            if value < minimum:
-                raise SettingsError(f"{PREFIX}{name} must be >= {minimum}, got {value}")
-            return value
+def _lake_root(raw: str) -> str:
+    if urlparse(raw).scheme not in _SCHEMES:
+        raise ValueError(f"must be a URI ({', '.join(s + '://' for s in _SCHEMES)})")
+    return raw.rstrip("/")
 
-        lake_root = get("LAKE_ROOT").rstrip("/")
-        if urlparse(lake_root).scheme not in _SCHEMES:
-            raise SettingsError(
-                f"{PREFIX}LAKE_ROOT must be a URI ({', '.join(s + '://' for s in _SCHEMES)}),"
-                f" got {lake_root!r}")
-        watermark = get("WATERMARK", cls.watermark)
-        if not _INTERVAL.match(watermark):
-            raise SettingsError(
-                f"{PREFIX}WATERMARK must look like '1 hour' or '30 minutes', got {watermark!r}")
-        starting = get("STARTING_OFFSETS", cls.starting_offsets)
-        if starting not in ("earliest", "latest"):
-            try:
-                json.loads(starting)
-            except ValueError:
-                raise SettingsError(
-                    f"{PREFIX}STARTING_OFFSETS must be earliest, latest or Spark's JSON"
-                    f" offsets, got {starting!r}") from None
-        state_store = get("STATE_STORE", cls.state_store)
-        if state_store not in _STATE_STORES:
-            raise SettingsError(
-                f"{PREFIX}STATE_STORE must be one of {sorted(_STATE_STORES)}, got {state_store!r}")
-        writer = get("WRITER", cls.writer)
-        if writer not in WRITERS:
-            raise SettingsError(f"{PREFIX}WRITER must be one of {list(WRITERS)}, got {writer!r}")
-        query_name = get("QUERY_NAME", cls.query_name)
-        if not re.match(r"^[a-z][a-z0-9_-]*$", query_name):
-            raise SettingsError(f"{PREFIX}QUERY_NAME must match [a-z][a-z0-9_-]*")
-        retain = env.get(PREFIX + "VACUUM_RETAIN_HOURS", "").strip()
-        vacuum_retain_hours = integer("VACUUM_RETAIN_HOURS", 0, 0) if retain else None
-        every = env.get(PREFIX + "COMPACT_EVERY_S", "").strip()
-        compact_every_s = integer("COMPACT_EVERY_S", 1, 1) if every else None
-        jars = tuple(j.strip() for j in get("SPARK_JARS", "").split(",") if j.strip())
-        return cls(
-            kafka_bootstrap=get("KAFKA_BOOTSTRAP", None if kafka else ""),
-            lake_root=lake_root,
-            topic=get("TOPIC", cls.topic),
-            max_offsets_per_trigger=integer("MAX_OFFSETS_PER_TRIGGER",
-                                            cls.max_offsets_per_trigger, 1),
-            trigger_seconds=integer("TRIGGER_SECONDS", cls.trigger_seconds, 0),
-            starting_offsets=starting,
-            watermark=watermark,
-            spark_master=get("SPARK_MASTER", cls.spark_master),
-            spark_jars=jars,
-            shuffle_partitions=integer("SHUFFLE_PARTITIONS", cls.shuffle_partitions, 1),
-            state_store=state_store,
-            writer=writer,
-            metrics_port=integer("METRICS_PORT", cls.metrics_port, 0),
-            query_name=query_name,
-            vacuum_retain_hours=vacuum_retain_hours,
-            compact_every_s=compact_every_s,
-        )
+
+def _matching(pattern: re.Pattern, what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not pattern.match(raw):
+            raise ValueError(f"must {what}")
+        return raw
+
+    return parse
+
+
+def _starting_offsets(raw: str) -> str:
+    if raw not in ("earliest", "latest"):
+        try:
+            json.loads(raw)
+        except ValueError:
+            raise ValueError("must be earliest, latest or Spark's JSON offsets") from None
+    return raw
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "kafka_bootstrap": str,
+    "lake_root": _lake_root,
+    "topic": str,
+    "max_offsets_per_trigger": env.integer(minimum=1),
+    "trigger_seconds": env.integer(minimum=0),
+    "starting_offsets": _starting_offsets,
+    "watermark": _matching(_INTERVAL, "look like '1 hour' or '30 minutes'"),
+    "spark_master": str,
+    "spark_jars": env.items,
+    "shuffle_partitions": env.integer(minimum=1),
+    "state_store": env.one_of(*_STATE_STORES),
+    "writer": env.one_of(*WRITERS),
+    "metrics_port": env.integer(minimum=0),
+    "query_name": _matching(_QUERY_NAME, "match [a-z][a-z0-9_-]*"),
+    "vacuum_retain_hours": env.integer(minimum=0),
+    "compact_every_s": env.integer(minimum=1),
+}

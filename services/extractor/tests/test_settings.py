@@ -42,7 +42,7 @@ def test_missing_or_malformed_values_fail_fast(name, value, message):
 
 
 def test_local_checkpoints_use_the_file_system_manager_hdfs_keeps_the_default():
-    from questlog_extractor.job import LOCAL_CHECKPOINT_MANAGER, session_conf
+    from questlog_extractor.session import LOCAL_CHECKPOINT_MANAGER, session_conf
 
     key = "spark.sql.streaming.checkpointFileManagerClass"
     local = session_conf(Settings(kafka_bootstrap="k:9092", lake_root="file:///tmp/lake"))

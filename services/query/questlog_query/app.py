@@ -1,112 +1,91 @@
-"""The Flask app factory: settings, lake, engine and SQL sandbox live in ``app.extensions``."""
+"""The Flask app factory: settings, lake, engine, SQL sandbox and pipeline view live in one
+state object (``state.QueryState``, ``app.extensions["questlog_query"]``).
+
+Usage::
+
+    gunicorn -c services/query/gunicorn.conf.py 'questlog_query:create_app()'
+    app = create_app(Settings(lake_root="file:///abs/lake"))
+"""
 
 from __future__ import annotations
 
 import logging
-import re
-import time
-import uuid
 
-from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask
 
 from questlog_query import metrics
 from questlog_query.engine import Engine
-from questlog_query.errors import ApiError
+from questlog_query.errors import QueryTimeout, SqlFailed, SqlOutOfMemory, SqlRejected
 from questlog_query.lake import Lake, LakeUnavailable
-from questlog_query.logs import configure_logging
+from questlog_query.openapi import document
+from questlog_query.pipeline import PipelineStatus
 from questlog_query.sandbox import SqlSandbox
 from questlog_query.settings import Settings
+from questlog_query.state import EXTENSION, QueryState, state
+from questlog_service.errors import ApiError, register_errors
+from questlog_service.hooks import install_request_hooks
+from questlog_service.logs import configure_logging
+from questlog_service.ops import ops_blueprint
 
 log = logging.getLogger("questlog_query")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+SERVICE = "questlog-query"
+LAKE_RETRY_AFTER_S = 5
 
 
 def create_app(settings: Settings | None = None, lake: Lake | None = None) -> Flask:
-    settings = settings or Settings.from_env()
-    configure_logging(settings.log_level)
+    """Build the app. Settings default to the environment (failing fast when malformed);
+    the lake defaults to the one the settings name. Nothing is read from it here."""
+    if settings is None:
+        settings = Settings.from_env()
+        configure_logging(SERVICE, settings.log_level)
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["questlog_settings"] = settings
-    lake = app.extensions["questlog_lake"] = lake or Lake.from_settings(settings)
+    lake = lake or Lake.from_settings(settings)
 
     def refresh(name: str):  # for a query whose snapshot's files a VACUUM deleted
         return lake.snapshot(name, force=True)
 
-    app.extensions["questlog_engine"] = Engine.from_settings(settings, refresh)
-    app.extensions["questlog_sandbox"] = SqlSandbox.from_settings(settings, refresh)
+    app.extensions[EXTENSION] = QueryState(
+        settings=settings,
+        lake=lake,
+        engine=Engine.from_settings(settings, refresh),
+        sandbox=SqlSandbox.from_settings(settings, refresh),
+        pipeline=PipelineStatus(settings.extractor_metrics_url, settings.api_metrics_url),
+    )
 
-    from questlog_query.api import dashboard, events, health, kpis, pipeline, sql, stats, tables
+    from questlog_query.api import dashboard, events, kpis, pipeline, sql, stats, tables
     from questlog_query.catalog import catalog
 
     metrics.initialize(catalog())
-
-    for module in (tables, events, stats, kpis, sql, pipeline, health, dashboard):
+    register_errors(app, realm="questlog-query", domain=DOMAIN_ERRORS)
+    for module in (tables, events, stats, kpis, sql, pipeline, dashboard):
         app.register_blueprint(module.bp)
-
-    @app.before_request
-    def start() -> None:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def finish(response: Response) -> Response:
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        metrics.REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
-        metrics.LATENCY.labels(endpoint).observe(elapsed)
-        if endpoint not in ("/healthz", "/metrics"):
-            log.info(
-                "request",
-                extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
-                    "ms": round(elapsed * 1000, 2),
-                },
-            )
-        return response
-
-    @app.errorhandler(ApiError)
-    def api_error(exc: ApiError):
-        response = app.json.response(exc.body())
-        response.status_code = exc.status
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="questlog-query"'
-        return response
-
-    @app.errorhandler(LakeUnavailable)
-    def lake_unavailable(exc: LakeUnavailable):
-        log.warning("lake unavailable", extra={"error": str(exc)})
-        response = app.json.response(
-            ApiError(
-                503, "lake_unavailable", "the lake cannot be read", {"reason": str(exc)}
-            ).body()
-        )
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
-        response = app.json.response(
-            ApiError(exc.code or 500, code, exc.description or exc.name).body()
-        )
-        response.status_code = exc.code or 500
-        if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        log.exception("unhandled error")
-        response = app.json.response(
-            ApiError(500, "internal", "internal error", {"request_id": g.get("request_id")}).body()
-        )
-        response.status_code = 500
-        return response
-
+    app.register_blueprint(ops_blueprint(
+        ready=lambda: _reachable(state().lake),
+        openapi=document,
+        retry_after=lambda: LAKE_RETRY_AFTER_S,
+    ))
+    install_request_hooks(app, metrics.REQUESTS, "questlog_query.access")
     return app
+
+
+def _reachable(lake: Lake) -> tuple[bool, str | None]:
+    problem = lake.check_reachable()
+    return problem is None, problem
+
+
+def _lake_unavailable(exc: LakeUnavailable) -> ApiError:
+    log.warning("lake unavailable", extra={"error": str(exc)})
+    return ApiError(503, "the lake cannot be read", {"reason": str(exc)},
+                    code="lake_unavailable", retry_after=LAKE_RETRY_AFTER_S)
+
+
+# The data layer's domain errors, and the only place they meet HTTP.
+DOMAIN_ERRORS = {
+    LakeUnavailable: _lake_unavailable,
+    QueryTimeout: lambda exc: ApiError(408, exc.message, exc.details, code="query_timeout"),
+    SqlRejected: lambda exc: ApiError(400, exc.message, exc.details, code=f"sql_{exc.kind}"),
+    SqlFailed: lambda exc: ApiError(400, exc.message, exc.details, code="sql_error"),
+    SqlOutOfMemory: lambda exc: ApiError(422, exc.message, exc.details,
+                                         code="sql_out_of_memory"),
+}

@@ -3,7 +3,8 @@
 One in-process database per worker; each thread gets its own cursor, on which a table is
 (re)registered only when its snapshot changed. User input never reaches SQL text: values
 are bound parameters and column names come from the catalog. Every query runs under a
-watchdog that interrupts it after ``timeout_s``.
+watchdog that interrupts it after ``timeout_s`` (``errors.QueryTimeout``, which the app
+maps to HTTP).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from questlog_query import metrics
-from questlog_query.errors import ApiError
+from questlog_query.errors import QueryTimeout
 from questlog_query.lake import LakeUnavailable, Snapshot
 
 Refresh = Callable[[str], Snapshot]  # table name -> its latest snapshot, checked now
@@ -100,16 +101,6 @@ def parquet_view(name: str, snap: Snapshot) -> str:
     columns = ", ".join(_ident(c) for c in snap.columns)
     return (f"CREATE OR REPLACE TEMP VIEW {_ident(name)} AS SELECT {columns} FROM "  # noqa: S608
             f"read_parquet([{files}], hive_partitioning = true, union_by_name = true)")
-
-
-class QueryTimeout(ApiError):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(
-            408,
-            "query_timeout",
-            f"query stopped after the {seconds:g} s limit",
-            {"timeout_s": seconds},
-        )
 
 
 class Watchdog:

@@ -1,27 +1,15 @@
-"""Prometheus metrics, correct across gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set."""
+"""The query service's Prometheus metrics, correct across gunicorn workers
+(``questlog_service``'s multiprocess helpers; ``/metrics`` sums every worker's files)."""
 
 from __future__ import annotations
 
-import os
+from prometheus_client import Counter, Gauge
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from questlog_service.metrics import RequestMetrics
 
-REQUESTS = Counter(
-    "questlog_query_requests_total", "HTTP requests", ["endpoint", "method", "status"]
-)
-LATENCY = Histogram(
-    "questlog_query_request_seconds",
-    "HTTP request latency",
-    ["endpoint"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+# questlog_query_requests_total{route,method,status}, questlog_query_request_seconds{route}
+REQUESTS = RequestMetrics(
+    "questlog_query", buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 )
 SNAPSHOT_LOADS = Counter(
     "questlog_query_snapshot_loads_total", "Table versions loaded into the cache", ["table"]
@@ -60,13 +48,3 @@ def initialize(tables) -> None:
     for kind in ("rest", "sql"):
         QUERY_TIMEOUTS.labels(kind)
 
-
-def render() -> tuple[bytes, str]:
-    """Exposition of this process, or of every worker in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    from prometheus_client import REGISTRY
-
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -54,6 +54,16 @@ def _tabular(description: str, extra: dict[str, Any] | None = None) -> dict[str,
     }
 
 
+def _status(description: str) -> dict[str, Any]:
+    """``{"status", "reason"}``, the ops routes' answer (``questlog_service.ops``)."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {
+            "type": "object", "required": ["status"],
+            "properties": {"status": {"type": "string"}, "reason": {"type": "string"}}}}},
+    }
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "bad request",
@@ -295,12 +305,13 @@ def document() -> dict[str, Any]:
             },
             **_dashboard(),
             "/healthz": {
-                "get": {"summary": "process alive", "responses": {"200": {"description": "ok"}}}
+                "get": {"summary": "process alive", "responses": {"200": _status("ok")}}
             },
             "/readyz": {
                 "get": {
                     "summary": "lake reachable",
-                    "responses": {"200": {"description": "ready"}, **_errors(503)},
+                    "responses": {"200": _status("ready"),
+                                  "503": _status("unavailable, with the reason and Retry-After")},
                 }
             },
             "/metrics": {

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import request
 
+from questlog_query.api import bad_request
 from questlog_query.catalog import TableSpec, quote
-from questlog_query.errors import bad_request
 
 MAX_VALUE_CHARS = 1024
 # since/until outside this range are refused: no event is older than the Unix epoch, and

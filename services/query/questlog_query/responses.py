@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 from flask import Response, request
 
-from questlog_query.errors import bad_request
+from questlog_query.api import bad_request
 from questlog_query.lake import Snapshot
 
 

@@ -4,7 +4,8 @@ Per request: a fresh in-memory database gets only the current snapshots register
 ``enable_external_access=false`` (set at connect), memory/thread limits and
 ``lock_configuration=true``; the statement must parse as exactly one SELECT; the result
 is cut at ``max_rows`` (the LIMIT is applied to the relation, never pasted into the SQL
-text) and a watchdog interrupts it after ``timeout_s``.
+text) and a watchdog interrupts it after ``timeout_s``. Refusals, failures and timeouts
+are domain errors (``questlog_query.errors``) that the app maps to HTTP.
 """
 
 from __future__ import annotations
@@ -16,23 +17,16 @@ import duckdb
 import pyarrow as pa
 
 from questlog_query import metrics
-from questlog_query.engine import (
-    QueryTimeout,
-    Refresh,
-    Watchdog,
-    connect,
-    files_gone,
-    with_fresh_snapshots,
-)
-from questlog_query.errors import ApiError
+from questlog_query.engine import Refresh, Watchdog, connect, files_gone, with_fresh_snapshots
+from questlog_query.errors import QueryTimeout, SqlFailed, SqlOutOfMemory, SqlRejected
 from questlog_query.lake import Snapshot
 
 MAX_SQL_CHARS = 100_000
 
 
-def rejected(kind: str, message: str, **details: Any) -> ApiError:
+def rejected(kind: str, message: str, **details: Any) -> SqlRejected:
     metrics.SQL_REJECTED.labels(kind).inc()
-    return ApiError(400, f"sql_{kind}", message, details)
+    return SqlRejected(kind, message, **details)
 
 
 def check_select(sql: str) -> None:
@@ -105,21 +99,14 @@ class SqlSandbox:
                         raise QueryTimeout(self.timeout_s) from None
                     raise
                 except duckdb.OutOfMemoryException as exc:
-                    raise ApiError(
-                        422,
-                        "sql_out_of_memory",
-                        "query exceeded the memory limit",
-                        {"memory_limit": self.memory_limit, "reason": str(exc)[:500]},
-                    ) from None
+                    raise SqlOutOfMemory("query exceeded the memory limit",
+                                         memory_limit=self.memory_limit,
+                                         reason=str(exc)[:500]) from None
                 except duckdb.Error as exc:  # the analyst's mistake, not ours
                     if files_gone(exc):  # ours: the snapshot's files were vacuumed
                         raise
-                    raise ApiError(
-                        400,
-                        "sql_error",
-                        "query failed",
-                        {"type": type(exc).__name__, "reason": str(exc)[:1000]},
-                    ) from None
+                    raise SqlFailed("query failed", type=type(exc).__name__,
+                                    reason=str(exc)[:1000]) from None
         finally:
             conn.close()
         truncated = table.num_rows > self.max_rows

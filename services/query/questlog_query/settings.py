@@ -2,7 +2,7 @@
 
 Usage::
 
-    settings = Settings.from_env()          # raises SettingsError naming the bad variable
+    settings = Settings.from_env()          # raises SettingsError naming every bad variable
 
 | variable | default | meaning |
 |---|---|---|
@@ -21,18 +21,20 @@ Usage::
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from questlog_service import env
+from questlog_service.env import SettingsError
+
+__all__ = ["Settings", "SettingsError"]
+
+SERVICE = "questlog query"
 PREFIX = "QUESTLOG_QUERY_"
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 _SCHEMES = ("file://", "hdfs://", "viewfs://")
-
-
-class SettingsError(ValueError):
-    """A missing or malformed environment variable."""
 
 
 @dataclass(frozen=True)
@@ -50,32 +52,7 @@ class Settings:
     api_metrics_url: str = ""
 
     def __post_init__(self) -> None:
-        if not self.lake_root.startswith(_SCHEMES):
-            raise SettingsError(
-                f"{PREFIX}LAKE_ROOT must be a file:// or hdfs:// URI, got {self.lake_root!r}"
-            )
-        if self.lake_root.startswith("file://") and not self.lake_root[7:].startswith("/"):
-            raise SettingsError(f"{PREFIX}LAKE_ROOT needs an absolute path: file:///abs/path")
-        if not _MEMORY.match(self.duckdb_memory_limit):
-            raise SettingsError(
-                f"{PREFIX}DUCKDB_MEMORY_LIMIT must look like 512MB or 2GB, "
-                f"got {self.duckdb_memory_limit!r}"
-            )
-        for name in ("sql_max_rows", "duckdb_threads"):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{PREFIX}{name.upper()} must be >= 1")
-        for name in ("sql_timeout_s", "query_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{PREFIX}{name.upper()} must be > 0")
-        if self.snapshot_ttl_s < 0:
-            raise SettingsError(f"{PREFIX}SNAPSHOT_TTL_S must be >= 0")
-        for name in ("extractor_metrics_url", "api_metrics_url"):
-            url = getattr(self, name)
-            if url and not url.startswith(("http://", "https://")):
-                raise SettingsError(
-                    f"{PREFIX}{name.upper()} must be an http(s):// URL, got {url!r}")
-        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise SettingsError(f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+        env.check(SERVICE, PREFIX, _check(self))
 
     @property
     def tables_root(self) -> str:
@@ -87,31 +64,42 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
+        return env.from_env(cls, PREFIX, _PARSERS, environ, service=SERVICE)
 
-        def get(name: str, default: str | None = None) -> str:
-            value = env.get(PREFIX + name, default)
-            if value is None or (value.strip() == "" and default is None):
-                raise SettingsError(f"environment variable {PREFIX}{name} is not set")
-            return value.strip()
 
-        def number(name: str, kind: type, default: str) -> int | float:
-            raw = get(name, default)
-            try:
-                return kind(raw)
-            except ValueError:
-                raise SettingsError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "lake_root": str,
+    "read_token": str,
+    "sql_max_rows": env.integer(),
+    "sql_timeout_s": env.number(),
+    "query_timeout_s": env.number(),
+    "duckdb_memory_limit": str,
+    "duckdb_threads": env.integer(),
+    "snapshot_ttl_s": env.number(),
+    "log_level": env.log_level,
+    "extractor_metrics_url": str,
+    "api_metrics_url": str,
+}
 
-        return cls(
-            lake_root=get("LAKE_ROOT"),
-            read_token=get("READ_TOKEN", ""),
-            sql_max_rows=number("SQL_MAX_ROWS", int, "10000"),
-            sql_timeout_s=number("SQL_TIMEOUT_S", float, "10"),
-            query_timeout_s=number("QUERY_TIMEOUT_S", float, "30"),
-            duckdb_memory_limit=get("DUCKDB_MEMORY_LIMIT", "1GB"),
-            duckdb_threads=number("DUCKDB_THREADS", int, "2"),
-            snapshot_ttl_s=number("SNAPSHOT_TTL_S", float, "1"),
-            log_level=get("LOG_LEVEL", "INFO").upper(),
-            extractor_metrics_url=get("EXTRACTOR_METRICS_URL", ""),
-            api_metrics_url=get("API_METRICS_URL", ""),
-        )
+
+def _check(s: Settings) -> list[tuple[bool, str]]:
+    """``(ok, problem)`` for each rule; also what a Settings built in code must meet."""
+    root = s.lake_root
+    return [
+        (root.startswith(_SCHEMES), f"LAKE_ROOT must be a file:// or hdfs:// URI, got {root!r}"),
+        (not root.startswith("file://") or root[7:].startswith("/"),
+         "LAKE_ROOT needs an absolute path: file:///abs/path"),
+        (bool(_MEMORY.match(s.duckdb_memory_limit)),
+         f"DUCKDB_MEMORY_LIMIT must look like 512MB or 2GB, got {s.duckdb_memory_limit!r}"),
+        (s.sql_max_rows >= 1, "SQL_MAX_ROWS must be >= 1"),
+        (s.duckdb_threads >= 1, "DUCKDB_THREADS must be >= 1"),
+        (s.sql_timeout_s > 0, "SQL_TIMEOUT_S must be > 0"),
+        (s.query_timeout_s > 0, "QUERY_TIMEOUT_S must be > 0"),
+        (s.snapshot_ttl_s >= 0, "SNAPSHOT_TTL_S must be >= 0"),
+        *((not url or url.startswith(("http://", "https://")),
+           f"{name.upper()} must be an http(s):// URL, got {url!r}")
+          for name, url in (("extractor_metrics_url", s.extractor_metrics_url),
+                            ("api_metrics_url", s.api_metrics_url))),
+        (s.log_level.upper() in env.LOG_LEVELS,
+         "LOG_LEVEL must be one of " + ", ".join(env.LOG_LEVELS)),
+    ]

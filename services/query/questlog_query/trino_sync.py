@@ -4,7 +4,7 @@ The extractor creates a table the first time an event of its type (or a quaranti
 record) arrives; Trino's Delta Lake connector reads a table only once it is registered in
 its metastore. This loop asks Trino which tables its schema holds and registers each
 table of the lake contract that exists but is missing, under its own name and under the
-walkthrough's names (``purchases``, ``guild_joins``), every ``QUESTLOG_TRINO_SYNC_EVERY_S``.
+walkthrough's names (``questlog_schemas.lake.ALIASES``), every ``QUESTLOG_TRINO_SYNC_EVERY_S``.
 It speaks Trino's HTTP protocol with the standard library, so it needs no client package:
 the query service's image runs it as a sidecar in the chart, `make run TRINO=1` as a process.
 
@@ -37,13 +37,11 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .catalog import QUARANTINE, event_types
+from questlog_schemas import lake
+from questlog_service.logs import configure_logging
 
 log = logging.getLogger("questlog.trino_sync")
 PREFIX = "QUESTLOG_TRINO_"
-# The walkthrough's table names (its Presto SQL runs unchanged against these) -> the
-# lake contract's table.
-WALKTHROUGH_ALIASES = {"purchases": "purchase_sword", "guild_joins": "join_guild"}
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 # Trino's answer when a location holds no Delta table (yet): the extractor has not
 # created that table; try again next pass.
@@ -121,8 +119,8 @@ def execute(url: str, user: str, sql: str, timeout: float = 60.0) -> list[list]:
 
 def wanted(lake_root: str) -> dict[str, str]:
     """Trino table name -> Delta table location, for every table of the lake contract."""
-    tables = {name: f"{lake_root}/tables/{name}" for name in (*event_types(), QUARANTINE)}
-    for alias, table in WALKTHROUGH_ALIASES.items():
+    tables = {name: f"{lake_root}/tables/{name}" for name in lake.tables()}
+    for alias, table in lake.ALIASES.items():  # the walkthrough's names
         if table in tables:
             tables[alias] = tables[table]
     return tables
@@ -166,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="keep questlog's tables registered in Trino")
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("questlog-trino-sync")
     try:
         settings = SyncSettings.from_env()
     except ValueError as exc:

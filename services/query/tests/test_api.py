@@ -314,7 +314,9 @@ def test_health_ready_metrics(client, events, app, gen, tmp_path):
     missing = create_app(gen.settings(tmp_path / "no-such-lake")).test_client()
     response = missing.get("/readyz")
     assert response.status_code == 503
-    assert response.get_json()["error"]["code"] == "not_ready"
+    assert response.get_json()["status"] == "unavailable"
+    assert response.get_json()["reason"]
+    assert response.headers["Retry-After"] == "5"
 
 
 def test_request_id_is_echoed_and_errors_are_json(client):

@@ -27,7 +27,7 @@ def test_hdfs_root_accepted():
         ({"QUESTLOG_QUERY_LAKE_ROOT": "s3://bucket"}, "file:// or hdfs://"),
         ({"QUESTLOG_QUERY_LAKE_ROOT": "file://relative"}, "absolute"),
         ({"QUESTLOG_QUERY_LAKE_ROOT": "file:///l", "QUESTLOG_QUERY_SQL_MAX_ROWS": "ten"},
-         "SQL_MAX_ROWS must be a number"),
+         "SQL_MAX_ROWS must be an integer"),
         ({"QUESTLOG_QUERY_LAKE_ROOT": "file:///l", "QUESTLOG_QUERY_DUCKDB_THREADS": "0"},
          "DUCKDB_THREADS"),
         ({"QUESTLOG_QUERY_LAKE_ROOT": "file:///l", "QUESTLOG_QUERY_DUCKDB_MEMORY_LIMIT": "1;x"},
@@ -39,3 +39,14 @@ def test_hdfs_root_accepted():
 def test_fails_fast(env, needle):
     with pytest.raises(SettingsError, match=needle):
         Settings.from_env(env)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"QUESTLOG_QUERY_LAKE_ROOT": "s3://bucket",
+                           "QUESTLOG_QUERY_SQL_MAX_ROWS": "ten",
+                           "QUESTLOG_QUERY_DUCKDB_THREADS": "0"})
+    message = str(info.value)
+    assert "LAKE_ROOT" in message
+    assert "SQL_MAX_ROWS" in message
+    assert "DUCKDB_THREADS" in message

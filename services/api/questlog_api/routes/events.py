@@ -6,10 +6,10 @@ import orjson
 from flask import Blueprint, current_app, request
 
 from questlog_api.envelope import Malformed, parse_body
-from questlog_api.errors import ApiError
 from questlog_api.guards import read_body
 from questlog_api.ingest import guard, ingest, meta
 from questlog_api.state import state
+from questlog_service.errors import ApiError
 
 bp = Blueprint("events", __name__)
 

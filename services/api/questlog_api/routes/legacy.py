@@ -18,9 +18,9 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from questlog_api.errors import ApiError
 from questlog_api.ingest import guard, ingest, meta
 from questlog_api.state import state
+from questlog_service.errors import ApiError
 
 bp = Blueprint("legacy", __name__)
 

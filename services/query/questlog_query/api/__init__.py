@@ -1,31 +1,20 @@
-"""Blueprints, one module per group of routes."""
+"""Blueprints, one module per group of routes, and the helpers views share. The objects
+views need (settings, lake, engine, sandbox) come from ``questlog_query.state.state()``."""
 
 from __future__ import annotations
 
-from flask import current_app
+from typing import Any
 
 from questlog_query.catalog import TableSpec, catalog
-from questlog_query.engine import Engine
-from questlog_query.errors import not_found
-from questlog_query.lake import Lake
-from questlog_query.sandbox import SqlSandbox
-from questlog_query.settings import Settings
+from questlog_service.errors import ApiError
 
 
-def lake() -> Lake:
-    return current_app.extensions["questlog_lake"]
+def bad_request(message: str, **details: Any) -> ApiError:
+    return ApiError(400, message, details, code="bad_request")
 
 
-def engine() -> Engine:
-    return current_app.extensions["questlog_engine"]
-
-
-def sandbox() -> SqlSandbox:
-    return current_app.extensions["questlog_sandbox"]
-
-
-def settings() -> Settings:
-    return current_app.extensions["questlog_settings"]
+def not_found(message: str, **details: Any) -> ApiError:
+    return ApiError(404, message, details)
 
 
 def table_spec(name: str, allow_quarantine: bool = True) -> TableSpec:

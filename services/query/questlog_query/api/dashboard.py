@@ -14,7 +14,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, redirect, request, send_file
 
-from questlog_query.errors import ApiError, not_found
+from questlog_query.api import not_found
+from questlog_service.errors import ApiError
 
 bp = Blueprint("dashboard", __name__)
 
@@ -51,10 +52,10 @@ def _manifest() -> dict[str, str]:
     if files is None or missing or "index.html" not in files:
         raise ApiError(
             503,
-            "dashboard_not_built",
             "the dashboard's files are not built: run `make setup` (npm ci + the dashboard "
             "build), then reload",
             {"assets_dir": str(root), "missing": missing or ["manifest.json"]},
+            code="dashboard_not_built",
         )
     return files
 

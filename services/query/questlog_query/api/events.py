@@ -14,10 +14,11 @@ from typing import Any
 from flask import Blueprint
 
 from questlog_query import params as p
-from questlog_query.api import engine, lake, table_spec
+from questlog_query.api import table_spec
 from questlog_query.catalog import quote
 from questlog_query.firstrows import first_rows
 from questlog_query.responses import table_response
+from questlog_query.state import state
 
 bp = Blueprint("events", __name__)
 
@@ -43,7 +44,7 @@ def list_events(event_type: str):
         where.append(
             f"(received_at {op} $c_time OR (received_at = $c_time AND event_id {op} $c_id))"
         )
-    snap = lake().snapshot(spec.name)
+    snap = state().lake.snapshot(spec.name)
     direction = "ASC" if order == "asc" else "DESC"
     # a view of its own over the files a batch reads (the table's view stays cached)
     view = f"{spec.name}__first_rows"
@@ -61,8 +62,8 @@ def list_events(event_type: str):
 
     def run(part, edge):
         if edge is None:
-            return engine().query(sql, bound, {view: part})
-        return engine().query(with_edge, {**bound, "edge": edge}, {view: part})
+            return state().engine.query(sql, bound, {view: part})
+        return state().engine.query(with_edge, {**bound, "edge": edge}, {view: part})
 
     table = first_rows(snap, run, limit=limit + 1, descending=order == "desc",
                        low=low, high=high)

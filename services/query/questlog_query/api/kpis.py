@@ -19,10 +19,10 @@ from typing import Any
 from flask import Blueprint
 
 from questlog_query import params as p
-from questlog_query.api import engine, lake, table_spec
+from questlog_query.api import bad_request, table_spec
 from questlog_query.catalog import catalog, event_types, quote
-from questlog_query.errors import bad_request
 from questlog_query.responses import table_response
+from questlog_query.state import state
 
 bp = Blueprint("kpis", __name__, url_prefix="/v1/kpis")
 
@@ -72,7 +72,7 @@ def _union(columns: str, bound: dict[str, Any], names: tuple[str, ...]) -> tuple
     for name in names:
         clauses = p.time_window(specs[name], bound)
         parts.append(f"SELECT {columns} FROM {quote(name)}{_where(clauses)}")
-    return " UNION ALL ".join(parts), lake().snapshots(names)
+    return " UNION ALL ".join(parts), state().lake.snapshots(names)
 
 
 @bp.get("/dau")
@@ -83,7 +83,7 @@ def dau():
         f"SELECT event_date, count(DISTINCT player_id) AS dau FROM ({union}) "
         "GROUP BY event_date ORDER BY event_date"
     )
-    return table_response(engine().query(sql, bound, snaps), snaps)
+    return table_response(state().engine.query(sql, bound, snaps), snaps)
 
 
 @bp.get("/revenue")
@@ -100,8 +100,8 @@ def revenue():
         inner, key, "count(*) AS purchases, sum(coalesce(quantity, 1)) AS swords",
         "revenue_minor / power(10, minor_unit) DESC NULLS LAST, purchases DESC, "
         f"{key} ASC NULLS LAST, currency ASC NULLS LAST")
-    snaps = {spec.name: lake().snapshot(spec.name)}
-    return table_response(engine().query(sql, bound, snaps), snaps, by=by)
+    snaps = {spec.name: state().lake.snapshot(spec.name)}
+    return table_response(state().engine.query(sql, bound, snaps), snaps, by=by)
 
 
 @bp.get("/top-spenders")
@@ -116,8 +116,8 @@ def top_spenders():
         inner, "player_id", "count(*) AS purchases",
         "revenue_minor / power(10, minor_unit) DESC NULLS LAST, player_id ASC, "
         "currency ASC NULLS LAST")
-    snaps = {spec.name: lake().snapshot(spec.name)}
-    return table_response(engine().query(sql, bound, snaps), snaps)
+    snaps = {spec.name: state().lake.snapshot(spec.name)}
+    return table_response(state().engine.query(sql, bound, snaps), snaps)
 
 
 @bp.get("/guilds")
@@ -132,8 +132,8 @@ def guilds():
         f"FROM {quote(spec.name)}{_where(where)} GROUP BY guild_id "
         "ORDER BY members DESC, joins DESC, guild_id ASC LIMIT $limit"
     )
-    snaps = {spec.name: lake().snapshot(spec.name)}
-    return table_response(engine().query(sql, bound, snaps), snaps)
+    snaps = {spec.name: state().lake.snapshot(spec.name)}
+    return table_response(state().engine.query(sql, bound, snaps), snaps)
 
 
 @bp.get("/events-per-minute")
@@ -156,9 +156,9 @@ def events_per_minute():
         "SELECT date_trunc('minute', received_at) AS minute, event_type, count(*) AS events "
         f"FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL ORDER BY minute, event_type"
     )
-    snaps = lake().snapshots(names)
+    snaps = state().lake.snapshots(names)
     return table_response(
-        engine().query(sql, bound, snaps),
+        state().engine.query(sql, bound, snaps),
         snaps,
         since=since.isoformat().replace("+00:00", "Z"),
         until=until.isoformat().replace("+00:00", "Z"),

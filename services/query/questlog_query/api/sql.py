@@ -9,28 +9,29 @@ import hmac
 
 from flask import Blueprint, request
 
-from questlog_query.api import lake, sandbox, settings
+from questlog_query.api import bad_request
 from questlog_query.catalog import catalog
-from questlog_query.errors import ApiError, bad_request
 from questlog_query.responses import rows_of, tabular
+from questlog_query.state import state
+from questlog_service.errors import ApiError
 
 bp = Blueprint("sql", __name__)
 
 
 def _authorize() -> None:
-    token = settings().read_token
+    token = state().settings.read_token
     if not token:
         raise ApiError(
             403,
-            "sql_disabled",
             "POST /v1/sql is disabled: set QUESTLOG_QUERY_READ_TOKEN to enable it",
+            code="sql_disabled",
         )
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <read token>")
+        raise ApiError(401, "send Authorization: Bearer <read token>")
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ApiError(401, "unauthorized", "invalid read token")
+        raise ApiError(401, "invalid read token")
 
 
 @bp.post("/v1/sql")
@@ -49,8 +50,8 @@ def run_sql():
     if isinstance(params, dict):
         if not all(isinstance(v, (str, int, float, bool)) or v is None for v in params.values()):
             raise bad_request("params must be scalars")
-    snapshots = lake().snapshots(catalog())
-    table, truncated = sandbox().run(body["sql"], snapshots, params or None)
+    snapshots = state().lake.snapshots(catalog())
+    table, truncated = state().sandbox.run(body["sql"], snapshots, params or None)
     names, rows = rows_of(table)
     columns = [
         {"name": name, "type": str(field.type)}
@@ -63,5 +64,5 @@ def run_sql():
         columns=columns,
         row_count=len(rows),
         truncated=truncated,
-        max_rows=sandbox().max_rows,
+        max_rows=state().sandbox.max_rows,
     )

@@ -9,10 +9,10 @@ from typing import Any
 from flask import Blueprint
 
 from questlog_query import params as p
-from questlog_query.api import engine, lake, table_spec
+from questlog_query.api import bad_request, table_spec
 from questlog_query.catalog import quote
-from questlog_query.errors import bad_request
 from questlog_query.responses import table_response
+from questlog_query.state import state
 
 bp = Blueprint("stats", __name__)
 
@@ -26,7 +26,7 @@ def counts():
     if name is None:
         raise bad_request("event_type is required", parameter="event_type")
     spec = table_spec(name)
-    snap = lake().snapshot(spec.name)
+    snap = state().lake.snapshot(spec.name)
     group_by: list[str] = []
     raw = p.text("group_by")
     if raw is not None:
@@ -54,6 +54,6 @@ def counts():
         + "".join(f", {c} ASC NULLS LAST" for c in columns)
         + " LIMIT $limit"
     )
-    table = engine().query(sql, bound, {spec.name: snap})
+    table = state().engine.query(sql, bound, {spec.name: snap})
     truncated = table.num_rows > limit
     return table_response(table.slice(0, limit), {spec.name: snap}, truncated=truncated)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from questlog_query.api import lake
 from questlog_query.catalog import catalog
 from questlog_query.responses import jsonable, tabular
+from questlog_query.state import state
 
 bp = Blueprint("tables", __name__)
 
 
 @bp.get("/v1/tables")
 def list_tables():
-    snapshots = lake().snapshots(catalog())
+    snapshots = state().lake.snapshots(catalog())
     rows = [
         {
             "name": name,
