@@ -6,7 +6,8 @@ stage, numeric non-root USER, exec-form CMD, no ENTRYPOINT, every COPY source sh
 its whitelist); then its build stage replayed in a fresh venv (uv; the Dockerfile's own
 lock and filters, its own --no-deps installs of the local packages, taken from a copy of
 exactly what the whitelist ships; its own `python -c` checks); then, with the runtime
-stage's ENV, every module of its packages imported and its CMD run.
+stage's ENV, every module of its packages imported, every installed distribution checked
+to be one its packages require (a stale lock ships dead weight), and its CMD run.
 
 Image paths map into a per-image folder (``root``): /opt/questlog/venv is a real venv
 there, /app/locustfile.py a real copy. Only Python, and the query image's node stage (the
@@ -36,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from .dockerfile import (
     Check,
@@ -72,6 +75,7 @@ class Image:
     pyspark: bool = False  # False: the image must never have it
     flask: bool = True  # False: questlog_service's web modules must fail naming Flask
     stand_ins: tuple[str, ...] = ()  # lock pins the base image provides (installed last)
+    never: tuple[str, ...] = ()  # distributions the image must not install, even if required
     env: dict[str, str] = field(default_factory=dict)  # test-only settings
 
 
@@ -80,7 +84,8 @@ IMAGES = [
           ("questlog_schemas", "questlog_service", "questlog_api"), "healthz",
           env={"QUESTLOG_API_IP_HASH_KEY": "image-recipe-test-key-0123456789",
                "QUESTLOG_API_SINK": "memory", "QUESTLOG_API_WORKERS": "1",
-               "QUESTLOG_API_THREADS": "2"}),
+               "QUESTLOG_API_THREADS": "2"},
+          never=("kafka-python",)),  # the API produces with confluent-kafka only
     Image("query", "services/query/Dockerfile",
           ("questlog_schemas", "questlog_service", "questlog_query"), "healthz",
           env={"QUESTLOG_QUERY_WORKERS": "1", "QUESTLOG_QUERY_THREADS": "2"}),
@@ -492,6 +497,55 @@ def test_pyspark_only_where_the_image_provides_it(built):
         assert missing, (
             f"image {image.name}, step 'import pyspark': the image must never install "
             f"pyspark, got {proc.stdout.strip() or proc.stderr[-500:]}")
+
+
+DISTRIBUTIONS = r"""
+import importlib.metadata as m, json
+print(json.dumps({d.metadata["Name"]: d.requires or [] for d in m.distributions()}))
+"""
+VENV_TOOLS = {"pip", "setuptools", "wheel"}  # what `python -m venv` seeds in the image
+
+
+def _installed(built: Built) -> dict[str, list[str]]:
+    """``{distribution: its Requires-Dist}`` of the image's venv (``-I``: nothing from
+    PYTHONPATH, e.g. the extractor base image's own Spark)."""
+    proc = _run(built.image, "list the installed distributions",
+                [str(built.venv / "bin" / "python"), "-I", "-c", DISTRIBUTIONS],
+                env=built.env(built.recipe.final), cwd=built.root)
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {canonicalize_name(name): requires for name, requires in found.items()}
+
+
+def _required(installed: dict[str, list[str]]) -> set[str]:
+    """The installed distributions questlog's own packages need, transitively (markers
+    evaluated for this Python, extras followed)."""
+    todo = [(name, "") for name in installed if name.startswith("questlog-")]
+    seen: set[tuple[str, str]] = set()
+    while todo:
+        name, extra = todo.pop()
+        if (name, extra) in seen or name not in installed:
+            continue
+        seen.add((name, extra))
+        for line in installed[name]:
+            requirement = Requirement(line)
+            if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+                continue
+            dep = canonicalize_name(requirement.name)
+            todo += [(dep, "")] + [(dep, e) for e in requirement.extras]
+    return {name for name, _ in seen}
+
+
+def test_the_image_installs_only_what_its_packages_require(built):
+    """A dependency dropped from a pyproject.toml but still pinned in the image's lock is
+    dead weight in every image: each installed distribution must be needed."""
+    image = built.image
+    installed = _installed(built)
+    unneeded = sorted(set(installed) - _required(installed) - VENV_TOOLS)
+    assert not unneeded, (
+        f"image {image.name}, step 'installed vs required': {unneeded} installed but "
+        "required by none of its packages (a stale lock? re-run bin/lock)")
+    forbidden = sorted(set(installed) & {canonicalize_name(n) for n in image.never})
+    assert not forbidden, f"image {image.name}, step 'installed vs never': {forbidden}"
 
 
 def test_the_image_command_runs(built, tmp_path):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "KafkaSink",
+    "ConfluentSink",
     "MemorySink",
     "Settings",
     "SettingsError",
@@ -27,7 +27,7 @@ _WHERE = {
     "create_app": "questlog_api.app",
     "Settings": "questlog_api.settings",
     "SettingsError": "questlog_api.settings",
-    "KafkaSink": "questlog_api.sink",
+    "ConfluentSink": "questlog_api.sink",
     "MemorySink": "questlog_api.sink",
     "Sink": "questlog_api.sink",
     "SinkUnavailable": "questlog_api.sink",

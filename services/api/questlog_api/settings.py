@@ -26,15 +26,15 @@ PREFIX = "QUESTLOG_API_"
 # can be reversed by anyone who enumerates IPv4, so production must set its own secret.
 DEV_IP_HASH_KEY = b"questlog-dev-ip-hash-key-not-secret"
 MIN_IP_HASH_KEY_BYTES = 16
-# confluent: confluent-kafka (librdkafka, the default); kafka: kafka-python; memory: tests/dev only
-SINKS = ("kafka", "confluent", "memory")
+# confluent: confluent-kafka (librdkafka, the default); memory: tests/dev only
+SINKS = ("confluent", "memory")
 
 
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic: str = "events"
-    sink: Literal["kafka", "confluent", "memory"] = "confluent"
+    sink: Literal["confluent", "memory"] = "confluent"
     max_batch_events: int = 500
     max_body_bytes: int = 1_048_576
     write_keys: tuple[str, ...] = ()

@@ -39,13 +39,8 @@ def request(port, method, path, body=None, headers=None, timeout=10.0):
         conn.close()
 
 
-@pytest.fixture(params=["kafka", "confluent"])
-def sink_name(request):
-    return request.param
-
-
 @pytest.fixture
-def server(kafka, tmp_path, sink_name):
+def server(kafka, tmp_path):
     topic = f"gunicorn-{uuid.uuid4().hex[:8]}"
     kafka.create_topic(topic, partitions=3)
     port = free_port()
@@ -54,7 +49,7 @@ def server(kafka, tmp_path, sink_name):
            "QUESTLOG_API_WORKERS": "2", "QUESTLOG_API_THREADS": "8",
            "QUESTLOG_API_KAFKA_BOOTSTRAP": kafka.bootstrap,
            "QUESTLOG_API_TOPIC": topic,
-           "QUESTLOG_API_SINK": sink_name,
+           "QUESTLOG_API_SINK": "confluent",
            "QUESTLOG_API_IP_HASH_KEY": "gunicorn-test-ip-key-0123",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     log_path = tmp_path / "gunicorn.log"

@@ -1,5 +1,5 @@
-"""The real path: a real KRaft broker, each Kafka sink (kafka-python and confluent-kafka),
-events read back from the topic."""
+"""The real path: a real KRaft broker, the confluent-kafka sink, events read back from the
+topic."""
 
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ import uuid
 
 import pytest
 
-from questlog_api import KafkaSink, Settings, create_app
-from questlog_api.sink import ConfluentSink
+from questlog_api import ConfluentSink, Settings, create_app
 
 pytestmark = pytest.mark.integration
-
-SINKS = pytest.mark.parametrize("sink_name", ["kafka", "confluent"])
 
 CANARIES = ("COOKIE-CANARY-7f3a", "AUTH-CANARY-91bc", "BODY-CANARY-c0de")
 
@@ -52,17 +49,6 @@ def topic(kafka):
     return name
 
 
-def test_producer_is_idempotent_with_acks_all(kafka, topic):
-    sink = KafkaSink(settings_for(kafka.bootstrap, topic))
-    try:
-        producer = sink._get_producer()
-        assert producer.config["enable_idempotence"] is True
-        assert producer.config["acks"] == -1
-        assert sink.producer_config()["enable_idempotence"] is True
-    finally:
-        sink.close(5)
-
-
 def test_confluent_producer_is_idempotent_with_acks_all(kafka, topic):
     """librdkafka reports the idempotent producer's state: a producer id was assigned."""
     stats: list[dict] = []
@@ -97,9 +83,8 @@ def test_librdkafka_refuses_idempotence_without_acks_all(kafka):
         sink._check_idempotent({**sink.producer_config(), "acks": 1})
 
 
-@SINKS
-def test_events_are_read_back_with_exact_envelope_and_key(kafka, topic, sink_name):
-    app = create_app(settings_for(kafka.bootstrap, topic, sink=sink_name))
+def test_events_are_read_back_with_exact_envelope_and_key(kafka, topic):
+    app = create_app(settings_for(kafka.bootstrap, topic))
     client = app.test_client()
     secret_headers = {"Cookie": f"session={CANARIES[0]}",
                       "Authorization": f"Bearer {CANARIES[1]}",
@@ -157,16 +142,14 @@ def test_events_are_read_back_with_exact_envelope_and_key(kafka, topic, sink_nam
 
 
 @pytest.mark.slow
-@SINKS
-def test_outage_gives_only_bounded_503s_then_recovers(tmp_path, sink_name):
+def test_outage_gives_only_bounded_503s_then_recovers(tmp_path):
     from questlog_embedded.kafka import KafkaBroker
 
     broker = KafkaBroker(tmp_path / "kafka", default_partitions=1)
     broker.start()
     try:
         broker.create_topic("events", partitions=1)
-        settings = settings_for(broker.bootstrap, "events", produce_timeout_s=2.0,
-                                sink=sink_name)
+        settings = settings_for(broker.bootstrap, "events", produce_timeout_s=2.0)
         app = create_app(settings)
         client = app.test_client()
         event = {"event_type": "join_guild", "player_id": "p", "properties": {"guild_id": "g"}}

@@ -44,7 +44,7 @@ def test_missing_ip_hash_key_fails_fast_unless_dev_allowed():
     ("MAX_BATCH_EVENTS", "ten", "MAX_BATCH_EVENTS must be an integer"),
     ("RATE_LIMIT", "nan", "RATE_LIMIT must be a finite number"),
     ("PRODUCE_TIMEOUT_S", "0", "PRODUCE_TIMEOUT_S must be"),
-    ("SINK", "redis", "must be one of 'kafka', 'confluent', 'memory'"),
+    ("SINK", "redis", "must be one of 'confluent', 'memory'"),
     ("KAFKA_BOOTSTRAP", "localhost", "KAFKA_BOOTSTRAP must be host:port"),
     ("IP_HASH_KEY", "short", "at least 16 bytes"),
     ("MAX_IN_FLIGHT", "1", "MAX_IN_FLIGHT must be >= MAX_BATCH_EVENTS"),
@@ -53,6 +53,18 @@ def test_malformed_values_name_the_variable(name, value, fragment):
     env = {"QUESTLOG_API_IP_HASH_KEY": KEY, f"QUESTLOG_API_{name}": value}
     with pytest.raises(SettingsError, match=fragment):
         Settings.from_env(env)
+
+
+def test_the_removed_kafka_python_sink_is_refused_naming_the_choices():
+    """``kafka`` (the kafka-python sink, removed) stops the start; the message lists what
+    is left, whether the value comes from the environment or from code."""
+    env = {"QUESTLOG_API_IP_HASH_KEY": KEY, "QUESTLOG_API_SINK": "kafka"}
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert info.value.problems == [
+        "QUESTLOG_API_SINK must be one of 'confluent', 'memory' (got 'kafka')"]
+    with pytest.raises(SettingsError, match="QUESTLOG_API_SINK must be one of confluent, memory"):
+        Settings(sink="kafka", ip_hash_key=KEY.encode())
 
 
 def test_every_problem_is_reported_at_once():

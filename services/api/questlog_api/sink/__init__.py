@@ -5,12 +5,11 @@ events may still land.
 ``QUESTLOG_API_SINK`` picks the sink (``make_sink``):
 
 - ``confluent``, the default (``confluent.py``): confluent-kafka, librdkafka in C.
-- ``kafka`` (``kafka_python.py``): kafka-python, pure Python and slower.
 - ``memory`` (``memory.py``): keeps records in the process; tests and development only.
 
 ``base.py`` holds what they share: the protocol, the refusal and its persistence values,
-the record encoding, the in-flight cap and the readiness checks. Both Kafka sinks produce
-with ``acks=all`` and idempotence, cap the events in flight, and create their producer
+the record encoding, the in-flight cap and the readiness checks. The Kafka sink produces
+with ``acks=all`` and idempotence, caps the events in flight, and creates its producer
 lazily, on the first send in the process that sends: gunicorn forks workers after loading
 the app, and a producer's I/O thread does not survive a fork.
 
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
         encode,
     )
     from questlog_api.sink.confluent import ConfluentSink
-    from questlog_api.sink.kafka_python import KafkaSink
     from questlog_api.sink.memory import MemorySink
 
 __all__ = [
@@ -52,7 +50,6 @@ __all__ = [
     "POSSIBLY_PERSISTED",
     "ConfluentSink",
     "InFlight",
-    "KafkaSink",
     "MemorySink",
     "ReadinessProbe",
     "Sink",
@@ -73,7 +70,6 @@ _WHERE = {
     "SinkUnavailable": "base",
     "encode": "base",
     "ConfluentSink": "confluent",
-    "KafkaSink": "kafka_python",
     "MemorySink": "memory",
 }
 
@@ -105,13 +101,9 @@ def make_sink(settings: Settings) -> Sink:
         from questlog_api.sink.memory import MemorySink
 
         return MemorySink(settings.max_in_flight)
-    if settings.sink == "confluent":
-        from questlog_api.sink.confluent import ConfluentSink
+    from questlog_api.sink.confluent import ConfluentSink
 
-        return ConfluentSink(settings)
-    from questlog_api.sink.kafka_python import KafkaSink
-
-    return KafkaSink(settings)
+    return ConfluentSink(settings)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """What every sink shares: the ``Sink`` protocol, refusals, the record encoding, the
-in-flight cap, and the readiness checks of the Kafka sinks.
+in-flight cap, and the readiness check of the Kafka sink.
 
 Every refusal says whether the events may still land (``SinkUnavailable.persistence``):
 ``not_persisted`` when none of them reached a broker or the broker refused them for good,
@@ -126,7 +126,7 @@ class ReadinessProbe:
 
 
 def kafka_readiness(sink: Any) -> tuple[bool, str]:
-    """Shared by both Kafka sinks: a broker answers, a producer exists, room in flight."""
+    """The Kafka sink's basic check: a broker answers, a producer exists, room in flight."""
     if not _any_bootstrap_reachable(sink.settings.kafka_bootstrap):
         return False, "no bootstrap server reachable"
     try:

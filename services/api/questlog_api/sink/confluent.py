@@ -239,7 +239,7 @@ class ConfluentSink:
                 POSSIBLY_PERSISTED if waiter.landed_maybe else NOT_PERSISTED)
 
     def ready(self) -> tuple[bool, str]:
-        """Besides the shared checks, one metadata round trip through the producer's own
+        """Besides ``kafka_readiness``, one metadata round trip through the producer's own
         connections, at most every ``READY_CACHE_S``: a frozen broker still accepts TCP
         connections but answers nothing, and this catches it."""
         ok, reason = kafka_readiness(self)

@@ -1,6 +1,6 @@
 """The in-memory sink (``QUESTLOG_API_SINK=memory``): tests and development only.
 
-It encodes records exactly as the Kafka sinks do and honours the same in-flight cap, so
+It encodes records exactly as the Kafka sink does and honours the same in-flight cap, so
 the web layer's tests exercise the real refusal paths without a broker.
 """
 
