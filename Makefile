@@ -14,8 +14,10 @@ setup: ## install the Python env (pinned lock) and the pinned JVM jars; idempote
 lock: ## re-pin the Python dependencies (requirements-dev.lock, services/*/requirements.lock, loadtest/requirements.lock)
 	@bin/lock
 
-lint: setup ## ruff over every package
+lint: setup ## ruff check, ruff format --check and mypy (configured in pyproject.toml)
 	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy
 
 chart-check: setup ## the Helm chart offline: lint, render every ci scenario, strict schemas, policy, skaffold
 	@$(PY) -m questlog_k8s.chartcheck

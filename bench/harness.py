@@ -59,7 +59,8 @@ def loadgen(url: str, seconds: float, *, method: str = "GET", body: bytes | None
     cpu = (after.children_user - before.children_user) + (after.children_system
                                                           - before.children_system)
     wall = time.monotonic() - started
-    result["loadgen_cpu_share_of_machine"] = round(cpu / wall / os.cpu_count(), 3)
+    # os.cpu_count() is None only where the CPU count cannot be known
+    result["loadgen_cpu_share_of_machine"] = round(cpu / wall / os.cpu_count(), 3)  # type: ignore[operator]
     return result
 
 
@@ -70,7 +71,7 @@ class Server:
                  log: Path, ready_line: bytes = b"", ready_count: int = 0) -> None:
         self.name, self.cmd, self.env, self.ready_url, self.log = name, cmd, env, ready_url, log
         self.ready_line, self.ready_count = ready_line, ready_count
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def _ready(self) -> bool:
         if self.ready_count and self.log.read_bytes().count(self.ready_line) < self.ready_count:

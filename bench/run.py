@@ -27,6 +27,7 @@ import traceback
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -78,7 +79,7 @@ def machine() -> dict:
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                 if ln.startswith("model name")), "?")
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in ("pyspark", "delta-spark", "deltalake", "duckdb", "kafka-python", "flask",
                 "gunicorn", "locust"):
         try:
@@ -159,8 +160,8 @@ def markdown(report: dict) -> str:
             lines.append(f"- `{key}`: {_figure(stats)}")
     lines += ["", "Raw runs (each figure, run by run; x = the run failed):", ""]
     for name, case in report["cases"].items():
-        keys = list(dict.fromkeys(k for run in case["runs"] for k in run.get("figures", {})))
-        for key in keys:
+        run_keys = list(dict.fromkeys(k for run in case["runs"] for k in run.get("figures", {})))
+        for key in run_keys:
             values = [_fmt(run["figures"].get(key)) if "figures" in run else "x"
                       for run in case["runs"]]
             lines.append(f"- {name} `{key}`: {', '.join(values)}")
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             module = CASES[name]
             # a case that repeats itself inside (the report: cold then warm) runs once
             case_runs = 1 if getattr(module, "REPEATS_INSIDE", False) else runs
-            case = {"runs": [], "failed_runs": 0}
+            case: dict[str, Any] = {"runs": [], "failed_runs": 0}
             per_figure: dict[str, list] = {}
             started = time.monotonic()
             for i in range(case_runs):

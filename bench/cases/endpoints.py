@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from harness import BENCH, VENV_BIN, Server, free_port
 
+from questlog_schemas import lake as layout
 from questlog_schemas import property_columns
 
 TS = pa.timestamp("us", tz="UTC")
@@ -84,12 +85,14 @@ WARM_REQUESTS = 15
 @cache
 def schema_for(event_type: str) -> pa.Schema:
     """The lake contract's columns of an event table (properties from questlog_schemas)."""
-    kinds = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(),
-             "boolean": pa.bool_(), "date-time": TS}
-    fields = [("event_id", pa.string()), ("event_type", pa.string()), ("event_time", TS),
-              ("received_at", TS), ("player_id", pa.string()), ("session_id", pa.string()),
-              ("host", pa.string()), ("user_agent", pa.string()), ("accept", pa.string()),
-              ("client_ip_hash", pa.string()), ("schema_version", pa.int64())]
+    kinds: dict[str, pa.DataType] = {"string": pa.string(), "number": pa.float64(),
+                                     "integer": pa.int64(), "boolean": pa.bool_(),
+                                     "date-time": TS}
+    fields: list[tuple[str, pa.DataType]] = [
+        ("event_id", pa.string()), ("event_type", pa.string()), ("event_time", TS),
+        ("received_at", TS), ("player_id", pa.string()), ("session_id", pa.string()),
+        ("host", pa.string()), ("user_agent", pa.string()), ("accept", pa.string()),
+        ("client_ip_hash", pa.string()), ("schema_version", pa.int64())]
     fields += [(name, kinds[kind]) for name, kind in property_columns(event_type)]
     fields += [("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
                ("event_date", pa.date32())]
@@ -108,7 +111,8 @@ def _envelope(event_type: str, prefix: str, first: int, n: int, start: datetime,
     received = _micros(start) + np.arange(n, dtype=np.int64) * (step // timedelta(microseconds=1))
     digits = pc.utf8_lpad(pc.cast(pa.array(ids), pa.string()), 31, "0")
     return {
-        "event_id": pc.binary_join_element_wise(pa.scalar(prefix), digits, ""),
+        # pyarrow-stubs want the separator as a Scalar; pyarrow takes a Python str
+        "event_id": pc.binary_join_element_wise(pa.scalar(prefix), digits, ""),  # type: ignore[call-overload]
         "event_type": pa.repeat(pa.scalar(event_type), n),
         "event_time": pa.array(received - rng.integers(0, 2_000_000, n), TS),
         "received_at": pa.array(received, TS),
@@ -154,7 +158,7 @@ def join_rows(first: int, n: int, start: datetime, step: timedelta) -> pa.Table:
 
 
 def table_uri(lake: Path, table: str) -> str:
-    return (lake / "tables" / table).as_uri()
+    return layout.table_uri(lake.as_uri(), table)
 
 
 def committed_files(uri: str) -> list[str]:

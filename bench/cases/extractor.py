@@ -168,7 +168,8 @@ def run(ctx) -> dict:
                 "warm_seconds": round(warm["seconds"], 2),
                 "cold_events_per_s": round(n / cold["seconds"]),
                 "events_per_s": round(n / warm["seconds"]),
-                "rows": [sum((r.get("stored") or r.get("counts")).values()) for r in runs]}
+                # each run has stored (delta-rs) or counts (Spark)
+                "rows": [sum((r.get("stored") or r.get("counts")).values()) for r in runs]}  # type: ignore[union-attr]
 
     return {"events": n, "produce_events_per_s": round(produce_rate),
             "timed": "job start (session up, events in the topic) to last row committed",

@@ -28,6 +28,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from cases import endpoints as ep
 
@@ -114,7 +115,7 @@ def measure_size(ctx, rows: int) -> dict:
 
 
 def run(ctx) -> dict:
-    out = {"sizes": {}, "warm_requests": {"up_to_10m": ep.WARM_REQUESTS,
+    out: dict[str, Any] = {"sizes": {}, "warm_requests": {"up_to_10m": ep.WARM_REQUESTS,
                                           "100m": WARM_AT_100M},
            "rows_meaning": "purchase_sword rows; join_guild holds a tenth as many"}
     for rows in ctx.sizes(FULL_SIZES, QUICK_SIZES):

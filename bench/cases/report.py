@@ -26,6 +26,7 @@ import pyarrow as pa
 from harness import BENCH, VENV_BIN, Server, free_port
 
 from cases.query import write_table
+from questlog_schemas import lake as layout
 
 RUNS = 3
 # bench/run.py runs this case once: its three runs (cold, then warm) are inside
@@ -177,6 +178,7 @@ def run_report(base: str, out: Path) -> dict:
     """One `bin/report` run as a user types it; its wall time, what it wrote, its exit."""
     cmd = [str(BENCH.parent / "bin" / "report"), "--base-url", base, "--out", str(out)]
     started = time.perf_counter()
+    code: int | str
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
                               check=False)
@@ -188,14 +190,14 @@ def run_report(base: str, out: Path) -> dict:
     parsed = parse_stderr(stderr)
     lines = stdout.strip().splitlines()
     page = Path(lines[-1]) if lines else None
-    written = page is not None and page.is_file()
-    md = page.parent / "report.md" if written else None
+    written = page is not None and page.is_file()  # so page is set wherever written is
+    md = page.parent / "report.md" if written else None  # type: ignore[union-attr]
     run = {"wall_s": round(wall, 2), "exit_code": code, "ok": code == 0 and written,
            "sections_built": len(parsed["sections"]),
            "sections_expected": parsed["sections_expected"],
            "sections_written": (sum(1 for ln in md.read_text().splitlines()
                                     if ln.startswith("## ")) if md and md.exists() else 0),
-           "pngs": len(list(page.parent.glob("*.png"))) if written else 0,
+           "pngs": len(list(page.parent.glob("*.png"))) if written else 0,  # type: ignore[union-attr]
            "report_total_s": parsed["report_total_s"],
            "section_s": {t: s["seconds"] for t, s in parsed["sections"].items()},
            "section_calls": {t: s["calls"] for t, s in parsed["sections"].items()},
@@ -234,9 +236,10 @@ def run(ctx) -> dict:
     lake = ctx.work / f"report-lake-{events}"
     span = timedelta(milliseconds=PURCHASE_STEP_MS * tables["purchase_sword"])
     started = time.monotonic()
-    files = write_table((lake / "tables" / "purchase_sword").as_uri(), tables["purchase_sword"])
-    write_joins((lake / "tables" / "join_guild").as_uri(), tables["join_guild"], span)
-    write_quarantine((lake / "tables" / "quarantine").as_uri(), tables["quarantine"], span)
+    root = lake.as_uri()
+    files = write_table(layout.table_uri(root, "purchase_sword"), tables["purchase_sword"])
+    write_joins(layout.table_uri(root, "join_guild"), tables["join_guild"], span)
+    write_quarantine(layout.table_uri(root, "quarantine"), tables["quarantine"], span)
     case = {"events": events, "tables": tables, "purchase_files": files,
             "write_seconds": round(time.monotonic() - started, 1)}
     extractor_text, api_text = metrics_texts(tables, lake.as_uri())

@@ -411,7 +411,8 @@ def read_topic(bootstrap: str, topic: str, prefix: str, timeout_s: float = 60.0
         ends = consumer.end_offsets(partitions)
         out = []
         deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+        # position() is None only when a timeout_ms given to it runs out
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):  # type: ignore[operator]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} took more than {timeout_s} s")
             for batch in consumer.poll(timeout_ms=500).values():
@@ -444,7 +445,7 @@ class Tally:
         self.lost = self.duplicates = self.wrong_id = self.unfinished = 0
         self.once = 0  # events stored under their client's id and no other
         # persistence (or "no answer") -> events refused so at least once, and stored
-        self.refused_landed: Counter[str] = Counter()
+        self.refused_landed: Counter[str | None] = Counter()
         self.dishonest = 0  # more copies than attempts that were not "not_persisted"
         for index, unit in enumerate(load.units):
             acked = index in load.acked

@@ -867,12 +867,11 @@ def sql_variants(cases: list[SqlCase], rng: random.Random, count: int) -> list[S
 def small_lake(root, rows: int = 200, seed: int = 17) -> None:
     """Real Delta tables (every table of the query catalog, two commits each) under
     ``root``, in the catalog's own layout: what the SQL corpus and T7's fuzzing run over."""
-    from pathlib import Path
-
     import pyarrow as pa
     from deltalake import write_deltalake
 
     from questlog_query.catalog import catalog
+    from questlog_schemas import lake as layout
 
     rng = random.Random(seed)
     base = datetime(2026, 11, 1, tzinfo=UTC)
@@ -891,7 +890,7 @@ def small_lake(root, rows: int = 200, seed: int = 17) -> None:
             else:
                 columns["seen_date"] = [t.date() for t in columns["seen_at"]]
             table = pa.Table.from_pydict(columns, schema=spec.schema)
-            write_deltalake(str(Path(root) / "tables" / name), table, mode="append",
+            write_deltalake(layout.table_uri(str(root), name), table, mode="append",
                             partition_by=[spec.date_column])
             del part
 

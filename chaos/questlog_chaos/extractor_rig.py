@@ -31,7 +31,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 from urllib.parse import unquote, urlparse
+
+from questlog_schemas import lake as layout
 
 TABLES = ("purchase_sword", "join_guild")
 QUARANTINE = "quarantine"
@@ -183,8 +186,8 @@ class Supervisor:
             self.lives.append(driver)
             while driver.poll() is None and not self._stop.is_set():
                 time.sleep(0.2)
-            if driver.poll() is not None:
-                self.exits.append((time.monotonic(), driver.poll()))
+            if (code := driver.poll()) is not None:
+                self.exits.append((time.monotonic(), code))
                 self._stop.wait(self.backoff_s)
 
     def stop(self) -> None:
@@ -315,7 +318,7 @@ def check_exactly_once(result, sql: Counts, delta: Counts, stored: set[str],
 
 
 def table_uri(lake: Path, table: str) -> str:
-    return f"{lake.as_uri()}/tables/{table}"
+    return layout.table_uri(lake.as_uri(), table)
 
 
 def event_ids(lake: Path, tables: tuple[str, ...] = TABLES) -> list[str]:
@@ -326,8 +329,8 @@ def event_ids(lake: Path, tables: tuple[str, ...] = TABLES) -> list[str]:
     ids: list[str] = []
     for table in tables:
         try:
-            ids += DeltaTable(table_uri(lake, table)).to_pyarrow_table(
-                columns=["event_id"]).column("event_id").to_pylist()
+            ids += cast("list[str]", DeltaTable(table_uri(lake, table)).to_pyarrow_table(
+                columns=["event_id"]).column("event_id").to_pylist())  # event_id is never null
         except TableNotFoundError:
             continue
     return ids
@@ -384,7 +387,7 @@ def naive_count(lake: Path, tables: tuple[str, ...] = TABLES) -> Naive:
 
     rows = files = orphans = unreadable = 0
     for table in tables:
-        folder = lake / "tables" / table
+        folder = Path(uri_path(table_uri(lake, table)))
         if not folder.exists():
             continue
         named = {os.path.normpath(uri_path(u)) for u in DeltaTable(folder.as_uri()).file_uris()}

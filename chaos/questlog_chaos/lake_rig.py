@@ -18,15 +18,22 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
+    from pyspark.sql.streaming import StreamingQuery
 
 TABLES = ("purchase_sword", "join_guild")
 QUARANTINE = "quarantine"
@@ -102,8 +109,8 @@ class LakeRig:
             max_offsets_per_trigger=overrides.pop("max_offsets_per_trigger", 1000),
             trigger_seconds=overrides.pop("trigger_seconds", 1), metrics_port=0,
             query_name=f"chaos-{uuid.uuid4().hex[:6]}", **overrides)
-        self.query = None
-        self._producer = None
+        self.query: StreamingQuery | None = None
+        self._producer: KafkaProducer | None = None
 
     # -- the stream ---------------------------------------------------------------------
     def start(self) -> LakeRig:
@@ -215,7 +222,7 @@ class QueryService:
                     "QUESTLOG_QUERY_WORKERS": "1", "QUESTLOG_QUERY_THREADS": "4",
                     "QUESTLOG_QUERY_SNAPSHOT_TTL_S": str(snapshot_ttl_s),
                     **(extra_env or {})}
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 90.0) -> QueryService:
         import requests
@@ -224,11 +231,11 @@ class QueryService:
         from questlog_embedded.process import spawn
 
         conf = paths.REPO_ROOT / "services" / "query" / "gunicorn.conf.py"
-        self.proc = spawn([str(Path(sys.executable).parent / "gunicorn"), "-c", str(conf),
-                           "questlog_query:create_app()"], self.log, env=self.env)
+        proc = self.proc = spawn([str(Path(sys.executable).parent / "gunicorn"), "-c", str(conf),
+                                  "questlog_query:create_app()"], self.log, env=self.env)
 
         def ready() -> bool:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise AssertionError(f"query service exited; log {self.log}:\n"
                                      + self.log.read_text(errors="replace")[-3000:])
             try:
@@ -277,7 +284,8 @@ class Poller:
         import requests
 
         base = self.query.url
-        gets = [("tables", lambda: requests.get(base + "/v1/tables", timeout=30))]
+        gets: list[tuple[str, Callable[..., Any]]] = [
+            ("tables", lambda: requests.get(base + "/v1/tables", timeout=30))]
         for t in self.tables:
             gets.append((f"counts {t}", lambda t=t: requests.get(
                 base + "/v1/stats/counts", params={"event_type": t, "group_by": "event_date"},

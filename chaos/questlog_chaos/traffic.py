@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from questlog_embedded import paths
 from questlog_embedded.process import free_port, spawn, stop, wait_until
@@ -51,7 +53,8 @@ class Answer:
 
 def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    # urlsplit types hostname as optional; the rig's URLs always name one
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)  # type: ignore[arg-type]
     return conn, parts.path + (f"?{parts.query}" if parts.query else "")
 
 
@@ -107,8 +110,9 @@ def post_events(api: str, events: list[dict] | dict, headers: dict[str, str] | N
 
 def event(event_type: str, player_id: str, **properties) -> dict:
     """A valid event of the registered types (client-chosen id, as the SDKs send)."""
-    defaults = {"purchase_sword": {"sword_type": "katana", "price": 4.99, "currency": "EUR"},
-                "join_guild": {"guild_id": "g-wolves"}}
+    defaults: dict[str, dict[str, Any]] = {
+        "purchase_sword": {"sword_type": "katana", "price": 4.99, "currency": "EUR"},
+        "join_guild": {"guild_id": "g-wolves"}}
     return {"event_id": str(uuid.uuid4()), "event_type": event_type, "player_id": player_id,
             "properties": {**defaults.get(event_type, {}), **properties}}
 
@@ -190,7 +194,7 @@ class ApiProcess:
                     "QUESTLOG_API_WORKERS": str(workers), "QUESTLOG_API_THREADS": str(threads),
                     "PROMETHEUS_MULTIPROC_DIR": str(prom), **env,
                     "QUESTLOG_API_BIND": f"127.0.0.1:{self.port}"}
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def _ready(self) -> bool:
         text = self.log.read_bytes() if self.log.exists() else b""
@@ -238,10 +242,13 @@ def topic_records(bootstrap: str, topic: str, timeout: float = 60.0
                 if msg.error():
                     continue
                 value = msg.value() or b""
-                for name, raw in msg.headers() or []:
+                # confluent-kafka's types are the producer's; a consumed record without error
+                # has an offset and headers [(str, bytes | None)]
+                headers = cast("list[tuple[str, bytes | None]]", msg.headers() or [])
+                for name, raw in headers:
                     value += b"\n" + name.encode() + b": " + (raw or b"")
                 records.append((msg.key(), value))
-                if msg.offset() + 1 >= todo.get(msg.partition(), 0):
+                if cast(int, msg.offset()) + 1 >= todo.get(msg.partition(), 0):
                     todo.pop(msg.partition(), None)
         return records
     finally:

@@ -14,6 +14,7 @@ import argparse
 import base64
 import os
 import signal
+import subprocess
 import sys
 import threading
 import uuid
@@ -52,7 +53,7 @@ class KafkaBroker:
         self.log_level = log_level
         self.default_partitions = default_partitions
         self.log_path = self.data_dir / "kafka.log"
-        self._proc = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -140,7 +141,7 @@ class KafkaBroker:
             self._proc.wait(timeout=10)
 
     def running(self) -> bool:
-        return bool(self._proc) and self._proc.poll() is None
+        return self._proc is not None and self._proc.poll() is None
 
     def create_topic(self, name: str, partitions: int = 1,
                      config: dict[str, str] | None = None) -> None:

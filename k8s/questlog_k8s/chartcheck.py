@@ -43,8 +43,9 @@ KUBE_VERSION = schemas.KUBERNETES_VERSION
 RELEASE = "questlog"
 NAMESPACE = "questlog"
 # skaffold runs: (label, extra args)
-SKAFFOLD_RUNS = (("default", []), ("kind", ["-p", "kind"]), ("minikube", ["-p", "minikube"]),
-                 ("locust", ["-m", "locust"]), ("locust-kind", ["-m", "locust", "-p", "kind"]))
+SKAFFOLD_RUNS: tuple[tuple[str, list[str]], ...] = (
+    ("default", []), ("kind", ["-p", "kind"]), ("minikube", ["-p", "minikube"]),
+    ("locust", ["-m", "locust"]), ("locust-kind", ["-m", "locust", "-p", "kind"]))
 
 
 class CheckError(RuntimeError):

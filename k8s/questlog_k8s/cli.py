@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -232,6 +232,7 @@ def wait_for(check: Callable[[], list[PartStatus]], timeout: float, interval: fl
     deadline = clock() + timeout
     seen: dict[str, tuple[bool, str]] = {}
     last_error: str | None = None
+    now: list[PartStatus] | None
     first = True
     while True:
         try:
@@ -264,7 +265,8 @@ class NoPods(Exception):
     """No pod to read logs from; the message says what was looked for."""
 
 
-def _workload_pods(cluster: Any, namespace: str, kind: str, name: str) -> list[dict]:
+def _workload_pods(cluster: Any, namespace: str, kind: str, name: str
+                   ) -> list[Mapping[str, Any]]:
     read = cluster.deployment if kind == "Deployment" else cluster.statefulset
     obj = read(namespace, name)
     if obj is None:
@@ -277,7 +279,8 @@ def _workload_pods(cluster: Any, namespace: str, kind: str, name: str) -> list[d
     return pods
 
 
-def log_pods(cluster: Any, namespace: str, release: str, target: str) -> list[dict]:
+def log_pods(cluster: Any, namespace: str, release: str, target: str
+             ) -> list[Mapping[str, Any]]:
     """The pods whose logs `logs <target>` shows, by name."""
     name = state.chart_name
     if target in ("api", "query"):
@@ -313,7 +316,7 @@ def log_pods(cluster: Any, namespace: str, release: str, target: str) -> list[di
     return sorted(pods, key=lambda p: p["metadata"]["name"])
 
 
-def _driver_pod(cluster: Any, namespace: str, app_name: str) -> dict:
+def _driver_pod(cluster: Any, namespace: str, app_name: str) -> Mapping[str, Any]:
     group, version, plural = state.CUSTOM_KINDS["SparkApplication"]
     app = cluster.custom(group, version, plural, namespace, app_name)
     pods = cluster.pods(namespace, state.driver_labels(app_name))
@@ -344,14 +347,14 @@ class _Printer:
             self._stream.flush()
 
 
-def show_logs(cluster: Any, namespace: str, pods: Sequence[dict], follow: bool,
+def show_logs(cluster: Any, namespace: str, pods: Sequence[Mapping[str, Any]], follow: bool,
               tail: int | None, prefix: bool, out: Any, err: TextIO) -> int:
     """Every pod's log; with `follow`, all at once until they end or Ctrl-C. Answers 1 if
     the server refused any of them (its message on stderr, naming the pod)."""
     printer = _Printer(out)
     failed: list[str] = []
 
-    def one(pod: dict) -> None:
+    def one(pod: Mapping[str, Any]) -> None:
         name, container = pod["metadata"]["name"], state.log_container(pod)
         head = f"[{name}] ".encode() if prefix else b""
         blocked = state.log_blocker(pod)

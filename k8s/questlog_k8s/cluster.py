@@ -367,7 +367,7 @@ class ControlPlane:
                  "metadata": {"name": name, "labels": dict(labels or {})}})
             try:
                 client.CoreV1Api(api).create_namespaced_service_account(
-                    name, {"metadata": {"name": "default"}})
+                    name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default")))
             except ApiException as exc:
                 if exc.status != 409:
                     raise ClusterError(f"creating {name}/default service account: "
@@ -455,7 +455,9 @@ def apply_crds(api: object, operators: tuple[str, ...], timeout: float = 90.0) -
     deadline = time.monotonic() + timeout
     for name in names:
         while True:
-            conditions = ext.read_custom_resource_definition(name).status.conditions or []
+            # the API server always answers a CRD with its status
+            status = ext.read_custom_resource_definition(name).status
+            conditions = status.conditions or []  # type: ignore[union-attr]
             if any(c.type == "Established" and c.status == "True" for c in conditions):
                 break
             if time.monotonic() > deadline:

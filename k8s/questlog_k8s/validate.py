@@ -85,7 +85,8 @@ def _describe(index: int, text: str) -> _Document:
         obj = None  # kubeconform reports the syntax error itself
     if not isinstance(obj, dict):
         return _Document(index, text, source=source)
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     return _Document(index, text, str(obj.get("kind") or ""), str(obj.get("apiVersion") or ""),
                      str(meta.get("namespace") or ""), str(meta.get("name") or ""), source)
 

@@ -66,7 +66,7 @@ def _secrets(objects: Iterable[dict[str, Any]]) -> dict[str, dict[str, str]]:
     return out
 
 
-def resolve_env(env: list[dict[str, Any]], secrets: dict[str, dict[str, str]],
+def resolve_env(env: list[dict[str, Any]] | None, secrets: dict[str, dict[str, str]],
                 where: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for var in env or []:

@@ -1,7 +1,8 @@
 """Event payloads built from the registered schemas, never from a hand-written field list.
 
 Each property gets a value from its schema: an `enum` or `examples` entry when the schema
-has one, else a value that fits its type and bounds. Then the game world makes the values
+has one, else a value that fits its type and bounds; a pair the schema orders
+(``x-questlog-greaterThan``) is put in order. Then the game world makes the values
 agree with each other (``coherent``), so a report over load-test data tells a believable
 story: a guild has one name (the schema's examples pair ``guild_id`` and ``guild_name`` by
 position), a sword type has one price list, and a player pays in one currency.
@@ -38,11 +39,17 @@ def properties(event_type: str, rng: random.Random, registry: Registry | None = 
     """Required fields always; each optional one with probability optional_share."""
     et = (registry or load_registry()).get(event_type)
     fields = et.properties_schema.get("properties", {})
-    return {
+    props = {
         name: value_for(name, spec, rng)
         for name, spec in fields.items()
         if name in et.required or rng.random() < optional_share
     }
+    for greater, lesser in et.greater_than:  # the schema's x-questlog-greaterThan
+        if greater in props and lesser in props and not props[greater] > props[lesser]:
+            step = (rng.randint(1, 3) if fields[greater].get("type") == "integer"
+                    else round(rng.uniform(0.5, 10.0), 2))
+            props[greater] = props[lesser] + step
+    return props
 
 
 # Unit prices per sword type (a shop's price list: the usual price and a sale price).

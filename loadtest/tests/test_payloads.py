@@ -5,7 +5,8 @@ import random
 import pytest
 
 from questlog_loadtest import payloads
-from questlog_schemas import load_registry
+from questlog_schemas import Registry, load_registry
+from questlog_schemas.registry import ENVELOPE, GREATER_THAN, read_schema_files
 
 REGISTRY = load_registry()
 
@@ -57,3 +58,20 @@ def test_a_sword_type_has_its_price_list_and_a_player_one_currency():
             currencies.add(props.get("currency"))
         assert len(currencies - {None}) == 1
     assert prices == {sword: set(listed) for sword, listed in payloads.SWORD_PRICES.items()}
+
+
+def test_a_pair_the_schema_orders_comes_in_order():
+    files = read_schema_files()
+    envelope = files.pop(ENVELOPE)["1-0-0"]
+    stage = {"type": "object", "additionalProperties": False, "required": ["low", "high"],
+             "properties": {"low": {"type": "integer", "minimum": 1, "maximum": 9},
+                            "high": {"type": "integer", "minimum": 1, "maximum": 20},
+                            "x": {"type": "number", "minimum": 0},
+                            "y": {"type": "number", "minimum": 0}},
+             GREATER_THAN: {"high": "low", "y": "x"}}
+    registry = Registry(envelope, {**files, "stage": {"1-0-0": stage}})
+    rng = random.Random(11)
+    seen = [payloads.properties("stage", rng, registry, optional_share=1.0) for _ in range(300)]
+    assert all(p["high"] > p["low"] and p["y"] > p["x"] for p in seen)
+    assert all(registry.validate_properties("stage", p) == [] for p in seen)
+    assert len({p["high"] - p["low"] for p in seen}) > 1  # not a fixed offset

@@ -7,7 +7,7 @@ call that answered it, so a PNG copied out of the report still says where it cam
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -61,7 +61,7 @@ def bars(
 
 def lines(
     x: Sequence[str],
-    series: dict[str, Sequence[float]],
+    series: Mapping[str, Sequence[float]],
     title: str,
     ylabel: str,
     as_of: str,

@@ -307,7 +307,7 @@ def guilds(ctx: Context) -> Section:
 
 
 def _latest_event_time(ctx: Context) -> datetime | None:
-    times = [t.get("latest_event_time") for t in _rows(ctx.get("/v1/tables"), "tables")
+    times = [t["latest_event_time"] for t in _rows(ctx.get("/v1/tables"), "tables")
              if t.get("name") != QUARANTINE and t.get("latest_event_time")]
     return max((_parse(t) for t in times), default=None)
 

@@ -11,6 +11,8 @@ Usage::
 
     lake.tables()                                  # {name: Table}: event types, quarantine last
     lake.event_table("purchase_sword").names       # column names, in stored order
+    lake.table_uri("hdfs://nn:8020/lake", "purchase_sword")  # .../lake/tables/purchase_sword
+    lake.checkpoint_uri("file:///var/lake", "extractor")     # .../lake/_checkpoints/extractor
     lake.arrow_schema(lake.QUARANTINE_TABLE)       # needs pyarrow
     questlog_schemas.spark.table_schema(table)     # needs pyspark
 
@@ -28,10 +30,13 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from questlog_schemas.columns import column_type
 from questlog_schemas.registry import Registry, load_registry
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # The lake's column types; each maps to one Arrow type (here) and one Spark type (spark.py).
 LAKE_TYPES = ("string", "long", "int", "double", "boolean", "timestamp", "date")
@@ -45,6 +50,8 @@ ENVELOPE, KAFKA, DERIVED = "envelope", "kafka", "derived"
 PROPERTIES = "properties"
 
 QUARANTINE = "quarantine"
+# Where things live under the lake root (a URI: file://, hdfs://, ...); docs/lake-contract.md
+TABLES_DIR, CHECKPOINTS_DIR = "tables", "_checkpoints"
 # The walkthrough's table names (its Presto SQL runs unchanged against these) -> table.
 ALIASES = {"purchases": "purchase_sword", "guild_joins": "join_guild"}
 
@@ -101,6 +108,21 @@ QUARANTINE_TABLE = Table(QUARANTINE, (
 ), time_column="seen_at", partition_column="seen_date")
 
 
+def tables_root(root: str) -> str:
+    """The folder of every table under the lake root ``root``."""
+    return f"{root.rstrip('/')}/{TABLES_DIR}"
+
+
+def table_uri(root: str, name: str) -> str:
+    """Where table ``name`` lives under the lake root ``root`` (what writers and readers open)."""
+    return f"{tables_root(root)}/{name}"
+
+
+def checkpoint_uri(root: str, query_name: str) -> str:
+    """The streaming checkpoint of the query ``query_name``, on the same storage as the tables."""
+    return f"{root.rstrip('/')}/{CHECKPOINTS_DIR}/{query_name}"
+
+
 def lake_type(name: str, field: dict[str, Any]) -> str:
     """The lake type of a JSON Schema field; ``ValueError`` for one with no column type."""
     kind = column_type(field)
@@ -135,7 +157,7 @@ def property_columns(event_type: str, registry: Registry | None = None) -> tuple
 
 
 def event_table(event_type: str, registry: Registry | None = None) -> Table:
-    """``tables/<event_type>``; ``ValueError`` if a property would repeat a column name."""
+    """The table of ``event_type``; ``ValueError`` if a property would repeat a column name."""
     registry = registry or load_registry()
     columns = (*envelope_columns(registry), *property_columns(event_type, registry),
                *KAFKA_COLUMNS, EVENT_DATE)
@@ -156,14 +178,15 @@ def tables(registry: Registry | None = None) -> dict[str, Table]:
     return {**found, QUARANTINE: QUARANTINE_TABLE}
 
 
-def arrow_schema(table: Table):
+def arrow_schema(table: Table) -> pa.Schema:
     """The Arrow schema readers expect (``pyarrow.Schema``): every field nullable, so that
     a table passes whichever writer (Spark, delta-rs) created it."""
     import pyarrow as pa  # the API installs no pyarrow: import only when asked
 
-    types = {"string": pa.string(), "long": pa.int64(), "int": pa.int32(),
-             "double": pa.float64(), "boolean": pa.bool_(),
-             "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32()}
+    types: dict[str, pa.DataType] = {
+        "string": pa.string(), "long": pa.int64(), "int": pa.int32(),
+        "double": pa.float64(), "boolean": pa.bool_(),
+        "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32()}
     return pa.schema([(c.name, types[c.type]) for c in table.columns])
 
 
@@ -197,7 +220,8 @@ def markdown(registry: Registry | None = None) -> str:
     head = ["| column | type | nullable | from |", "|---|---|---|---|"]
     lines = [
         BEGIN, "",
-        f"## Event tables (`tables/<event_type>`), partitioned by `{some.partition_column}`",
+        f"## Event tables (`{TABLES_DIR}/<event_type>`), partitioned by "
+        f"`{some.partition_column}`",
         "", "One per registered event type: "
         + ", ".join(f"`{t}`" for t in registry.event_types) + ".", "", *head,
         *_rows(envelope_columns(registry), some),
@@ -208,7 +232,8 @@ def markdown(registry: Registry | None = None) -> str:
         lines += [f"### `{name}` properties", "", "| column | type | nullable |", "|---|---|---|",
                   *_rows(property_columns(name, registry), every[name], origin=False), ""]
     q = QUARANTINE_TABLE
-    lines += [f"## Quarantine table (`tables/{q.name}`), partitioned by `{q.partition_column}`",
+    lines += [f"## Quarantine table (`{TABLES_DIR}/{q.name}`), partitioned by "
+              f"`{q.partition_column}`",
               "", *head, *_rows(q.columns, q), "",
               "Also registered in Trino under the walkthrough's names: "
               + ", ".join(f"`{alias}` = `{t}`" for alias, t in ALIASES.items()) + ".", "", END]

@@ -4,6 +4,13 @@ Layout: ``json/<event_type>/<MODEL-REVISION-ADDITION>.json``, plus ``json/envelo
 Validators are compiled once per registry; an event of a known type is checked by a
 single validator (envelope with that type's properties schema inlined) so the hot path
 is one call into Rust.
+
+One keyword beyond JSON Schema, ``x-questlog-greaterThan`` (``GREATER_THAN``), because
+JSON Schema cannot compare two fields: on a type's properties schema,
+``{"to_level": "from_level"}`` says ``to_level`` must be greater than ``from_level``
+whenever both are present. Other JSON Schema tools ignore it (an ``x-`` annotation);
+every questlog consumer honours it: ``validate`` here, the extractor's quarantine rules,
+Locust's payloads.
 """
 
 from __future__ import annotations
@@ -15,15 +22,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, TypeGuard
 
 import jsonschema_rs
 
-from questlog_schemas.violation import Violation, to_violations
+from questlog_schemas.violation import MAX_VIOLATIONS, Violation, to_violations
 
 ENVELOPE = "envelope"
 SCHEMAVER = re.compile(r"^(0|[1-9]\d*)-(0|[1-9]\d*)-(0|[1-9]\d*)$")
 EVENT_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# {"greater": "lesser", ...}: each named property, when both are present, is greater
+GREATER_THAN = "x-questlog-greaterThan"
 
 
 class UnknownEventType(KeyError):
@@ -39,6 +48,8 @@ class EventType:
     properties_schema: dict[str, Any] = field(hash=False, repr=False)
     property_names: tuple[str, ...]
     required: tuple[str, ...]
+    # (greater, lesser) property pairs of ``GREATER_THAN``
+    greater_than: tuple[tuple[str, str], ...] = ()
 
 
 def version_key(version: str) -> tuple[int, int, int]:
@@ -88,6 +99,9 @@ class Registry:
 
         self._event_validators: dict[str, jsonschema_rs.Draft202012Validator] = {}
         self._properties_validators: dict[str, jsonschema_rs.Draft202012Validator] = {}
+        # only the types that have GREATER_THAN pairs: the others skip the check
+        self._greater_than = {name: self.get(name).greater_than for name in self.event_types
+                              if self.get(name).greater_than}
         for name in self.event_types:
             props = _embeddable(self.get(name).properties_schema)
             typed = copy.deepcopy(self.envelope_schema)
@@ -121,18 +135,57 @@ class Registry:
         validator = self._event_validators.get(event_type) if isinstance(event_type, str) else None
         if validator is None:  # unknown or missing type: the envelope reports it
             validator = self._envelope_validator
-        if validator.is_valid(event):
-            return []
-        return to_violations(validator.iter_errors(event))
+        violations = [] if validator.is_valid(event) else to_violations(
+            validator.iter_errors(event))
+        pairs = self._greater_than.get(event_type) if isinstance(event_type, str) else None
+        if pairs:
+            violations += _compare(pairs, event.get("properties"))
+        return violations[:MAX_VIOLATIONS]
 
     def validate_properties(self, event_type: str, properties: Any) -> list[Violation]:
         """Check only ``properties``; paths still start with ``properties.``."""
         validator = self._properties_validators.get(event_type)
         if validator is None:
             return [Violation("event_type", f"unknown event type {event_type!r}"[:200])]
-        if validator.is_valid(properties):
-            return []
-        return to_violations(validator.iter_errors(properties), prefix=("properties",))
+        violations = [] if validator.is_valid(properties) else to_violations(
+            validator.iter_errors(properties), prefix=("properties",))
+        violations += _compare(self._greater_than.get(event_type, ()), properties)
+        return violations[:MAX_VIOLATIONS]
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _compare(pairs: tuple[tuple[str, str], ...], properties: Any) -> list[Violation]:
+    """Violations of ``GREATER_THAN``; a missing or mistyped value is the schema's to report."""
+    if not pairs or not isinstance(properties, dict):
+        return []
+    violations: list[Violation] = []
+    for greater, lesser in pairs:
+        high, low = properties.get(greater), properties.get(lesser)
+        if _is_number(high) and _is_number(low) and not high > low:
+            violations.append(Violation(f"properties.{greater}",
+                                        f"must be greater than {lesser} ({low})"[:200]))
+    return violations
+
+
+def _greater_than(name: str, schema: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The ``GREATER_THAN`` pairs of a properties schema; ``ValueError`` for one that names
+    an undeclared or non-numeric property (a rule no consumer could check)."""
+    from questlog_schemas.columns import json_type  # columns imports this module
+
+    declared = schema.get(GREATER_THAN, {})
+    if not isinstance(declared, dict):
+        raise ValueError(f"{name}: {GREATER_THAN} must be an object of property names")
+    fields = schema.get("properties", {})
+    for pair in declared.items():
+        for prop in pair:
+            spec = fields.get(prop) if isinstance(prop, str) else None
+            if spec is None or json_type(spec) not in ("integer", "number"):
+                raise ValueError(f"{name}: {GREATER_THAN} names {prop!r}, which is not a "
+                                 "numeric property of the type")
+    return tuple(declared.items())
 
 
 def _event_type(name: str, version: str, schema: dict[str, Any]) -> EventType:
@@ -143,6 +196,7 @@ def _event_type(name: str, version: str, schema: dict[str, Any]) -> EventType:
         properties_schema=schema,
         property_names=tuple(schema.get("properties", {})),
         required=tuple(schema.get("required", ())),
+        greater_than=_greater_than(f"{name} {version}", schema),
     )
 
 

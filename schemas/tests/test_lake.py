@@ -64,14 +64,24 @@ def test_quarantine_table():
     assert table.property_names == ()
 
 
-def test_a_new_event_type_is_a_new_table_with_no_other_change():
-    registry = with_type("level_up", {"level": {"type": "integer"},
-                                      "reached_at": {"type": "string", "format": "date-time"}})
-    assert list(lake.tables(registry)) == ["join_guild", "level_up", "purchase_sword",
-                                           "quarantine"]
-    assert layout(lake.event_table("level_up", registry)) == [
-        *ENVELOPE_COLUMNS, ("level", "long", False), ("reached_at", "timestamp", True), *TAIL]
-    assert "`level_up`" in lake.markdown(registry)
+def test_a_new_event_type_is_a_new_table_with_no_other_change(registry):
+    more = with_type("open_chest", {"chest_level": {"type": "integer"},
+                                    "opened_at": {"type": "string", "format": "date-time"}})
+    assert list(lake.tables(more)) == [*sorted([*registry.event_types, "open_chest"]),
+                                       "quarantine"]
+    assert layout(lake.event_table("open_chest", more)) == [
+        *ENVELOPE_COLUMNS, ("chest_level", "long", False), ("opened_at", "timestamp", True),
+        *TAIL]
+    assert "`open_chest`" in lake.markdown(more)
+
+
+@pytest.mark.parametrize("root", ["file:///var/lake", "file:///var/lake/",
+                                  "hdfs://nn:8020/lake"])
+def test_where_tables_and_checkpoints_live(root):
+    base = root.rstrip("/")
+    assert lake.table_uri(root, "join_guild") == f"{base}/tables/join_guild"
+    assert lake.table_uri(root, lake.QUARANTINE) == f"{base}/tables/quarantine"
+    assert lake.checkpoint_uri(root, "extractor") == f"{base}/_checkpoints/extractor"
 
 
 @pytest.mark.parametrize("field", [{"type": "object", "properties": {}},

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,7 +34,7 @@ def apply(name: str, patch=None) -> None:
     module.apply(patch or _SetAttr())
 
 
-def env(name: str | None, base: dict[str, str] | None = None) -> dict[str, str]:
+def env(name: str | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment variables that carry sabotage ``name`` into a child process
     (none when ``name`` is None)."""
     if not name:

@@ -22,9 +22,13 @@ import dataclasses
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
+N = TypeVar("N", int, float)
 Parser = Callable[[str], Any]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -47,7 +51,7 @@ def check(service: str, prefix: str, checks: Iterable[tuple[bool, str]]) -> None
 
 
 def read(prefix: str, table: Mapping[str, tuple[Parser, Any]],
-         environ: Mapping[str, str] | None = None, *, service: str = "questlog") -> dict:
+         environ: Mapping[str, str] | None = None, *, service: str = "questlog") -> dict[str, Any]:
     """``{NAME: value}`` for each ``NAME: (parser, default)`` of ``table``;
     ``SettingsError`` naming every bad variable."""
     values, problems = _parse(prefix, {name: p for name, (p, _) in table.items()}, environ)
@@ -61,12 +65,12 @@ def from_env(cls: type[T], prefix: str, parsers: Mapping[str, Parser],
              values: Mapping[str, Any] | None = None) -> T:
     """``cls`` built from the variables of the fields in ``parsers``, over ``values``
     (what the caller decided itself, e.g. a default that depends on the command)."""
-    names = {spec.name.upper(): spec.name for spec in dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = {spec.name.upper(): spec.name for spec in dataclasses.fields(cls)
              if spec.name in parsers}
     parsed, problems = _parse(prefix, {n: parsers[f] for n, f in names.items()}, environ)
     kwargs = dict(values or {})
     kwargs.update({names[name]: value for name, value in parsed.items()})
-    required = [spec.name for spec in dataclasses.fields(cls)  # type: ignore[arg-type]
+    required = [spec.name for spec in dataclasses.fields(cls)
                 if spec.default is dataclasses.MISSING
                 and spec.default_factory is dataclasses.MISSING]
     for name in required:
@@ -153,7 +157,7 @@ def log_level(raw: str) -> str:
     return level
 
 
-def _within(value: Any, minimum: Any, maximum: Any) -> Any:
+def _within(value: N, minimum: N | None, maximum: N | None) -> N:
     if minimum is not None and value < minimum:
         raise ValueError(f"must be >= {minimum}")
     if maximum is not None and value > maximum:

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from questlog_service.logs import REQUEST_ID
@@ -61,7 +61,7 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-def error_response(exc: ApiError, realm: str = "questlog"):
+def error_response(exc: ApiError, realm: str = "questlog") -> Response:
     body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
     response = jsonify(body)
     response.status_code = exc.status
@@ -82,14 +82,14 @@ def register_errors(app: Flask, realm: str = "questlog",
     a 401's ``WWW-Authenticate``."""
 
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
+    def _api_error(exc: ApiError) -> Response:
         return error_response(exc, realm)
 
     for kind, to_api_error in (domain or {}).items():
         app.register_error_handler(kind, _mapped(to_api_error, realm))
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
+    def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         message = "request body too large" if status == 413 else exc.description or exc.name
         response = error_response(ApiError(status, message, code=CODES.get(status, "http_error")),
@@ -100,14 +100,15 @@ def register_errors(app: Flask, realm: str = "questlog",
         return response
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error: %s", type(exc).__name__)
         details = {"request_id": REQUEST_ID.get()} if REQUEST_ID.get() else {}
         return error_response(ApiError(500, "internal server error", details), realm)
 
 
-def _mapped(to_api_error: Callable[[Any], ApiError], realm: str):
-    def handler(exc: Exception):
+def _mapped(to_api_error: Callable[[Any], ApiError], realm: str
+            ) -> Callable[[Exception], Response]:
+    def handler(exc: Exception) -> Response:
         return error_response(to_api_error(exc), realm)
 
     return handler

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 from questlog_service.logs import REQUEST_ID
 from questlog_service.metrics import RequestMetrics
@@ -46,7 +46,7 @@ def install_request_hooks(app: Flask, metrics: RequestMetrics, logger: str,
         g.request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else os.urandom(16).hex()
         REQUEST_ID.set(g.request_id)
 
-    def finish(response):
+    def finish(response: Response) -> Response:
         # every request pays for this hook: one proxy lookup each for request and g
         req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
         elapsed = time.perf_counter() - getattr(ctx, "started", time.perf_counter())

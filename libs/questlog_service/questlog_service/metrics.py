@@ -38,7 +38,7 @@ class RequestMetrics:
         self.requests = Counter(f"{prefix}_requests", "HTTP requests answered", LABELS)
         self.seconds = Histogram(f"{prefix}_request_seconds", "Request handling time",
                                  LABELS[:1], buckets=tuple(buckets))
-        self._children: dict[tuple[str, str, int], tuple] = {}
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def count(self, route: str, method: str, status: int, seconds: float) -> None:
         """One answer; the labelled children are looked up once per (route, method,

@@ -30,11 +30,11 @@ def ops_blueprint(*, ready: Callable[[], tuple[bool, str | None]],
     bp = Blueprint("ops", __name__)
 
     @bp.get("/healthz")
-    def healthz():
+    def healthz() -> Response:
         return jsonify(status="ok")
 
     @bp.get("/readyz")
-    def readyz():
+    def readyz() -> Response:
         ok, reason = ready()
         if ok:
             return jsonify(status="ready")
@@ -44,12 +44,12 @@ def ops_blueprint(*, ready: Callable[[], tuple[bool, str | None]],
         return response
 
     @bp.get("/metrics")
-    def metrics():
+    def metrics() -> Response:
         body, content_type = render()
         return Response(body, content_type=content_type)
 
     @bp.get("/openapi.json")
-    def openapi_document():
+    def openapi_document() -> Response:
         return jsonify(openapi())
 
     return bp

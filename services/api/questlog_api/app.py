@@ -35,8 +35,9 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Fl
         configure_logging(SERVICE, settings.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
-    app.json.compact = True
+    # Flask types app.json as the JSONProvider base; its default provider has both
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = ApiState(

@@ -13,15 +13,20 @@ import itertools
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from werkzeug.exceptions import HTTPException
 
 from questlog_service.errors import ApiError
 
+if TYPE_CHECKING:
+    from flask import Request
+    from werkzeug.datastructures import Headers
+
 KEY_HEADER = "X-Questlog-Key"
 
 
-def presented_key(headers) -> str | None:
+def presented_key(headers: Headers) -> str | None:
     auth = headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
@@ -30,7 +35,7 @@ def presented_key(headers) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
-def check_write_key(write_keys: tuple[str, ...], headers) -> None:
+def check_write_key(write_keys: tuple[str, ...], headers: Headers) -> None:
     """Raise 401 unless keys are off or a configured key was presented."""
     if not write_keys:
         return
@@ -101,7 +106,7 @@ class BodyDeadlines:
 _DEADLINES = BodyDeadlines()
 
 
-def read_body(request) -> bytes:
+def read_body(request: Request) -> bytes:
     """The request body; 408 when it did not arrive within ``BODY_TIMEOUT_S``, 400 when
     its framing is broken (the server's parser raises its own errors mid-read, e.g. a
     chunk size that is not hex)."""

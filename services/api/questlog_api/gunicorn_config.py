@@ -22,8 +22,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from questlog_service import env, multiproc  # neither imports prometheus_client
+
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.workers.base import Worker
 
 try:
     _server = env.read("QUESTLOG_API_", {
@@ -49,7 +54,7 @@ errorlog = "-"
 preload_app = False  # each worker imports the app (and creates its producer) after fork
 
 
-def on_starting(server) -> None:
+def on_starting(server: Arbiter) -> None:
     """Check the settings once in the master (a clear message, not a traceback per worker),
     and start with an empty metrics dir: files of a previous run would be summed in."""
     from questlog_api.settings import Settings, SettingsError
@@ -68,21 +73,21 @@ def on_starting(server) -> None:
     multiproc.empty()
 
 
-def post_fork(server, worker) -> None:
+def post_fork(server: Arbiter, worker: Worker) -> None:
     """A producer inherited from the master (preload_app) is unusable: drop it."""
     from questlog_api.sink import after_fork  # imports neither the app nor a Kafka client
 
     after_fork()
 
 
-def post_worker_init(worker) -> None:
+def post_worker_init(worker: Worker) -> None:
     """Logged once a worker has imported the app and accepts connections. Until every
     worker said so, the first ones accept every connection opened meanwhile (keep-alive
     clients then stay on them): load tests wait for all (bench/harness.py)."""
     worker.log.info("worker ready (pid %s)", worker.pid)
 
 
-def worker_exit(server, worker) -> None:
+def worker_exit(server: Arbiter, worker: Worker) -> None:
     """SIGTERM / graceful stop: flush every event handed to Kafka before exiting."""
     from questlog_api.sink import before_exit
 
@@ -92,11 +97,13 @@ def worker_exit(server, worker) -> None:
 _MADE: list[Path] = []  # folders on_starting made, removed on exit
 
 
-def on_exit(server) -> None:
+def on_exit(server: Arbiter) -> None:
     for folder in _MADE:
         shutil.rmtree(folder, ignore_errors=True)
     multiproc.remove_made()
 
 
-def child_exit(server, worker) -> None:
-    multiproc.mark_dead(worker.pid)
+def child_exit(server: Arbiter, worker: Worker) -> None:
+    # types-gunicorn types Worker.pid as str (its "[booting]" placeholder); the master's
+    # worker objects hold the child's int pid
+    multiproc.mark_dead(worker.pid)  # type: ignore[arg-type]

@@ -93,7 +93,8 @@ def event_in_schema(registry: Registry) -> dict[str, Any]:
 
 
 def document(registry: Registry, settings: Settings) -> dict[str, Any]:
-    security = [{"bearer": []}, {"writeKey": []}] if settings.write_keys else []
+    security: list[dict[str, list[str]]] = (
+        [{"bearer": []}, {"writeKey": []}] if settings.write_keys else [])
     legacy_paths: dict[str, Any] = {}
     for event_type, spec in LEGACY_ROUTES.items():
         props = registry.get(event_type).properties_schema.get("properties", {})

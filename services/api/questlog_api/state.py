@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from flask import current_app
 
@@ -23,4 +24,4 @@ class ApiState:
 
 
 def state() -> ApiState:
-    return current_app.extensions[EXTENSION]
+    return cast(ApiState, current_app.extensions[EXTENSION])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -65,7 +66,7 @@ def offsets_behind(end: Any, latest: Any) -> int:
                for topic, parts in latest_map.items() for part, n in parts.items())
 
 
-def summarize(progress: dict[str, Any]) -> dict[str, Any]:
+def summarize(progress: Mapping[str, Any]) -> dict[str, Any]:
     """The few numbers worth a log line out of a StreamingQueryProgress dict."""
     sources = progress.get("sources") or [{}]
     source = sources[0]
@@ -124,7 +125,7 @@ class ProgressReporter:
         self._probe_failing = False
         OFFSETS_BEHIND.set(lag.offsets_behind(self.end_offsets, latest))
 
-    def report(self, progresses: list[dict[str, Any]] | None) -> None:
+    def report(self, progresses: Sequence[Mapping[str, Any]] | None) -> None:
         for progress in progresses or []:
             batch_id = progress.get("batchId", -1)
             if batch_id <= self.last_batch_id:

@@ -109,8 +109,9 @@ def _jvm_ignoring_sigterm() -> Iterator[None]:
         kwargs["preexec_fn"] = preexec
         return real_popen(*args, **kwargs)
 
-    java_gateway.Popen = popen
+    # mypy refuses to rebind a class name: py4j's module-level Popen, patched for this start
+    java_gateway.Popen = popen  # type: ignore[misc, assignment]
     try:
         yield
     finally:
-        java_gateway.Popen = real_popen
+        java_gateway.Popen = real_popen  # type: ignore[misc]

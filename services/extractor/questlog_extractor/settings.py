@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from questlog_schemas import lake
 from questlog_service import env
 from questlog_service.env import SettingsError
 
@@ -62,16 +63,12 @@ class Settings:
     # `compact`'s loop: seconds between passes; None = one pass (``--every`` overrides)
     compact_every_s: int | None = None
 
-    @property
-    def tables_root(self) -> str:
-        return f"{self.lake_root}/tables"
-
     def table_uri(self, name: str) -> str:
-        return f"{self.tables_root}/{name}"
+        return lake.table_uri(self.lake_root, name)
 
     @property
     def checkpoint_uri(self) -> str:
-        return f"{self.lake_root}/_checkpoints/{self.query_name}"
+        return lake.checkpoint_uri(self.lake_root, self.query_name)
 
     @property
     def state_store_class(self) -> str:

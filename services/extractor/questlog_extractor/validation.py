@@ -3,7 +3,8 @@
 Everything here is a plain Spark expression (no Python UDF): ``from_json`` does the
 parsing, these rules say why a row cannot be stored. They are derived from the schema
 files (required, type, maxLength/minLength, enum, const, pattern, minimum/maximum,
-format uuid/date-time), so a new field or type needs no code here.
+format uuid/date-time, and the registry's ``x-questlog-greaterThan``), so a new field or
+type needs no code here.
 
 Reasons (the quarantine table's ``reason`` column):
 
@@ -13,7 +14,8 @@ Reasons (the quarantine table's ``reason`` column):
 - ``missing_field: <path>``  a required field is absent or null
 - ``wrong_type: <path>``     present, but not of the declared JSON type
 - ``too_large: <path>``      a string over its ``maxLength``
-- ``invalid_value: <path>``  enum/const/pattern/minimum/maximum/minLength/format
+- ``invalid_value: <path>``  enum/const/pattern/minimum/maximum/minLength/format, or not
+  greater than the field ``x-questlog-greaterThan`` names
 
 Strings are parsed leniently: Spark turns a JSON number in a string field into its
 text, so ``{"player_id": 5}`` is stored as ``"5"`` (the API rejects it upstream); an
@@ -30,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, StringType, StructField, StructType, TimestampType
 
 from questlog_schemas.columns import json_type
+from questlog_schemas.registry import GREATER_THAN
 
 CORRUPT = "_corrupt_record"
 MAX_RAW_CHARS = 64 * 1024
@@ -139,12 +142,18 @@ def field_rules(spec: dict[str, Any], value: Column, raw: Column, json_path: str
 def object_rules(schema: dict[str, Any], parsed: Column, raw: Column, json_path: str = "$",
                  prefix: str = "", corrupt: Column | None = None,
                  times: Mapping[str, Column] | None = None) -> list[Column]:
-    """Reasons for every field of an object schema, in schema order."""
+    """Reasons for every field of an object schema, in schema order, then its comparisons
+    (a field's own rule is the reason first named)."""
     corrupt = parsed[CORRUPT] if corrupt is None else corrupt
     required = set(schema.get("required", ()))
-    return [
+    rules = [
         rule
         for name, spec in schema.get("properties", {}).items()
         for rule in field_rules(spec, parsed[name], raw, f"{json_path}.{name}", prefix + name,
                                 name in required, corrupt, times)
     ]
+    for greater, lesser in schema.get(GREATER_THAN, {}).items():  # as Registry.validate
+        high, low = parsed[greater], parsed[lesser]
+        rules.append(_reason(high.isNotNull() & low.isNotNull() & (high <= low),
+                             f"invalid_value: {prefix}{greater}"))
+    return rules

@@ -24,6 +24,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -36,7 +37,7 @@ from pyspark.sql import functions as F
 
 from questlog_extractor import metrics, transforms
 from questlog_extractor.settings import Settings
-from questlog_schemas import load_registry
+from questlog_schemas import Registry, load_registry
 
 log = logging.getLogger("questlog_extractor.writers")
 
@@ -56,7 +57,7 @@ TEST_PAUSE_POINTS = ("between-tables", "after-commits")
 class BatchWriter:
     """``foreachBatch`` sink: the batch written by the strategy ``writer_for`` picks."""
 
-    def __init__(self, settings: Settings, registry=None) -> None:
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
         self.settings = settings
         self.pause = PauseForKillTest.from_env(os.environ)
         self.strategy = writer_for(settings, registry or load_registry(), self.pause)
@@ -82,17 +83,19 @@ class BatchWriter:
                 self.pause.hold("after-commits", batch_id)
 
 
-def writer_for(settings: Settings, registry=None,
+def writer_for(settings: Settings, registry: Registry | None = None,
                pause: PauseForKillTest | None = None) -> DeltaRsWriter | SparkWriter:
     """The strategy ``settings.writer`` names (the only place it is looked at)."""
-    strategy = {"delta-rs": DeltaRsWriter, "spark": SparkWriter}[settings.writer]
+    strategies: dict[str, type[DeltaRsWriter | SparkWriter]] = {
+        "delta-rs": DeltaRsWriter, "spark": SparkWriter}
+    strategy = strategies[settings.writer]
     return strategy(settings, registry, pause)
 
 
 class DeltaRsWriter:
     """delta-rs strategy: the driver collects the batch as Arrow and commits each table."""
 
-    def __init__(self, settings: Settings, registry=None,
+    def __init__(self, settings: Settings, registry: Registry | None = None,
                  pause: PauseForKillTest | None = None) -> None:
         self.settings = settings
         self.registry = registry or load_registry()
@@ -115,10 +118,11 @@ class DeltaRsWriter:
         good = pc.is_null(rows["reason"])
         writes: list[tuple[Any, str, str]] = []
         for event_type in self.registry.event_types:
-            mine = rows.filter(pc.and_(good, pc.equal(rows["event_type"], event_type)))
+            # pyarrow-stubs want a Scalar here; pyarrow wraps a Python value itself
+            mine = rows.filter(pc.and_(good, pc.equal(rows["event_type"], event_type)))  # type: ignore[call-overload]
             if mine.num_rows:
-                schema = self._arrow_schema(event_type, lambda t=event_type: (
-                    transforms.to_event_table(batch, t, self.registry)))
+                schema = self._arrow_schema(event_type, functools.partial(
+                    transforms.to_event_table, batch, event_type, self.registry))
                 writes.append((mine.select(schema.names).cast(schema), event_type, "event_date"))
         bad = rows.filter(pc.invert(good))
         if bad.num_rows:
@@ -191,7 +195,7 @@ class DeltaRsWriter:
 class SparkWriter:
     """Spark strategy: each table appended by Spark's Delta writer (files by the executors)."""
 
-    def __init__(self, settings: Settings, registry=None,
+    def __init__(self, settings: Settings, registry: Registry | None = None,
                  pause: PauseForKillTest | None = None) -> None:
         self.settings = settings
         self.registry = registry or load_registry()

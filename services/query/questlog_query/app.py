@@ -16,7 +16,7 @@ from flask import Flask
 from questlog_query import metrics
 from questlog_query.engine import Engine
 from questlog_query.errors import QueryTimeout, SqlFailed, SqlOutOfMemory, SqlRejected
-from questlog_query.lake import Lake, LakeUnavailable
+from questlog_query.lake import Lake, LakeUnavailable, Snapshot
 from questlog_query.openapi import document
 from questlog_query.pipeline import PipelineStatus
 from questlog_query.sandbox import SqlSandbox
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, lake: Lake | None = None) -> Fl
     app.json.sort_keys = False  # type: ignore[attr-defined]
     lake = lake or Lake.from_settings(settings)
 
-    def refresh(name: str):  # for a query whose snapshot's files a VACUUM deleted
+    def refresh(name: str) -> Snapshot:  # for a query whose snapshot's files a VACUUM deleted
         return lake.snapshot(name, force=True)
 
     app.extensions[EXTENSION] = QueryState(

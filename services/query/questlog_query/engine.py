@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import duckdb
@@ -21,7 +21,11 @@ from questlog_query import metrics
 from questlog_query.errors import QueryTimeout
 from questlog_query.lake import LakeUnavailable, Snapshot
 
+if TYPE_CHECKING:
+    from questlog_query.settings import Settings
+
 Refresh = Callable[[str], Snapshot]  # table name -> its latest snapshot, checked now
+R = TypeVar("R")
 
 
 class SnapshotFilesGone(LakeUnavailable):
@@ -35,8 +39,8 @@ def files_gone(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) or "FileNotFoundError" in str(exc)
 
 
-def with_fresh_snapshots(run: Callable[[Mapping[str, Snapshot]], Any],
-                         snapshots: Mapping[str, Snapshot], refresh: Refresh | None) -> Any:
+def with_fresh_snapshots(run: Callable[[Mapping[str, Snapshot]], R],
+                         snapshots: Mapping[str, Snapshot], refresh: Refresh | None) -> R:
     """``run(snapshots)``; if their files were vacuumed away meanwhile, once more on each
     table's latest version (a maintenance run with retention 0 deletes the files of the
     version before its compaction at once, while a worker may still hold that version for
@@ -137,7 +141,7 @@ class Engine:
         self._local = threading.local()
 
     @classmethod
-    def from_settings(cls, settings, refresh: Refresh | None = None) -> Engine:
+    def from_settings(cls, settings: Settings, refresh: Refresh | None = None) -> Engine:
         root = settings.lake_root
         lake_dir = unquote(urlparse(root).path) if root.startswith("file://") else None
         return cls(settings.duckdb_memory_limit, settings.duckdb_threads, settings.query_timeout_s,
@@ -185,7 +189,8 @@ class Engine:
                 registered[name] = snap
         with Watchdog(cursor, self.timeout_s) as dog:
             try:
-                return cursor.sql(sql, params=dict(params)).to_arrow_table()
+                table: pa.Table = cursor.sql(sql, params=dict(params)).to_arrow_table()
+                return table
             except duckdb.InterruptException:
                 if dog.fired:
                     metrics.QUERY_TIMEOUTS.labels("rest").inc()

@@ -36,7 +36,7 @@ Run = Callable[[Snapshot, datetime | None], pa.Table]
 
 
 class _File(NamedTuple):
-    index: int
+    file_index: int  # in the snapshot's files
     rows: int
     time_min: datetime
     time_max: datetime
@@ -79,8 +79,8 @@ def first_rows(snap: Snapshot, run: Run, *, limit: int, descending: bool = False
     while True:
         edge = _edge(known, budget, descending)
         if edge is None:
-            return run(snap.subset([f.index for f in known] + unknown), None)
-        part = [f.index for f in known
+            return run(snap.subset([f.file_index for f in known] + unknown), None)
+        part = [f.file_index for f in known
                 if (f.time_max >= edge if descending else f.time_min <= edge)]
         table = run(snap.subset(part + unknown), edge)
         if table.num_rows >= limit:

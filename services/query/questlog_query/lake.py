@@ -7,7 +7,7 @@ between checks, and while the version is unchanged, a query does no metadata I/O
 
 Usage::
 
-    lake = Lake(settings)
+    lake = Lake.from_settings(settings)      # or Lake(lake_root, snapshot_ttl_s)
     snap = lake.snapshot("purchase_sword")   # Snapshot(version=..., dataset=..., rows=...)
 """
 
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -29,6 +30,10 @@ from deltalake.exceptions import TableNotFoundError
 
 from questlog_query import metrics
 from questlog_query.catalog import TableSpec, catalog
+from questlog_schemas import lake as layout
+
+if TYPE_CHECKING:
+    from questlog_query.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +132,7 @@ def _file_stats(table: DeltaTable, files: tuple[str, ...], spec: TableSpec
     by_path = {
         unquote(path): FileStats(int(rows or 0), _as_utc(lo), _as_utc(hi))
         for path, rows, lo, hi in zip(
-            adds.column("path").to_pylist(),
+            cast("list[str]", adds.column("path").to_pylist()),  # an add action has a path
             adds.column("num_records").to_pylist() if "num_records" in names else nothing,
             adds.column(low).to_pylist() if low in names else nothing,
             adds.column(high).to_pylist() if high in names else nothing, strict=True)
@@ -161,22 +166,22 @@ class Lake:
 
     def __init__(
         self,
-        tables_root: str,
+        lake_root: str,
         snapshot_ttl_s: float = 1.0,
         specs: dict[str, TableSpec] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.tables_root = tables_root.rstrip("/")
+        self.lake_root = lake_root.rstrip("/")
         self.ttl = snapshot_ttl_s
         self._clock = clock
         self._entries = {
-            name: _Entry(spec, f"{self.tables_root}/{name}")
+            name: _Entry(spec, layout.table_uri(self.lake_root, name))
             for name, spec in (specs or catalog()).items()
         }
 
     @classmethod
-    def from_settings(cls, settings) -> Lake:
-        return cls(settings.tables_root, settings.snapshot_ttl_s)
+    def from_settings(cls, settings: Settings) -> Lake:
+        return cls(settings.lake_root, settings.snapshot_ttl_s)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -254,7 +259,7 @@ class Lake:
 
     def check_reachable(self) -> str | None:
         """None when every table could be opened (or is absent), else the first error."""
-        root = self.tables_root.rsplit("/tables", 1)[0]
+        root = self.lake_root
         if root.startswith("file://"):
             import os
 

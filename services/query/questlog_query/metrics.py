@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge
 
 from questlog_service.metrics import RequestMetrics
@@ -39,7 +41,7 @@ QUERY_TIMEOUTS = Counter(
 )
 
 
-def initialize(tables) -> None:
+def initialize(tables: Iterable[str]) -> None:
     """Zero the error counters of every known label value, so that they are exported (a
     labelled counter nobody incremented has no series, least of all across gunicorn's
     workers) and rate() over them starts at 0 rather than at the first error."""

@@ -10,7 +10,8 @@ from questlog_query.catalog import catalog, event_types
 _TIME = {"type": "string", "format": "date-time"}
 
 
-def _query(name: str, schema: dict[str, Any], description: str, required: bool = False):
+def _query(name: str, schema: dict[str, Any], description: str, required: bool = False
+           ) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
@@ -83,7 +84,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     }
 
 
-def _get(summary: str, parameters: list, ok: dict[str, Any], *errors: int) -> dict[str, Any]:
+def _get(summary: str, parameters: list[dict[str, Any]], ok: dict[str, Any], *errors: int
+         ) -> dict[str, Any]:
     return {
         "get": {
             "summary": summary,

@@ -28,12 +28,15 @@ from prometheus_client.parser import text_string_to_metric_families
 SCRAPE_TIMEOUT_S = 1.0
 MAX_BYTES = 4 * 1024 * 1024
 
+# {sample_name: [(labels, value), ...]}
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
 
 class ScrapeFailed(Exception):
     """A metrics endpoint did not answer with Prometheus text."""
 
 
-def scrape(url: str, timeout_s: float = SCRAPE_TIMEOUT_S) -> dict[str, list[tuple[dict, float]]]:
+def scrape(url: str, timeout_s: float = SCRAPE_TIMEOUT_S) -> Samples:
     """Samples by name: ``{sample_name: [(labels, value), ...]}``."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - operator-set URL
@@ -42,7 +45,7 @@ def scrape(url: str, timeout_s: float = SCRAPE_TIMEOUT_S) -> dict[str, list[tupl
         raise ScrapeFailed(f"{url}: {getattr(exc, 'reason', exc)}") from None
     if len(body) > MAX_BYTES:
         raise ScrapeFailed(f"{url}: more than {MAX_BYTES} bytes")
-    samples: dict[str, list[tuple[dict, float]]] = defaultdict(list)
+    samples: Samples = defaultdict(list)
     try:
         for family in text_string_to_metric_families(body.decode("utf-8", "replace")):
             for sample in family.samples:
@@ -52,18 +55,18 @@ def scrape(url: str, timeout_s: float = SCRAPE_TIMEOUT_S) -> dict[str, list[tupl
     return samples
 
 
-def _total(samples: dict, name: str) -> float:
+def _total(samples: Samples, name: str) -> float:
     return sum(value for _, value in samples.get(name, []))
 
 
-def _by(samples: dict, name: str, label: str) -> dict[str, int]:
+def _by(samples: Samples, name: str, label: str) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
     for labels, value in samples.get(name, []):
         out[labels.get(label, "")] += int(value)
     return dict(sorted(out.items()))
 
 
-def extractor_view(samples: dict, now: float) -> dict[str, Any]:
+def extractor_view(samples: Samples, now: float) -> dict[str, Any]:
     info = samples.get("questlog_extractor_info") or [({}, 0.0)]
     last = _total(samples, "questlog_extractor_last_progress_timestamp_seconds")
     return {
@@ -83,7 +86,7 @@ def extractor_view(samples: dict, now: float) -> dict[str, Any]:
     }
 
 
-def api_view(samples: dict, now: float) -> dict[str, Any]:
+def api_view(samples: Samples, now: float) -> dict[str, Any]:
     return {
         "events_accepted": _by(samples, "questlog_api_events_accepted_total", "event_type"),
         "events_rejected": _by(samples, "questlog_api_events_rejected_total", "reason"),

@@ -11,7 +11,7 @@ are domain errors (``questlog_query.errors``) that the app maps to HTTP.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -20,6 +20,9 @@ from questlog_query import metrics
 from questlog_query.engine import Refresh, Watchdog, connect, files_gone, with_fresh_snapshots
 from questlog_query.errors import QueryTimeout, SqlFailed, SqlOutOfMemory, SqlRejected
 from questlog_query.lake import Snapshot
+
+if TYPE_CHECKING:
+    from questlog_query.settings import Settings
 
 MAX_SQL_CHARS = 100_000
 
@@ -56,7 +59,7 @@ class SqlSandbox:
         self.timeout_s = timeout_s
 
     @classmethod
-    def from_settings(cls, settings, refresh: Refresh | None = None) -> SqlSandbox:
+    def from_settings(cls, settings: Settings, refresh: Refresh | None = None) -> SqlSandbox:
         return cls(
             settings.duckdb_memory_limit,
             settings.duckdb_threads,

@@ -55,10 +55,6 @@ class Settings:
         env.check(SERVICE, PREFIX, _check(self))
 
     @property
-    def tables_root(self) -> str:
-        return self.lake_root.rstrip("/") + "/tables"
-
-    @property
     def sql_enabled(self) -> bool:
         return bool(self.read_token)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from flask import current_app
 
@@ -25,4 +26,4 @@ class QueryState:
 
 
 def state() -> QueryState:
-    return current_app.extensions[EXTENSION]
+    return cast(QueryState, current_app.extensions[EXTENSION])

@@ -36,6 +36,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from questlog_schemas import lake
 from questlog_service.logs import configure_logging
@@ -93,14 +94,14 @@ class SyncSettings:
                    every_s=every_s)
 
 
-def execute(url: str, user: str, sql: str, timeout: float = 60.0) -> list[list]:
+def execute(url: str, user: str, sql: str, timeout: float = 60.0) -> list[list[Any]]:
     """Run one statement through Trino's client protocol; the rows, or TrinoError."""
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"not an http(s) URL: {url!r}")
     request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
         f"{url}/v1/statement", data=sql.encode(), method="POST",
         headers={"X-Trino-User": user, "X-Trino-Source": "questlog-trino-sync"})
-    rows: list[list] = []
+    rows: list[list[Any]] = []
     deadline = time.monotonic() + timeout
     while True:
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - http(s) only
@@ -119,7 +120,7 @@ def execute(url: str, user: str, sql: str, timeout: float = 60.0) -> list[list]:
 
 def wanted(lake_root: str) -> dict[str, str]:
     """Trino table name -> Delta table location, for every table of the lake contract."""
-    tables = {name: f"{lake_root}/tables/{name}" for name in lake.tables()}
+    tables = {name: lake.table_uri(lake_root, name) for name in lake.tables()}
     for alias, table in lake.ALIASES.items():  # the walkthrough's names
         if table in tables:
             tables[alias] = tables[table]

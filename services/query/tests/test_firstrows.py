@@ -31,7 +31,7 @@ def table(lake_dir, gen):
     for chunk in chunks:
         gen.write(lake_dir, "purchase_sword", chunk)
     assert len(chunks) == FILES
-    lake = Lake((lake_dir / "tables").as_uri(), 60.0)
+    lake = Lake(lake_dir.as_uri(), 60.0)
     return rows, lake, Engine("256MB", 1, 30.0, str(lake_dir)), rng
 
 

@@ -16,7 +16,7 @@ class FakeClock:
 
 
 def test_missing_table_is_empty_not_an_error(lake_dir: Path):
-    lake = Lake((lake_dir / "tables").as_uri(), 0)
+    lake = Lake(lake_dir.as_uri(), 0)
     snap = lake.snapshot("purchase_sword")
     assert snap.version is None
     assert snap.rows == 0
@@ -25,7 +25,7 @@ def test_missing_table_is_empty_not_an_error(lake_dir: Path):
 
 
 def test_snapshot_matches_committed_rows(lake_dir: Path, events):
-    lake = Lake((lake_dir / "tables").as_uri(), 0)
+    lake = Lake(lake_dir.as_uri(), 0)
     snap = lake.snapshot("purchase_sword")
     assert snap.version == 1
     assert snap.rows == 400 == snap.dataset.count_rows()
@@ -41,14 +41,14 @@ def test_uncommitted_parquet_is_never_read(lake_dir: Path, events):
     orphan = committed[0].with_name("part-99999-orphan-c000.snappy.parquet")
     shutil.copy(committed[0], orphan)
     assert orphan.name not in {Path(f).name for f in DeltaTable(table_dir.as_uri()).file_uris()}
-    snap = Lake((lake_dir / "tables").as_uri(), 0).snapshot("purchase_sword")
+    snap = Lake(lake_dir.as_uri(), 0).snapshot("purchase_sword")
     assert snap.dataset.count_rows() == 400
     assert all("orphan" not in f for f in snap.dataset.files)
 
 
 def test_new_version_is_picked_up_after_ttl_only(lake_dir: Path, events, monkeypatch, gen):
     clock = FakeClock()
-    lake = Lake((lake_dir / "tables").as_uri(), 1.0, clock=clock)
+    lake = Lake(lake_dir.as_uri(), 1.0, clock=clock)
     calls = []
     original = DeltaTable.update_incremental
 
@@ -73,7 +73,7 @@ def test_new_version_is_picked_up_after_ttl_only(lake_dir: Path, events, monkeyp
 
 
 def test_table_created_later_appears(lake_dir: Path, gen):
-    lake = Lake((lake_dir / "tables").as_uri(), 0)
+    lake = Lake(lake_dir.as_uri(), 0)
     assert lake.snapshot("join_guild").version is None
     gen.write(lake_dir, "join_guild", gen.make("join_guild", 5, seed=3))
     snap = lake.snapshot("join_guild")

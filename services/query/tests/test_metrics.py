@@ -14,7 +14,7 @@ def _rows(table: str) -> float | None:
 
 
 def test_table_rows_follow_each_loaded_snapshot(lake_dir: Path, events, gen):
-    lake = Lake((lake_dir / "tables").as_uri(), 0)
+    lake = Lake(lake_dir.as_uri(), 0)
     assert lake.snapshot("purchase_sword").rows == 400
     assert _rows("purchase_sword") == 400
     gen.write(lake_dir, "purchase_sword", gen.make("purchase_sword", 10, seed=9))

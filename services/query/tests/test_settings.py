@@ -1,13 +1,14 @@
 import pytest
 
 from questlog_query.settings import Settings, SettingsError
+from questlog_schemas import lake
 
 
 def test_defaults_and_types():
     s = Settings.from_env({"QUESTLOG_QUERY_LAKE_ROOT": "file:///var/lake",
                            "QUESTLOG_QUERY_SQL_MAX_ROWS": "50"})
     assert s.sql_max_rows == 50
-    assert s.tables_root == "file:///var/lake/tables"
+    assert s.lake_root == "file:///var/lake"
     assert not s.sql_enabled
     assert s.snapshot_ttl_s == 1.0
 
@@ -15,7 +16,7 @@ def test_defaults_and_types():
 def test_hdfs_root_accepted():
     s = Settings.from_env({"QUESTLOG_QUERY_LAKE_ROOT": "hdfs://nn:8020/lake/",
                            "QUESTLOG_QUERY_READ_TOKEN": "t"})
-    assert s.tables_root == "hdfs://nn:8020/lake/tables"
+    assert lake.table_uri(s.lake_root, "join_guild") == "hdfs://nn:8020/lake/tables/join_guild"
     assert s.sql_enabled
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from questlog_api.envelope import Malformed, parse_body
 from questlog_api.guards import read_body
@@ -19,7 +19,7 @@ NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl
 
 # merge_slashes=False: "//v1//events" is a 404, not a 308 that invites a re-POST
 @bp.post("/v1/events", merge_slashes=False)
-def post_events():
+def post_events() -> Response:
     guard()
     mimetype = request.mimetype
     if mimetype not in JSON_TYPES | NDJSON_TYPES:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from flask import Blueprint, request
 
@@ -29,7 +30,16 @@ UUID = re.compile(r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$")  # compared 
 ID_PARAM = "event_id"
 ID_HEADER = "X-Event-Id"
 
-ROUTES = {
+
+class LegacyRoute(TypedDict):
+    """An original route: its URLs, the properties a bare request gets, its reply body."""
+
+    rules: tuple[str, ...]
+    defaults: dict[str, str]
+    reply: str
+
+
+ROUTES: dict[str, LegacyRoute] = {
     "purchase_sword": {
         "rules": ("/purchase_sword", "/purchase_a_sword", "/buy_a_sword"),
         "defaults": {"sword_type": "default"},
@@ -93,8 +103,8 @@ def client_event_id() -> str | None:
     return value
 
 
-def _view(event_type: str):
-    def view():
+def _view(event_type: str) -> Callable[[], tuple[str, int, dict[str, str]]]:
+    def view() -> tuple[str, int, dict[str, str]]:
         if request.method == "HEAD":  # a probe must not create an event
             raise ApiError(405, "use GET")
         guard()

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, redirect, request, send_file
+from werkzeug.wrappers import Response as BaseResponse
 
 from questlog_query.api import not_found
 from questlog_service.errors import ApiError
@@ -44,6 +45,7 @@ def assets_dir() -> Path:
 def _manifest() -> dict[str, str]:
     """The served names -> sha256, or 503 when the build is missing or incomplete."""
     root = assets_dir()
+    files: dict[str, str] | None
     try:
         files = json.loads((root / "manifest.json").read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -69,20 +71,20 @@ def _file(name: str) -> Response:
 
 
 @bp.get("/")
-def root():
+def root() -> BaseResponse:
     query = request.query_string.decode("latin-1")  # e.g. ?refresh=5 reaches the page
     return redirect("/dashboard" + (f"?{query}" if query else ""), code=302)
 
 
 @bp.get("/dashboard")
 @bp.get("/dashboard/")
-def page():
+def page() -> Response:
     _manifest()
     return _file("index.html")
 
 
 @bp.get("/dashboard/<name>")
-def asset(name: str):
+def asset(name: str) -> Response:
     if name not in _manifest() or name == "index.html":
         raise not_found(f"no dashboard file {name!r}")
     return _file(name)

@@ -9,14 +9,17 @@ A page reads only the files whose time range can hold it (questlog_query.firstro
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint
+import pyarrow as pa
+from flask import Blueprint, Response
 
 from questlog_query import params as p
 from questlog_query.api import table_spec
 from questlog_query.catalog import quote
 from questlog_query.firstrows import first_rows
+from questlog_query.lake import Snapshot
 from questlog_query.responses import table_response
 from questlog_query.state import state
 
@@ -26,7 +29,7 @@ MAX_LIMIT = 1000
 
 
 @bp.get("/v1/events/<event_type>")
-def list_events(event_type: str):
+def list_events(event_type: str) -> Response:
     spec = table_spec(event_type, allow_quarantine=False)
     limit = p.integer("limit", 100, 1, MAX_LIMIT)
     order = p.choice("order", ("asc", "desc"), "asc")
@@ -60,7 +63,7 @@ def list_events(event_type: str):
     elif cursor is not None:
         high = min(high, bound["c_time"]) if high else bound["c_time"]
 
-    def run(part, edge):
+    def run(part: Snapshot, edge: datetime | None) -> pa.Table:
         if edge is None:
             return state().engine.query(sql, bound, {view: part})
         return state().engine.query(with_edge, {**bound, "edge": edge}, {view: part})

@@ -16,11 +16,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from questlog_query import params as p
 from questlog_query.api import bad_request, table_spec
 from questlog_query.catalog import catalog, event_types, quote
+from questlog_query.lake import Snapshot
 from questlog_query.responses import table_response
 from questlog_query.state import state
 
@@ -65,7 +66,8 @@ def _where(clauses: list[str]) -> str:
     return " WHERE " + " AND ".join(clauses) if clauses else ""
 
 
-def _union(columns: str, bound: dict[str, Any], names: tuple[str, ...]) -> tuple[str, dict]:
+def _union(columns: str, bound: dict[str, Any], names: tuple[str, ...]
+           ) -> tuple[str, dict[str, Snapshot]]:
     """UNION ALL of ``columns`` over the given event tables, each with the time window."""
     specs = catalog()
     parts = []
@@ -76,7 +78,7 @@ def _union(columns: str, bound: dict[str, Any], names: tuple[str, ...]) -> tuple
 
 
 @bp.get("/dau")
-def dau():
+def dau() -> Response:
     bound: dict[str, Any] = {}
     union, snaps = _union("event_date, player_id", bound, event_types())
     sql = (
@@ -87,7 +89,7 @@ def dau():
 
 
 @bp.get("/revenue")
-def revenue():
+def revenue() -> Response:
     spec = table_spec(PURCHASES, allow_quarantine=False)
     by = p.choice("by", ("sword_type", "player_id", "host"), "sword_type")
     limit = p.integer("limit", 1000, 1, 10_000)
@@ -105,7 +107,7 @@ def revenue():
 
 
 @bp.get("/top-spenders")
-def top_spenders():
+def top_spenders() -> Response:
     spec = table_spec(PURCHASES, allow_quarantine=False)
     limit = p.integer("limit", 10, 1, 1000)
     bound: dict[str, Any] = {"limit": limit}
@@ -121,7 +123,7 @@ def top_spenders():
 
 
 @bp.get("/guilds")
-def guilds():
+def guilds() -> Response:
     spec = table_spec(GUILDS, allow_quarantine=False)
     limit = p.integer("limit", 1000, 1, 10_000)
     bound: dict[str, Any] = {"limit": limit}
@@ -137,7 +139,7 @@ def guilds():
 
 
 @bp.get("/events-per-minute")
-def events_per_minute():
+def events_per_minute() -> Response:
     """Per minute and type; the window defaults to the hour before ``until`` (or now)."""
     name = p.text("event_type")
     names = (table_spec(name, allow_quarantine=False).name,) if name else event_types()

@@ -4,6 +4,7 @@ report about themselves (``questlog_query.pipeline``), for the report and the da
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint
 
@@ -14,7 +15,7 @@ bp = Blueprint("pipeline", __name__)
 
 
 @bp.get("/v1/pipeline")
-def pipeline():
+def pipeline() -> dict[str, Any]:
     views = state().pipeline.snapshot()
     return {
         "lake": {"root": state().settings.lake_root, "tables": list(catalog())},

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from questlog_query.api import bad_request
 from questlog_query.catalog import catalog
@@ -35,7 +35,7 @@ def _authorize() -> None:
 
 
 @bp.post("/v1/sql")
-def run_sql():
+def run_sql() -> Response:
     _authorize()
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("sql"), str):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from questlog_query import params as p
 from questlog_query.api import bad_request, table_spec
@@ -21,7 +21,7 @@ MAX_GROUPS = 10_000
 
 
 @bp.get("/v1/stats/counts")
-def counts():
+def counts() -> Response:
     name = p.text("event_type")
     if name is None:
         raise bad_request("event_type is required", parameter="event_type")

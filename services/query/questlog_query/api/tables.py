@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from questlog_query.catalog import catalog
 from questlog_query.responses import jsonable, tabular
@@ -12,7 +12,7 @@ bp = Blueprint("tables", __name__)
 
 
 @bp.get("/v1/tables")
-def list_tables():
+def list_tables() -> Response:
     snapshots = state().lake.snapshots(catalog())
     rows = [
         {
