@@ -68,10 +68,20 @@ class Player(FastHttpUser):
         self.player_id = f"{RUN_ID}-p{next(_players)}"
         self.session_id = f"{RUN_ID}-s{uuid.uuid4().hex[:12]}"
         self.guild = None
+        self.level, self.level_since = 1, time.monotonic()
 
     def _event(self, event_type: str, **overrides) -> dict:
         ev = payloads.event(event_type, self.player_id, self.session_id, self.rng, REGISTRY)
         ev["properties"].update(overrides)
+        return ev
+
+    def _level_up(self) -> dict:
+        """The player's next level (usually one up), after the time it played for it."""
+        now = time.monotonic()
+        reached = self.level + self.rng.choice((1, 1, 1, 1, 2))
+        ev = self._event("level_up", from_level=self.level, to_level=reached,
+                         seconds_played=round(now - self.level_since, 3))
+        self.level, self.level_since = reached, now
         return ev
 
     @task(4)
@@ -85,6 +95,10 @@ class Player(FastHttpUser):
         _post_events(self, [ev], "POST /v1/events join_guild")
 
     @task(1)
+    def level_up(self) -> None:
+        _post_events(self, [self._level_up()], "POST /v1/events level_up")
+
+    @task(1)
     def leave_guild(self) -> None:
         if self.guild and "leave_guild" in REGISTRY.event_types:
             ev = self._event("leave_guild", guild_id=self.guild)
@@ -94,8 +108,9 @@ class Player(FastHttpUser):
     @task(1)
     def offline_batch(self) -> None:
         """A phone back online sends what it queued."""
-        kinds = ("purchase_sword", "join_guild")
-        batch = [self._event(self.rng.choice(kinds)) for _ in range(self.rng.randint(2, 20))]
+        kinds = ("purchase_sword", "join_guild", "level_up")
+        batch = [self._level_up() if kind == "level_up" else self._event(kind)
+                 for kind in (self.rng.choice(kinds) for _ in range(self.rng.randint(2, 20)))]
         _post_events(self, batch, "POST /v1/events batch")
 
     @task(2)

@@ -133,7 +133,7 @@ def test_pipeline_diagram_comes_from_the_services_settings(built, service):
     assert settings["extractor topic"] == "events"
     assert settings["extractor trigger_seconds"] == "1"
     assert settings["lake root"] == service.lake.as_uri()
-    assert settings["lake tables"] == "join_guild, purchase_sword, quarantine"
+    assert settings["lake tables"] == "join_guild, level_up, purchase_sword, quarantine"
     assert settings["query service"] == service.url
     text = md.split("```text\n", 1)[1].split("```", 1)[0]
     assert "topic: events" in text

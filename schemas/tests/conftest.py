@@ -31,6 +31,18 @@ JOIN_GUILD = {
 }
 
 
+LEVEL_UP = {
+    "event_id": "9d2c4b1a-7e3f-4a5b-8c6d-0e1f2a3b4c5d",
+    "event_type": "level_up",
+    "event_time": "2024-05-01T12:30:00Z",
+    "received_at": "2024-05-01T12:30:00.250Z",
+    "player_id": "player-42",
+    "session_id": "s-1",
+    "properties": {"from_level": 4, "to_level": 5, "seconds_played": 612.5},
+    "schema_version": 1,
+}
+
+
 @pytest.fixture
 def registry() -> Registry:
     return load_registry()
@@ -44,3 +56,8 @@ def purchase_sword() -> dict:
 @pytest.fixture
 def join_guild() -> dict:
     return copy.deepcopy(JOIN_GUILD)
+
+
+@pytest.fixture
+def level_up() -> dict:
+    return copy.deepcopy(LEVEL_UP)

@@ -1,6 +1,6 @@
 import pytest
 
-from questlog_schemas import Registry, UnknownEventType, property_columns
+from questlog_schemas import Registry, UnknownEventType, lake, property_columns
 from questlog_schemas.columns import column_type, json_type
 
 
@@ -19,6 +19,18 @@ def test_join_guild_columns(registry):
         ("guild_name", "string"),
         ("role", "string"),
     ]
+
+
+def test_level_up_columns(registry):
+    assert property_columns("level_up", registry) == [
+        ("from_level", "integer"),
+        ("to_level", "integer"),
+        ("seconds_played", "number"),
+    ]
+    table = lake.event_table("level_up", registry)
+    assert [(c.name, c.type, c.nullable) for c in table.columns if c.source == lake.PROPERTIES] == [
+        ("from_level", "long", False), ("to_level", "long", False),
+        ("seconds_played", "double", False)]
 
 
 def test_unknown_type():

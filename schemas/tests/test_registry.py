@@ -57,7 +57,7 @@ def test_registry_loads_exactly_the_files_present(registry):
     on_disk = {(p.parent.name, p.stem) for p in SCHEMA_FILES if p.parent != ENVELOPE.parent}
     loaded = {(name, v) for name in registry.event_types for v in registry.versions(name)}
     assert loaded == on_disk
-    assert {("purchase_sword", "1-0-0"), ("join_guild", "1-0-0")} <= loaded
+    assert {("purchase_sword", "1-0-0"), ("join_guild", "1-0-0"), ("level_up", "1-0-0")} <= loaded
     for name, version in loaded:
         expected = load(JSON_DIR / name / f"{version}.json")
         assert registry.get(name, version).properties_schema == expected
@@ -65,7 +65,7 @@ def test_registry_loads_exactly_the_files_present(registry):
 
 def test_envelope_is_the_file_narrowed_to_registered_types(registry):
     expected = load(ENVELOPE)
-    expected["properties"]["event_type"]["enum"] = ["join_guild", "purchase_sword"]
+    expected["properties"]["event_type"]["enum"] = ["join_guild", "level_up", "purchase_sword"]
     assert registry.envelope_schema == expected
 
 
@@ -74,7 +74,7 @@ def test_load_registry_is_cached():
 
 
 def test_event_types_sorted(registry):
-    assert registry.event_types == ("join_guild", "purchase_sword")
+    assert registry.event_types == ("join_guild", "level_up", "purchase_sword")
 
 
 def test_get_event_type(registry):
@@ -89,6 +89,12 @@ def test_get_event_type(registry):
     assert (guild.property_names, guild.required) == (
         ("guild_id", "guild_name", "role"),
         ("guild_id",),
+    )
+    level = registry.get("level_up")
+    assert (level.property_names, level.required, level.greater_than) == (
+        ("from_level", "to_level", "seconds_played"),
+        ("from_level", "to_level", "seconds_played"),
+        (("to_level", "from_level"),),
     )
 
 

@@ -264,3 +264,58 @@ def test_request_id_is_echoed_or_made(client):
     assert r.headers["X-Request-ID"] == "abc-123"
     r = client.get("/healthz", headers={"X-Request-ID": "bad id; x" * 10})
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-ID"])
+
+
+def level_up(**properties):
+    return {"event_type": "level_up", "player_id": "player-1",
+            "properties": {"from_level": 4, "to_level": 5, "seconds_played": 612.5,
+                           **properties}}
+
+
+def test_level_up_is_accepted_and_produced_as_sent(client, sink):
+    r = client.post("/v1/events", json=[level_up(), level_up(from_level=5, to_level=7,
+                                                             seconds_played=0)])
+    assert r.status_code == 202, r.data
+    assert r.get_json()["accepted"] == 2
+    assert [(e["event_type"], e["properties"]) for e in sink.events] == [
+        ("level_up", {"from_level": 4, "to_level": 5, "seconds_played": 612.5}),
+        ("level_up", {"from_level": 5, "to_level": 7, "seconds_played": 0})]
+
+
+def test_level_up_whole_number_floats_become_ints(client, sink):
+    r = client.post("/v1/events", json=level_up(from_level=4.0, to_level=5.0))
+    assert r.status_code == 202, r.data
+    assert sink.events[0]["properties"]["to_level"] == 5
+    assert isinstance(sink.events[0]["properties"]["to_level"], int)
+
+
+@pytest.mark.parametrize(("properties", "path", "message"), [
+    ({"to_level": 4}, "properties.to_level", "must be greater than from_level (4)"),
+    ({"to_level": 2}, "properties.to_level", "must be greater than from_level (4)"),
+    ({"seconds_played": -0.5}, "properties.seconds_played", "-0.5 is less than the minimum of 0"),
+    ({"from_level": 0, "to_level": 1}, "properties.from_level",
+     "0 is less than the minimum of 1"),
+    ({"to_level": "5"}, "properties.to_level", '"5" is not of type "integer"'),
+])
+def test_invalid_level_up_is_422_naming_the_field(client, sink, properties, path, message):
+    err = error_of(client.post("/v1/events", json=level_up(**properties)), 422, "invalid_event")
+    assert err["details"]["events"] == [
+        {"index": 0, "violations": [{"path": path, "message": message}]}]
+    assert sink.records == []
+
+
+@pytest.mark.parametrize("missing", ["from_level", "to_level", "seconds_played"])
+def test_level_up_without_a_field_is_422(client, sink, missing):
+    event = level_up()
+    del event["properties"][missing]
+    err = error_of(client.post("/v1/events", json=event), 422, "invalid_event")
+    assert err["details"]["events"][0]["violations"] == [
+        {"path": f"properties.{missing}", "message": "is required"}]
+    assert sink.records == []
+
+
+def test_one_bad_level_up_refuses_the_whole_batch(client, sink):
+    r = client.post("/v1/events", json=[sword(), level_up(), level_up(to_level=1)])
+    err = error_of(r, 422, "invalid_event")
+    assert [e["index"] for e in err["details"]["events"]] == [2]
+    assert sink.records == []

@@ -44,6 +44,28 @@ def make_events(n: int, seed: str = "extractor", start: int = 0) -> list[dict]:
     return out
 
 
+def level_ups(n: int, seed: str = "levels", start: int = 0) -> list[dict]:
+    """``n`` level_up events, each of players 0-2 climbing one or two levels at a time."""
+    out = []
+    level = {p: 1 for p in range(3)}
+    for i in range(start, start + n):
+        at = BASE_TIME + timedelta(milliseconds=10 * i + 5)
+        player = i % 3
+        gained = 1 + i % 2
+        props = {"from_level": level[player], "to_level": level[player] + gained,
+                 "seconds_played": 60.0 * (i + 1) + 0.5}
+        level[player] += gained
+        out.append({
+            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/level/{i}")),
+            "event_type": "level_up",
+            "received_at": iso(at),
+            "player_id": f"player-{player}",
+            "properties": props,
+            "schema_version": 1,
+        })
+    return out
+
+
 def _with(event: dict, **changes) -> str:
     return json.dumps({**event, **changes})
 
@@ -53,6 +75,8 @@ def poison(seed: str = "poison") -> list[tuple[bytes | None, str]]:
     base = make_events(2, seed)
     buy, join = base
     props = buy["properties"]
+    level = level_ups(1, seed)[0]
+    rise = {"from_level": 3, "to_level": 4, "seconds_played": 30.0}
     no_player = {k: v for k, v in buy.items() if k != "player_id"}
     cases: list[tuple[str | bytes | None, str]] = [
         ("not json at all", "malformed_json"),
@@ -76,5 +100,12 @@ def poison(seed: str = "poison") -> list[tuple[bytes | None, str]]:
         (_with(buy, properties={**props, "currency": "eur"}),
          "invalid_value: properties.currency"),
         (_with(buy, event_id="not-a-uuid"), "invalid_value: event_id"),
+        (_with(level, properties={**rise, "to_level": 3}), "invalid_value: properties.to_level"),
+        (_with(level, properties={**rise, "to_level": 1}), "invalid_value: properties.to_level"),
+        (_with(level, properties={**rise, "seconds_played": -1}),
+         "invalid_value: properties.seconds_played"),
+        (_with(level, properties={"from_level": 3, "to_level": 4}),
+         "missing_field: properties.seconds_played"),
+        (_with(level, properties={**rise, "from_level": 2.5}), "wrong_type: properties.from_level"),
     ]
     return [(v.encode() if isinstance(v, str) else v, reason) for v, reason in cases]

@@ -17,7 +17,7 @@ from questlog_schemas import Registry, lake
 from questlog_schemas.registry import ENVELOPE, read_schema_files
 from questlog_schemas.spark import table_schema
 
-from .events import make_events, poison
+from .events import level_ups, make_events, poison
 
 KAFKA_TS = dt.datetime(2026, 11, 2, 0, 0, 5)
 
@@ -171,33 +171,61 @@ def test_every_table_has_the_lake_columns_and_types(spark, registry):
 
 
 def test_a_new_event_type_needs_no_change_here(spark):
-    # What adding schemas/questlog_schemas/json/level_up/1-0-0.json gives: its own table.
+    # What adding schemas/questlog_schemas/json/open_chest/1-0-0.json would give: its own
+    # table (level_up was added that way: test_level_up_rows_are_typed_rows_of_their_table).
     files = read_schema_files()
     envelope = files.pop(ENVELOPE)["1-0-0"]
-    level_up = {"type": "object", "additionalProperties": False, "required": ["level"],
-                "properties": {"level": {"type": "integer", "minimum": 1},
-                               "reached_at": {"type": "string", "format": "date-time"}}}
-    registry = Registry(envelope, {**files, "level_up": {"1-0-0": level_up}})
-    event = {**make_events(1)[0], "event_type": "level_up",
-             "properties": {"level": 7, "reached_at": "2026-11-01T23:58:00Z"}}
+    open_chest = {"type": "object", "additionalProperties": False, "required": ["chest_level"],
+                  "properties": {"chest_level": {"type": "integer", "minimum": 1},
+                                 "opened_at": {"type": "string", "format": "date-time"}}}
+    registry = Registry(envelope, {**files, "open_chest": {"1-0-0": open_chest}})
+    event = {**make_events(1)[0], "event_type": "open_chest",
+             "properties": {"chest_level": 7, "opened_at": "2026-11-01T23:58:00Z"}}
     parsed = transforms.parse(raw_frame(spark, [json.dumps(event).encode(),
                                                 json.dumps({**event, "properties": {}}).encode()]),
                               registry)
     good, bad = transforms.split(parsed)
-    assert [r.reason for r in bad.collect()] == ["missing_field: properties.level"]
-    rows = transforms.to_event_table(good, "level_up", registry)
-    assert types_of(rows.schema) == types_of(table_schema(lake.event_table("level_up", registry)))
+    assert [r.reason for r in bad.collect()] == ["missing_field: properties.chest_level"]
+    rows = transforms.to_event_table(good, "open_chest", registry)
+    assert types_of(rows.schema) == types_of(table_schema(lake.event_table("open_chest",
+                                                                           registry)))
     assertDataFrameEqual(
-        rows.select("event_type", "level", "reached_at", "event_date"),
-        spark.createDataFrame([("level_up", 7, utc("2026-11-01T23:58:00Z"), dt.date(2026, 11, 1))],
-                              "event_type string, level long, reached_at timestamp,"
+        rows.select("event_type", "chest_level", "opened_at", "event_date"),
+        spark.createDataFrame([("open_chest", 7, utc("2026-11-01T23:58:00Z"),
+                                dt.date(2026, 11, 1))],
+                              "event_type string, chest_level long, opened_at timestamp,"
                               " event_date date"))
+
+
+def test_level_up_rows_are_typed_rows_of_their_table(spark, registry):
+    first, second = level_ups(2, start=5999)  # received either side of midnight UTC
+    values = [json.dumps(e).encode() for e in (first, second, *make_events(2))]
+    good, bad = transforms.split(transforms.parse(raw_frame(spark, values), registry))
+    assert bad.count() == 0
+    rows = transforms.to_event_table(good, "level_up", registry)
+    assert tuple(rows.columns) == lake.event_table("level_up", registry).names
+    assertDataFrameEqual(
+        rows.select("event_id", "event_type", "received_at", "player_id", "session_id",
+                    "host", "schema_version", "from_level", "to_level", "seconds_played",
+                    "kafka_offset", "event_date"),
+        spark.createDataFrame(
+            [(e["event_id"], "level_up", utc(e["received_at"]), e["player_id"], None, None, 1,
+              e["properties"]["from_level"], e["properties"]["to_level"],
+              e["properties"]["seconds_played"], offset, date)
+             for offset, (e, date) in enumerate([(first, dt.date(2026, 11, 1)),
+                                                 (second, dt.date(2026, 11, 2))])],
+            "event_id string, event_type string, received_at timestamp, player_id string,"
+            " session_id string, host string, schema_version long, from_level long,"
+            " to_level long, seconds_played double, kafka_offset long, event_date date"))
+    # the other types' tables hold none of them
+    assert transforms.to_event_table(good, "purchase_sword", registry).count() == 1
 
 
 def test_the_tables_frame_holds_every_tables_rows(spark, registry):
     # The delta-rs writer collects this one frame and splits it by table: each part must
     # equal what to_event_table / to_quarantine give.
-    values = [json.dumps(e).encode() for e in make_events(6)] + [v for v, _ in poison()[:4]]
+    values = ([json.dumps(e).encode() for e in make_events(6) + level_ups(3)]
+              + [v for v, _ in poison()[:4]])
     parsed = transforms.parse(raw_frame(spark, values))
     seen = F.lit(KAFKA_TS).cast("timestamp")
     frame = transforms.to_tables_frame(parsed, registry, seen_at=seen)

@@ -78,6 +78,10 @@ def make_events(event_type: str, n: int, seed: int, start: datetime = BASE) -> l
             guild_id, guild_name = rng.choice(GUILDS)
             row.update(guild_id=guild_id, guild_name=guild_name,
                        role=rng.choice(["member", "officer", None]))
+        elif event_type == "level_up":
+            from_level = rng.randint(1, 40)
+            row.update(from_level=from_level, to_level=from_level + rng.choice([1, 1, 1, 2, 3]),
+                       seconds_played=0.0 if i % 9 == 0 else round(rng.uniform(30, 5000), 2))
         rows.append(row)
     return rows
 
@@ -98,13 +102,16 @@ def lake_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def events(lake_dir: Path) -> dict[str, list[dict]]:
-    """Two committed versions of purchase_sword (0, 1) and one of join_guild (0)."""
+    """Two committed versions of purchase_sword (0, 1), one of join_guild (0) and one of
+    level_up (0)."""
     purchases = make_events("purchase_sword", 400, seed=1)
     write_events(lake_dir, "purchase_sword", purchases[:250])
     write_events(lake_dir, "purchase_sword", purchases[250:])
     guilds = make_events("join_guild", 150, seed=2)
     write_events(lake_dir, "join_guild", guilds)
-    return {"purchase_sword": purchases, "join_guild": guilds}
+    levels = make_events("level_up", 90, seed=3)
+    write_events(lake_dir, "level_up", levels)
+    return {"purchase_sword": purchases, "join_guild": guilds, "level_up": levels}
 
 
 def make_settings(lake_dir: Path, **overrides) -> Settings:

@@ -1,7 +1,7 @@
 """REST answers on real Delta tables, checked against plain Python over the generated rows."""
 
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -18,7 +18,7 @@ def iso(value: datetime) -> str:
 def test_tables_lists_every_table_with_version_and_freshness(client, events):
     body = client.get("/v1/tables").get_json()
     tables = {t["name"]: t for t in body["tables"]}
-    assert set(tables) == {"purchase_sword", "join_guild", "quarantine"}
+    assert set(tables) == {"purchase_sword", "join_guild", "level_up", "quarantine"}
     assert tables["purchase_sword"]["rows"] == 400
     assert tables["purchase_sword"]["version"] == 1
     assert tables["join_guild"]["rows"] == 150
@@ -29,7 +29,33 @@ def test_tables_lists_every_table_with_version_and_freshness(client, events):
     assert tables["join_guild"]["latest_event_time"].startswith(
         iso(max(r["received_at"] for r in events["join_guild"]))[:19]
     )
-    assert body["as_of"] == {"purchase_sword": 1, "join_guild": 0, "quarantine": None}
+    assert body["as_of"] == {"purchase_sword": 1, "join_guild": 0, "level_up": 0,
+                             "quarantine": None}
+    assert tables["level_up"]["rows"] == 90
+    assert {"from_level", "to_level", "seconds_played"} <= set(tables["level_up"]["columns"])
+
+
+def test_level_up_is_listed_counted_and_read_like_any_type(client, events):
+    rows = events["level_up"]
+    counts = client.get("/v1/stats/counts?event_type=level_up&group_by=to_level").get_json()
+    assert {r["to_level"]: r["count"] for r in counts["rows"]} == Counter(
+        r["to_level"] for r in rows)
+    assert counts["as_of"] == {"level_up": 0}
+    gained = client.get("/v1/stats/counts", query_string={
+        "event_type": "level_up", "group_by": "player_id,event_date"}).get_json()
+    assert sum(r["count"] for r in gained["rows"]) == 90
+    player = rows[0]["player_id"]
+    read = client.get(f"/v1/events/level_up?player_id={player}&limit=1000").get_json()
+    assert sorted((r["event_id"], r["from_level"], r["to_level"], r["seconds_played"])
+                  for r in read["rows"]) == sorted(
+        (r["event_id"], r["from_level"], r["to_level"], r["seconds_played"])
+        for r in rows if r["player_id"] == player)
+    assert all(r["to_level"] > r["from_level"] for r in read["rows"])
+    minutes = client.get("/v1/kpis/events-per-minute", query_string={
+        "event_type": "level_up", "since": iso(rows[0]["received_at"]),
+        "until": iso(rows[-1]["received_at"] + timedelta(minutes=1))}).get_json()
+    assert sum(r["events"] for r in minutes["rows"]) == 90
+    assert {r["event_type"] for r in minutes["rows"]} == {"level_up"}
 
 
 def test_events_filters_match_reference(client, events):
@@ -209,7 +235,7 @@ def test_dau_matches_reference(client, events):
     assert {r["event_date"]: r["dau"] for r in body["rows"]} == {
         d: len(p) for d, p in players.items()
     }
-    assert body["as_of"] == {"join_guild": 0, "purchase_sword": 1}
+    assert body["as_of"] == {"join_guild": 0, "level_up": 0, "purchase_sword": 1}
 
 
 def cents(price: float) -> int:

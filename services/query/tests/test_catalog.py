@@ -22,6 +22,9 @@ PROPERTIES = {
                    ("role", pa.string())],
     "purchase_sword": [("sword_type", pa.string()), ("price", pa.float64()),
                        ("currency", pa.string()), ("quantity", pa.int64())],
+    # added with the level_up type (1-0-0)
+    "level_up": [("from_level", pa.int64()), ("to_level", pa.int64()),
+                 ("seconds_played", pa.float64())],
 }
 QUARANTINE = [
     ("raw_value", pa.string()), ("raw_truncated", pa.bool_()), ("reason", pa.string()),
@@ -31,8 +34,8 @@ QUARANTINE = [
 
 
 def test_tables_and_their_order():
-    assert list(catalog()) == ["join_guild", "purchase_sword", "quarantine"]
-    assert event_types() == ("join_guild", "purchase_sword")
+    assert list(catalog()) == ["join_guild", "level_up", "purchase_sword", "quarantine"]
+    assert event_types() == ("join_guild", "level_up", "purchase_sword")
 
 
 def test_event_table_schemas_are_the_previous_ones():

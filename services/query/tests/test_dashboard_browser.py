@@ -196,8 +196,12 @@ def test_dashboard_in_chromium_shows_the_api_numbers_live_and_offline(lake_dir, 
     newest = datetime.now(UTC)  # the newest row: in "Recent events" too
     purchases[7].update(received_at=newest, event_date=newest.date())
     joins = recent(gen, "join_guild", 120, seed=12)
+    # a type the page names nowhere: its table, chart line and recent rows come by themselves
+    levels = recent(gen, "level_up", 60, seed=15)
+    levels[3].update(received_at=newest - timedelta(milliseconds=1), event_date=newest.date())
     gen.write(lake_dir, "purchase_sword", purchases)
     gen.write(lake_dir, "join_guild", joins)
+    gen.write(lake_dir, "level_up", levels)
     write_quarantine(lake_dir, ["invalid_json"] * 3 + ["schema_violation"] * 5)
 
     app = create_app(gen.settings(lake_dir))
@@ -214,7 +218,7 @@ def test_dashboard_in_chromium_shows_the_api_numbers_live_and_offline(lake_dir, 
             first = api_numbers(service)
             # the API answers the rows written here (so the comparison below is not circular)
             assert first["tables"] == {"purchase_sword": 300, "join_guild": 120,
-                                       "quarantine": 8}
+                                       "level_up": 60, "quarantine": 8}
             by_sword = Counter(r["sword_type"] for r in purchases)
             assert first["swords"] == dict(by_sword)
             assert first["quarantine"] == {"invalid_json": 3, "schema_violation": 5}
@@ -224,14 +228,20 @@ def test_dashboard_in_chromium_shows_the_api_numbers_live_and_offline(lake_dir, 
             status = loaded["page"]["status"]
             assert status.startswith("updated at ")
             assert f"(every {REFRESH_S} s)" in status
-            assert "as_of join_guild v0, purchase_sword v0, quarantine v0" in status
+            assert ("as_of join_guild v0, level_up v0, purchase_sword v0, quarantine v0"
+                    in status)
             newest_first = [row[0] for row in loaded["page"]["recent"]]
             assert len(newest_first) == 15
             assert newest_first == sorted(newest_first, reverse=True)
             for section in ("tables", "swords", "guilds", "quarantine"):
                 assert shown[section] == first[section], section
             # the per-minute chart holds every row written (all within its hour)
-            assert loaded["numbers"]["perMinute"] == {"purchase_sword": 300, "join_guild": 120}
+            assert loaded["numbers"]["perMinute"] == {"purchase_sword": 300, "join_guild": 120,
+                                                      "level_up": 60}
+            level = levels[3]
+            assert loaded["page"]["recent"][1][1] == "level_up"
+            assert (f"from_level={level['from_level']}  to_level={level['to_level']}  "
+                    f"seconds_played=" in loaded["page"]["recent"][1][4])
             # extractor metrics are not configured here: the page says "unknown"
             assert loaded["page"]["pipeline"]["offsets-behind"] == "unknown"
             assert loaded["page"]["pipeline"]["extractor-state"].startswith("unknown")
@@ -244,16 +254,18 @@ def test_dashboard_in_chromium_shows_the_api_numbers_live_and_offline(lake_dir, 
             gen.write(lake_dir, "purchase_sword", recent(gen, "purchase_sword", 40, seed=13,
                                                           minutes=1))
             gen.write(lake_dir, "join_guild", recent(gen, "join_guild", 15, seed=14, minutes=1))
+            gen.write(lake_dir, "level_up", recent(gen, "level_up", 10, seed=16, minutes=1))
             write_quarantine(lake_dir, ["too_large"] * 2 + ["invalid_json"])
             written = time.monotonic()
             second = api_numbers(service)
             assert second["tables"] == {"purchase_sword": 340, "join_guild": 135,
-                                        "quarantine": 11}
+                                        "level_up": 70, "quarantine": 11}
             assert second["quarantine"] == {"invalid_json": 4, "schema_violation": 5,
                                             "too_large": 2}
             budget = 2 * REFRESH_S
             # the chart's call may answer after the tables' in the same refresh: wait for both
-            expect = {**second, "perMinute": {"purchase_sword": 340, "join_guild": 135}}
+            expect = {**second, "perMinute": {"purchase_sword": 340, "join_guild": 135,
+                                              "level_up": 70}}
             browser.send(cmd="wait_for", expect=expect,
                          timeout_ms=int((budget - (time.monotonic() - written)) * 1000))
             updated = browser.next(timeout=budget + 30)
@@ -264,7 +276,8 @@ def test_dashboard_in_chromium_shows_the_api_numbers_live_and_offline(lake_dir, 
                   f"(refresh every {REFRESH_S} s)")
             assert updated["numbers"]["rates"]["purchase_sword"] > 0  # the rows/s column
             assert updated["page"]["state"] == "ok"
-            assert updated["numbers"]["perMinute"] == {"purchase_sword": 340, "join_guild": 135}
+            assert updated["numbers"]["perMinute"] == {"purchase_sword": 340, "join_guild": 135,
+                                                       "level_up": 70}
 
             # a failing call: a banner naming it, the last numbers kept, never a blank page
             browser.send(cmd="break_call", path="/v1/kpis/guilds", timeout_ms=4 * REFRESH_S * 1000)

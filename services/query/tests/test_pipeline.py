@@ -91,7 +91,8 @@ def test_pipeline_relays_the_extractor_and_api_counters(lake_dir, metrics_server
     assert api["events_accepted"] == {"purchase_sword": 75}
     assert api["events_rejected"] == {"invalid": 3, "unavailable": 4}
     assert body["lake"] == {"root": lake_dir.as_uri(),
-                            "tables": ["join_guild", "purchase_sword", "quarantine"]}
+                            "tables": ["join_guild", "level_up", "purchase_sword",
+                                       "quarantine"]}
     assert body["as_of"].endswith("Z")
 
 

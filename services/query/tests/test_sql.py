@@ -51,7 +51,8 @@ def test_select_answers_like_reference(client, events, gen):
             expected[r["host"]] = expected.get(r["host"], 0) + 1
     assert {r["host"]: r["n"] for r in body["rows"]} == expected
     assert body["truncated"] is False
-    assert body["as_of"] == {"join_guild": 0, "purchase_sword": 1, "quarantine": None}
+    assert body["as_of"] == {"join_guild": 0, "level_up": 0, "purchase_sword": 1,
+                             "quarantine": None}
     joined = client.post("/v1/sql", headers=gen.auth, json={
         "sql": "SELECT count(*) AS n FROM purchase_sword p JOIN join_guild g USING (player_id)"
     }).get_json()
