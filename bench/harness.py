@@ -30,18 +30,46 @@ def loadgen_bin() -> Path:
     src = BENCH / "loadgen" / "main.go"
     if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["go", "build", "-o", str(out), "."], cwd=BENCH / "loadgen", check=True,
-                       env=dict(os.environ, CGO_ENABLED="0"))
+        subprocess.run(
+            ["go", "build", "-o", str(out), "."],
+            cwd=BENCH / "loadgen",
+            check=True,
+            env=dict(os.environ, CGO_ENABLED="0"),
+        )
     return out
 
 
-def loadgen(url: str, seconds: float, *, method: str = "GET", body: bytes | None = None,
-            headers: tuple[str, ...] = (), connections: int = 32, rate: float = 0,
-            warmup: float = 2.0, work: Path) -> dict:
+def loadgen(
+    url: str,
+    seconds: float,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: tuple[str, ...] = (),
+    connections: int = 32,
+    rate: float = 0,
+    warmup: float = 2.0,
+    work: Path,
+) -> dict:
     """Run the load generator pinned to one core; its JSON result plus its CPU share."""
-    cmd = ["taskset", "-c", LOADGEN_CORE, str(loadgen_bin()), "-url", url, "-method", method,
-           "-c", str(connections), "-d", f"{seconds}s", "-warmup", f"{warmup}s",
-           "-rate", str(rate)]
+    cmd = [
+        "taskset",
+        "-c",
+        LOADGEN_CORE,
+        str(loadgen_bin()),
+        "-url",
+        url,
+        "-method",
+        method,
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "-warmup",
+        f"{warmup}s",
+        "-rate",
+        str(rate),
+    ]
     if body is not None:
         body_file = work / f"body-{uuid.uuid4().hex[:6]}"
         body_file.write_bytes(body)
@@ -50,14 +78,21 @@ def loadgen(url: str, seconds: float, *, method: str = "GET", body: bytes | None
         cmd += ["-header", h]
     started = time.monotonic()
     before = os.times()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ,
-                          GOMAXPROCS="1"), timeout=seconds + warmup + 60, check=False)
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GOMAXPROCS="1"),
+        timeout=seconds + warmup + 60,
+        check=False,
+    )
     after = os.times()
     if proc.returncode != 0:
         raise RuntimeError(f"loadgen failed: {proc.stderr[-500:]}")
     result = json.loads(proc.stdout)
-    cpu = (after.children_user - before.children_user) + (after.children_system
-                                                          - before.children_system)
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
     wall = time.monotonic() - started
     # os.cpu_count() is None only where the CPU count cannot be known
     result["loadgen_cpu_share_of_machine"] = round(cpu / wall / os.cpu_count(), 3)  # type: ignore[operator]
@@ -67,8 +102,16 @@ def loadgen(url: str, seconds: float, *, method: str = "GET", body: bytes | None
 class Server:
     """A local server process (gunicorn, flask), ready when a URL answers 2xx."""
 
-    def __init__(self, name: str, cmd: list[str], env: dict, ready_url: str,
-                 log: Path, ready_line: bytes = b"", ready_count: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        cmd: list[str],
+        env: dict,
+        ready_url: str,
+        log: Path,
+        ready_line: bytes = b"",
+        ready_count: int = 0,
+    ) -> None:
         self.name, self.cmd, self.env, self.ready_url, self.log = name, cmd, env, ready_url, log
         self.ready_line, self.ready_count = ready_line, ready_count
         self.proc: subprocess.Popen[bytes] | None = None
@@ -95,8 +138,9 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def http_json(url: str, data: bytes | None = None, headers: dict | None = None,
-              timeout: float = 60) -> dict:
+def http_json(
+    url: str, data: bytes | None = None, headers: dict | None = None, timeout: float = 60
+) -> dict:
     req = urllib.request.Request(url, data=data, headers=headers or {})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
@@ -106,10 +150,17 @@ def api_env(bootstrap: str, topic: str, port: int, var: Path) -> dict:
     prom = var / f"prom-{port}"
     shutil.rmtree(prom, ignore_errors=True)
     prom.mkdir(parents=True)
-    return dict(os.environ, **api_server_config(), PATH=f"{VENV_BIN}:{os.environ['PATH']}",
-                QUESTLOG_API_BIND=f"127.0.0.1:{port}", QUESTLOG_API_KAFKA_BOOTSTRAP=bootstrap,
-                QUESTLOG_API_TOPIC=topic, QUESTLOG_API_IP_HASH_KEY=uuid.uuid4().hex,
-                QUESTLOG_API_LOG_LEVEL="WARNING", PROMETHEUS_MULTIPROC_DIR=str(prom))
+    return dict(
+        os.environ,
+        **api_server_config(),
+        PATH=f"{VENV_BIN}:{os.environ['PATH']}",
+        QUESTLOG_API_BIND=f"127.0.0.1:{port}",
+        QUESTLOG_API_KAFKA_BOOTSTRAP=bootstrap,
+        QUESTLOG_API_TOPIC=topic,
+        QUESTLOG_API_IP_HASH_KEY=uuid.uuid4().hex,
+        QUESTLOG_API_LOG_LEVEL="WARNING",
+        PROMETHEUS_MULTIPROC_DIR=str(prom),
+    )
 
 
 def api_server(bootstrap: str, topic: str, var: Path) -> Server:
@@ -118,28 +169,50 @@ def api_server(bootstrap: str, topic: str, var: Path) -> Server:
     keep-alive connections on the first worker up (one worker busy, the other idle)."""
     port = free_port()
     env = api_env(bootstrap, topic, port, var)
-    return Server("questlog api", [str(VENV_BIN / "gunicorn"), "-c",
-                                   str(paths.REPO_ROOT / "services/api/gunicorn.conf.py"),
-                                   "questlog_api:create_app()"],
-                  env, f"http://127.0.0.1:{port}/healthz", var / f"api-{port}.log",
-                  ready_line=b"worker ready", ready_count=int(env.get("QUESTLOG_API_WORKERS", 2)))
+    return Server(
+        "questlog api",
+        [
+            str(VENV_BIN / "gunicorn"),
+            "-c",
+            str(paths.REPO_ROOT / "services/api/gunicorn.conf.py"),
+            "questlog_api:create_app()",
+        ],
+        env,
+        f"http://127.0.0.1:{port}/healthz",
+        var / f"api-{port}.log",
+        ready_line=b"worker ready",
+        ready_count=int(env.get("QUESTLOG_API_WORKERS", 2)),
+    )
 
 
 def baseline_api_server(bootstrap: str, topic: str, var: Path) -> Server:
     port = free_port()
-    env = dict(os.environ, QUESTLOG_BASELINE_KAFKA=bootstrap, QUESTLOG_BASELINE_TOPIC=topic,
-               FLASK_APP=str(BENCH / "baselines" / "walkthrough_api.py"))
-    return Server("baseline flask dev server",
-                  [str(VENV_BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port)],
-                  env, f"http://127.0.0.1:{port}/join_guild", var / f"baseline-api-{port}.log")
+    env = dict(
+        os.environ,
+        QUESTLOG_BASELINE_KAFKA=bootstrap,
+        QUESTLOG_BASELINE_TOPIC=topic,
+        FLASK_APP=str(BENCH / "baselines" / "walkthrough_api.py"),
+    )
+    return Server(
+        "baseline flask dev server",
+        [str(VENV_BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        f"http://127.0.0.1:{port}/join_guild",
+        var / f"baseline-api-{port}.log",
+    )
 
 
 def produce_events(bootstrap: str, topic: str, events_bytes: list[tuple[bytes, bytes]]) -> float:
     """Produce (key, value) pairs as fast as kafka-python goes; returns events/s."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                             linger_ms=20, batch_size=512 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        batch_size=512 * 1024,
+    )
     started = time.monotonic()
     for key, value in events_bytes:
         producer.send(topic, key=key, value=value)
@@ -149,11 +222,16 @@ def produce_events(bootstrap: str, topic: str, events_bytes: list[tuple[bytes, b
 
 
 # Which process is which, by a fragment of its command line (first match wins).
-COMPONENTS = (("loadgen", "loadgen"), ("kafka", "kafka.Kafka"),
-              ("compact", "questlog_extractor compact"), ("extractor", "questlog_extractor"),
-              ("extractor", "org.apache.spark"),
-              ("api", "questlog_api"), ("query", "questlog_query"),
-              ("bench", "bench/run.py"))
+COMPONENTS = (
+    ("loadgen", "loadgen"),
+    ("kafka", "kafka.Kafka"),
+    ("compact", "questlog_extractor compact"),
+    ("extractor", "questlog_extractor"),
+    ("extractor", "org.apache.spark"),
+    ("api", "questlog_api"),
+    ("query", "questlog_query"),
+    ("bench", "bench/run.py"),
+)
 
 
 def _cpu_seconds() -> dict[str, float]:
@@ -185,8 +263,10 @@ class CpuShare:
     def __exit__(self, *exc) -> None:
         after, wall = _cpu_seconds(), time.monotonic() - self.started
         capacity = wall * (os.cpu_count() or 1)
-        self.shares = {name: round((after[name] - self.before.get(name, 0.0)) / capacity, 3)
-                       for name in sorted(after)}
+        self.shares = {
+            name: round((after[name] - self.before.get(name, 0.0)) / capacity, 3)
+            for name in sorted(after)
+        }
         self.shares["idle_or_other"] = round(1 - sum(self.shares.values()), 3)
 
 
@@ -200,5 +280,16 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - started, value
 
 
-__all__ = ["CpuShare", "api_server", "baseline_api_server", "free_port", "http_json", "http_ok",
-           "loadgen", "median_ms", "port_open", "produce_events", "timed"]
+__all__ = [
+    "CpuShare",
+    "api_server",
+    "baseline_api_server",
+    "free_port",
+    "http_json",
+    "http_ok",
+    "loadgen",
+    "median_ms",
+    "port_open",
+    "produce_events",
+    "timed",
+]

@@ -38,8 +38,15 @@ from cases import trino as trino_case
 from questlog_embedded import paths
 from questlog_embedded.kafka import KafkaBroker
 
-CASES = {"api": api, "extractor": extractor, "query": query, "day": day,
-         "freshness": freshness, "report": report_case, "trino": trino_case}
+CASES = {
+    "api": api,
+    "extractor": extractor,
+    "query": query,
+    "day": day,
+    "freshness": freshness,
+    "report": report_case,
+    "trino": trino_case,
+}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 TARGETS_FILE = Path(__file__).resolve().parent / "targets.toml"
@@ -72,24 +79,47 @@ class Context:
 def machine() -> dict:
     def out(cmd: list[str]) -> str:
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, check=False,
-                                  timeout=10).stdout.strip() or "?"
+            return (
+                subprocess.run(
+                    cmd, capture_output=True, text=True, check=False, timeout=10
+                ).stdout.strip()
+                or "?"
+            )
         except OSError:
             return "?"
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), "?")
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in open("/proc/cpuinfo")
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
     versions: dict[str, str | None] = {}
-    for pkg in ("pyspark", "delta-spark", "deltalake", "duckdb", "kafka-python", "flask",
-                "gunicorn", "locust"):
+    for pkg in (
+        "pyspark",
+        "delta-spark",
+        "deltalake",
+        "duckdb",
+        "kafka-python",
+        "flask",
+        "gunicorn",
+        "locust",
+    ):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "java": out(["java", "-version"]) or "?", "kernel": platform.release(),
-            "git": out(["git", "-C", str(paths.REPO_ROOT), "rev-parse", "--short", "HEAD"]),
-            "versions": versions}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "java": out(["java", "-version"]) or "?",
+        "kernel": platform.release(),
+        "git": out(["git", "-C", str(paths.REPO_ROOT), "rev-parse", "--short", "HEAD"]),
+        "versions": versions,
+    }
 
 
 def _fmt(value) -> str:
@@ -108,22 +138,40 @@ def summarize(values: list) -> dict | None:
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     words = [v for v in values if isinstance(v, str)]
     if words and not numbers:  # a label (a config): the one most runs had
-        return {"median": max(set(words), key=words.count), "min": None, "max": None,
-                "n": len(words), "missing": len(values) - len(words)}
+        return {
+            "median": max(set(words), key=words.count),
+            "min": None,
+            "max": None,
+            "n": len(words),
+            "missing": len(values) - len(words),
+        }
     if not numbers:
         flags = [v for v in values if isinstance(v, bool)]
         if flags:  # a yes/no figure: yes only if every run said yes
-            return {"median": all(flags), "min": all(flags), "max": any(flags),
-                    "n": len(flags), "missing": len(values) - len(flags)}
+            return {
+                "median": all(flags),
+                "min": all(flags),
+                "max": any(flags),
+                "n": len(flags),
+                "missing": len(values) - len(flags),
+            }
         return None
-    return {"median": round(statistics.median(numbers), 3), "min": min(numbers),
-            "max": max(numbers), "n": len(numbers), "missing": len(values) - len(numbers)}
+    return {
+        "median": round(statistics.median(numbers), 3),
+        "min": min(numbers),
+        "max": max(numbers),
+        "n": len(numbers),
+        "missing": len(values) - len(numbers),
+    }
 
 
 def _figure(stats: dict) -> str:
     text = _fmt(stats["median"])
-    if stats["n"] > 1 and isinstance(stats["median"], (int, float)) \
-            and not isinstance(stats["median"], bool):
+    if (
+        stats["n"] > 1
+        and isinstance(stats["median"], (int, float))
+        and not isinstance(stats["median"], bool)
+    ):
         text += f" ({_fmt(stats['min'])}-{_fmt(stats['max'])}, n={stats['n']})"
     if stats["missing"]:
         text += f", not computed in {stats['missing']} run(s)"
@@ -131,13 +179,18 @@ def _figure(stats: dict) -> str:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# questlog benchmarks — {report['started']}", "",
-             f"Mode: {'quick' if report['quick'] else 'full'} · runs per case: "
-             f"{report['runs']} · machine: {report['machine']['cpus']} cores, "
-             f"{report['machine']['cpu']} · commit {report['machine']['git']}", "",
-             "Figures: median (min-max, n runs). Targets from bench/targets.toml, judged on "
-             "the median.", "",
-             "| figure | measured | target | met |", "|---|---|---|---|"]
+    lines = [
+        f"# questlog benchmarks — {report['started']}",
+        "",
+        f"Mode: {'quick' if report['quick'] else 'full'} · runs per case: "
+        f"{report['runs']} · machine: {report['machine']['cpus']} cores, "
+        f"{report['machine']['cpu']} · commit {report['machine']['git']}",
+        "",
+        "Figures: median (min-max, n runs). Targets from bench/targets.toml, judged on the median.",
+        "",
+        "| figure | measured | target | met |",
+        "|---|---|---|---|",
+    ]
     figures = report["figures"]
     targets = report["targets"]
     for t in targets:
@@ -151,8 +204,9 @@ def markdown(report: dict) -> str:
         lines.append(f"| {t['what']} | {_figure(stats)} | {bound} | {'yes' if met else 'NO'} |")
     lines += ["", "| case | runs | failed runs | seconds (all runs) |", "|---|---|---|---|"]
     for name, case in report["cases"].items():
-        lines.append(f"| {name} | {len(case['runs'])} | {case['failed_runs']} | "
-                     f"{report['seconds'][name]} |")
+        lines.append(
+            f"| {name} | {len(case['runs'])} | {case['failed_runs']} | {report['seconds'][name]} |"
+        )
     lines += ["", "Every figure of this run:", ""]
     keys = {t["key"] for t in targets}
     for key, stats in figures.items():
@@ -162,15 +216,22 @@ def markdown(report: dict) -> str:
     for name, case in report["cases"].items():
         run_keys = list(dict.fromkeys(k for run in case["runs"] for k in run.get("figures", {})))
         for key in run_keys:
-            values = [_fmt(run["figures"].get(key)) if "figures" in run else "x"
-                      for run in case["runs"]]
+            values = [
+                _fmt(run["figures"].get(key)) if "figures" in run else "x" for run in case["runs"]
+            ]
             lines.append(f"- {name} `{key}`: {', '.join(values)}")
     if report["errors"]:
         lines += ["", "Errors (each failed run is counted above):", ""]
-        lines += [f"- {name} run {i + 1}: {text.strip().splitlines()[-1]}"
-                  for name, runs in report["errors"].items() for i, text in runs.items()]
-    lines += ["", "Every number above comes from `bench/results/latest.json` of the same run "
-              "(raw results of every run under `cases.<case>.runs`)."]
+        lines += [
+            f"- {name} run {i + 1}: {text.strip().splitlines()[-1]}"
+            for name, runs in report["errors"].items()
+            for i, text in runs.items()
+        ]
+    lines += [
+        "",
+        "Every number above comes from `bench/results/latest.json` of the same run "
+        "(raw results of every run under `cases.<case>.runs`).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -178,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
     parser.add_argument("--only", default=",".join(CASES))
-    parser.add_argument("--runs", type=int, default=None,
-                        help=f"runs of each case (default {FULL_RUNS}; --quick: 1)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help=f"runs of each case (default {FULL_RUNS}; --quick: 1)",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(names) - set(CASES)
@@ -193,8 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     work = paths.var_dir() / "bench" / stamp
     work.mkdir(parents=True)
-    report = {"started": stamp, "quick": args.quick, "runs": runs, "machine": machine(),
-              "targets": targets, "cases": {}, "figures": {}, "errors": {}, "seconds": {}}
+    report = {
+        "started": stamp,
+        "quick": args.quick,
+        "runs": runs,
+        "machine": machine(),
+        "targets": targets,
+        "cases": {},
+        "figures": {},
+        "errors": {},
+        "seconds": {},
+    }
     with KafkaBroker(work / "kafka", heap="1g") as kafka:
         ctx = Context(args.quick, work, kafka)
         for name in names:
@@ -218,8 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 case["runs"].append({"result": result, "figures": figures})
                 for key, value in figures.items():
                     per_figure.setdefault(key, []).append(value)
-                print(f"[bench] {name} run {i + 1}: {json.dumps(figures, default=str)}",
-                      flush=True)
+                print(f"[bench] {name} run {i + 1}: {json.dumps(figures, default=str)}", flush=True)
             report["seconds"][name] = round(time.monotonic() - started, 1)
             report["cases"][name] = case
             for key, values in per_figure.items():

@@ -27,8 +27,11 @@ def pytest_addoption(parser):
     group = parser.getgroup("questlog chaos")
     group.addoption("--chaos-scale", choices=("reduced", "full"), default="reduced")
     group.addoption("--chaos-seed", type=int, default=17)
-    group.addoption("--sabotage", action="store_true",
-                    help="break each scenario's mechanism on purpose; expect it to fail")
+    group.addoption(
+        "--sabotage",
+        action="store_true",
+        help="break each scenario's mechanism on purpose; expect it to fail",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -37,18 +40,24 @@ def pytest_collection_modifyitems(config, items):
             continue
         marker = item.get_closest_marker("sabotage")
         if marker is None and SCENARIO_FILE.match(Path(str(item.fspath)).name):
-            raise pytest.UsageError(f"{item.nodeid}: a scenario must name the mechanism "
-                                    "that breaks it (@pytest.mark.sabotage(...))")
+            raise pytest.UsageError(
+                f"{item.nodeid}: a scenario must name the mechanism "
+                "that breaks it (@pytest.mark.sabotage(...))"
+            )
         if config.getoption("--sabotage") and marker is not None:
-            item.add_marker(pytest.mark.xfail(
-                strict=True, reason=f"mechanism broken on purpose: {marker.args[0]}"))
+            item.add_marker(
+                pytest.mark.xfail(
+                    strict=True, reason=f"mechanism broken on purpose: {marker.args[0]}"
+                )
+            )
 
 
 @pytest.fixture(scope="session")
 def scale(pytestconfig) -> Scale:
     name = pytestconfig.getoption("--chaos-scale")
-    return Scale(name=name, seed=pytestconfig.getoption("--chaos-seed"),
-                 runs=3 if name == "full" else 1)
+    return Scale(
+        name=name, seed=pytestconfig.getoption("--chaos-seed"), runs=3 if name == "full" else 1
+    )
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +111,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(result.line())
     if config.getoption("--chaos-scale") == "full" and not config.getoption("--sabotage"):
         scale = Scale("full", config.getoption("--chaos-seed"), 3)
-        out = write(RESULTS, CHAOS / "results", os.environ.get("QUESTLOG_CHAOS_COMMAND",
-                                                               "make chaos"), scale)
+        out = write(
+            RESULTS,
+            CHAOS / "results",
+            os.environ.get("QUESTLOG_CHAOS_COMMAND", "make chaos"),
+            scale,
+        )
         terminalreporter.write_line(f"table written to {out}")

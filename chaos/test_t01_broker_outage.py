@@ -41,30 +41,44 @@ def _window(span, origin: float) -> str:
 
 
 @pytest.mark.sabotage("api_ack_skip")
-def test_t01_broker_outage(scale, record, sabotaged, sabotage_env, request, tmp_path_factory,
-                           tmp_path):
+def test_t01_broker_outage(
+    scale, record, sabotaged, sabotage_env, request, tmp_path_factory, tmp_path
+):
     rng = random.Random(scale.seed)
     events = scale.pick(500, 4000)
     rate = scale.pick(40.0, 150.0)  # requests started per second
     produce_timeout = scale.pick(2.5, 5.0)
     freeze_s = produce_timeout + scale.pick(2.5, 4.0)
     broker = rig_broker(request, tmp_path_factory)
-    result = Result("T1", "broker outage under load (SIGKILL + restart, SIGSTOP + SIGCONT)",
-                    load=f"{scale.runs} run(s) x {events} events at ~{rate:.0f} req/s, "
-                         "8 clients (legacy GET id header / id param / POST)",
-                    faults=f"SIGKILL broker at 30% then restart; SIGSTOP {freeze_s:.1f} s "
-                           f"(> ack wait {produce_timeout:.1f} s) then SIGCONT")
+    result = Result(
+        "T1",
+        "broker outage under load (SIGKILL + restart, SIGSTOP + SIGCONT)",
+        load=f"{scale.runs} run(s) x {events} events at ~{rate:.0f} req/s, "
+        "8 clients (legacy GET id header / id param / POST)",
+        faults=f"SIGKILL broker at 30% then restart; SIGSTOP {freeze_s:.1f} s "
+        f"(> ack wait {produce_timeout:.1f} s) then SIGCONT",
+    )
     landed_503, removed, kill_windows, freeze_windows = [], [], [], []
     peak_rss, refused, totals = [], [], []
     for run in range(scale.runs):
         topic = new_topic(broker, f"t01-{run}")
         tag = f"t1r{run}-"
-        api = Api(tmp_path / f"api-{run}", broker.bootstrap, topic, sabotage_env,
-                  produce_timeout_s=produce_timeout)
+        api = Api(
+            tmp_path / f"api-{run}",
+            broker.bootstrap,
+            topic,
+            sabotage_env,
+            produce_timeout_s=produce_timeout,
+        )
         frozen = False
         with api, Monitor(api) as monitor:
-            load = Load(api.port, plan(rng, tag.rstrip("-"), events), clients=8,
-                        rate=rate, give_up_s=events / rate + 120).start()
+            load = Load(
+                api.port,
+                plan(rng, tag.rstrip("-"), events),
+                clients=8,
+                rate=rate,
+                give_up_s=events / rate + 120,
+            ).start()
             try:
                 load.wait_progress(0.3, timeout_s=120)
                 t_kill = time.monotonic()
@@ -97,36 +111,48 @@ def test_t01_broker_outage(scale, record, sabotaged, sabotage_env, request, tmp_
         result.check(during_freeze == 0, f"{during_freeze} 2xx while the broker was frozen")
         kill_ready = monitor.not_ready_within(t_kill, t_back + 1)
         freeze_ready = monitor.not_ready_within(t_stop, t_cont + 1)
-        result.check(kill_ready is not None, "/readyz never answered 503 while the broker "
-                                             "was dead")
-        result.check(freeze_ready is not None, "/readyz never answered 503 while the broker "
-                                               "was frozen")
-        result.check(monitor.ready_after(t_cont) is not None,
-                     "/readyz did not answer 200 again after SIGCONT")
-        result.check(monitor.peak_rss_mb < RSS_LIMIT_MB,
-                     f"a worker reached {monitor.peak_rss_mb:.0f} MiB (> {RSS_LIMIT_MB})")
-        result.check(tally.statuses.get(503, 0) > 0, "no 503 at all: the outage was not "
-                                                     "felt, the scenario tested nothing")
+        result.check(kill_ready is not None, "/readyz never answered 503 while the broker was dead")
+        result.check(
+            freeze_ready is not None, "/readyz never answered 503 while the broker was frozen"
+        )
+        result.check(
+            monitor.ready_after(t_cont) is not None,
+            "/readyz did not answer 200 again after SIGCONT",
+        )
+        result.check(
+            monitor.peak_rss_mb < RSS_LIMIT_MB,
+            f"a worker reached {monitor.peak_rss_mb:.0f} MiB (> {RSS_LIMIT_MB})",
+        )
+        result.check(
+            tally.statuses.get(503, 0) > 0,
+            "no 503 at all: the outage was not felt, the scenario tested nothing",
+        )
         if run == 0:
             kill_windows.append(
                 f"SIGKILL outage 0-{t_back - t_kill:.1f} s: 503s "
                 f"{_window(tally.refusals_within(t_kill, t_stop), t_kill)}, /readyz 503 "
-                f"{_window(kill_ready, t_kill)}")
+                f"{_window(kill_ready, t_kill)}"
+            )
             freeze_windows.append(
                 f"SIGSTOP 0-{t_cont - t_stop:.1f} s: 503s "
                 f"{_window(tally.refusals_within(t_stop, t_cont + produce_timeout), t_stop)}"
-                f", /readyz 503 {_window(freeze_ready, t_stop)}")
+                f", /readyz 503 {_window(freeze_ready, t_stop)}"
+            )
         landed_503.append(sum(tally.refused_landed.values()))
         removed.append(tally.removed_by_dedup)
         peak_rss.append(monitor.peak_rss_mb)
         refused.append(tally.persistence)
         totals.append(tally)
     last = totals[-1]
-    result.inputs = (f"{sum(t.events for t in totals)} events, "
-                     f"{sum(len(t.load.attempts) for t in totals)} requests")
+    result.inputs = (
+        f"{sum(t.events for t in totals)} events, "
+        f"{sum(len(t.load.attempts) for t in totals)} requests"
+    )
     result.figures = {
-        "503 answers": ", ".join(f"{k} {v}" for k, v in sorted(
-            sum(refused, start=type(refused[0])()).items())) or "0",
+        "503 answers": ", ".join(
+            f"{k} {v}" for k, v in sorted(sum(refused, start=type(refused[0])()).items())
+        )
+        or "0",
         "503-answered events that landed anyway": spread(landed_503, digits=0),
         "copies removed by dedup": spread(removed, digits=0),
         "stored exactly once": f"{sum(t.once for t in totals)}/{sum(t.events for t in totals)}",

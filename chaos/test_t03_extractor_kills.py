@@ -52,16 +52,19 @@ def kill_points(rng: random.Random, kills: int) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.sabotage("extractor_no_txn")
 def test_t03_driver_sigkilled_at_chosen_points_stores_each_event_once(
-        kafka, tmp_path, scale, record, sabotage_env):
+    kafka, tmp_path, scale, record, sabotage_env
+):
     rng = random.Random(scale.seed)
     kills = scale.pick(5, 8)
     points = kill_points(rng, kills)
     topic = new_topic(kafka)
     lake = tmp_path / "lake"
-    base_env = extractor_env(kafka.bootstrap, topic, lake, max_offsets=scale.pick(1000, 4000),
-                             extra=sabotage_env)
-    producer = Producer(kafka.bootstrap, topic, seed=scale.seed, tag="t03",
-                        chunk=scale.pick(10, 200), every_s=0.5).start()
+    base_env = extractor_env(
+        kafka.bootstrap, topic, lake, max_offsets=scale.pick(1000, 4000), extra=sabotage_env
+    )
+    producer = Producer(
+        kafka.bootstrap, topic, seed=scale.seed, tag="t03", chunk=scale.pick(10, 200), every_s=0.5
+    ).start()
     result = Result("T3", "extractor driver SIGKILLed at chosen points")
     lives: list[Driver] = []
     killed: list[tuple[str, int]] = []  # (point, batch id) of each kill
@@ -70,8 +73,11 @@ def test_t03_driver_sigkilled_at_chosen_points_stores_each_event_once(
     next_batch = 0
     try:
         for i, point in enumerate(points):
-            env = {**base_env, PAUSE_VARIABLE: f"{point}@{next_batch}",
-                   "QUESTLOG_EXTRACTOR_METRICS_PORT": str(free_port())}
+            env = {
+                **base_env,
+                PAUSE_VARIABLE: f"{point}@{next_batch}",
+                "QUESTLOG_EXTRACTOR_METRICS_PORT": str(free_port()),
+            }
             started = time.monotonic()
             driver = Driver(env, tmp_path / f"extractor-{i}.log").start()
             lives.append(driver)
@@ -95,8 +101,9 @@ def test_t03_driver_sigkilled_at_chosen_points_stores_each_event_once(
             driver.kill()
 
     # Each kill's batch must come back in the next life and be skipped where committed.
-    absorbed = [any(b == batch for _, b in lives[i + 1].skipped())
-                for i, (_, batch) in enumerate(killed)]
+    absorbed = [
+        any(b == batch for _, b in lives[i + 1].skipped()) for i, (_, batch) in enumerate(killed)
+    ]
     accepted = producer.accepted
     sql = sql_counts(lake)
     delta = delta_counts(lake)
@@ -104,10 +111,13 @@ def test_t03_driver_sigkilled_at_chosen_points_stores_each_event_once(
     naive = naive_count(lake)
     quarantined = delta_counts(lake, (QUARANTINE,)).rows
 
-    result.load = (f"{len(accepted):,} events acked by Kafka ({producer.sent - len(accepted)}"
-                   f" resent), {len(lives)} driver lives")
-    result.faults = (f"{kills} SIGKILLs of the driver's group at "
-                     + ", ".join(f"{p} b{b}" for p, b in killed))
+    result.load = (
+        f"{len(accepted):,} events acked by Kafka ({producer.sent - len(accepted)}"
+        f" resent), {len(lives)} driver lives"
+    )
+    result.faults = f"{kills} SIGKILLs of the driver's group at " + ", ".join(
+        f"{p} b{b}" for p, b in killed
+    )
     result.lost = len(accepted - stored)
     result.duplicates = max(sql.duplicates, delta.duplicates)
     result.figures = {
@@ -117,13 +127,17 @@ def test_t03_driver_sigkilled_at_chosen_points_stores_each_event_once(
         "skip metric at next pause": str([int(v) for v in skip_metric]),
         "restart to pause": spread(restart_s, " s", 1),
         "naive reader": f"{naive.rows} rows in {naive.files} files ({naive.orphans}"
-                        f" orphans, {naive.unreadable} unreadable)",
+        f" orphans, {naive.unreadable} unreadable)",
     }
     result.check(not producer.errors, f"producer errors: {producer.errors[:3]}")
     check_exactly_once(result, sql, delta, stored, accepted)
     result.check(quarantined == 0, f"{quarantined} rows quarantined")
-    result.check(all(absorbed), f"kills whose replay no skip absorbed: "
-                 f"{[k for k, ok in zip(killed, absorbed, strict=True) if not ok]}")
-    result.check(all(v >= 1 for v in skip_metric),
-                 f"skip metric of a restarted life stayed 0: {skip_metric}")
+    result.check(
+        all(absorbed),
+        f"kills whose replay no skip absorbed: "
+        f"{[k for k, ok in zip(killed, absorbed, strict=True) if not ok]}",
+    )
+    result.check(
+        all(v >= 1 for v in skip_metric), f"skip metric of a restarted life stayed 0: {skip_metric}"
+    )
     record(result)

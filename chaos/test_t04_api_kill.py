@@ -26,16 +26,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.mark.sabotage("api_no_flush")
-def test_t04_api_kill(scale, record, sabotaged, sabotage_env, request, tmp_path_factory,
-                      tmp_path):
+def test_t04_api_kill(scale, record, sabotaged, sabotage_env, request, tmp_path_factory, tmp_path):
     rng = random.Random(scale.seed + 4)
     events = scale.pick(600, 5000)
     rate = scale.pick(50.0, 200.0)
     broker = rig_broker(request, tmp_path_factory)
-    result = Result("T4", "API worker SIGKILL and API SIGTERM under load",
-                    load=f"{scale.runs} run(s) x {events} events at ~{rate:.0f} req/s, "
-                         "8 clients (legacy GETs, POST batches of 5)",
-                    faults="SIGKILL one worker at 30%; SIGTERM the API at 60%, start again")
+    result = Result(
+        "T4",
+        "API worker SIGKILL and API SIGTERM under load",
+        load=f"{scale.runs} run(s) x {events} events at ~{rate:.0f} req/s, "
+        "8 clients (legacy GETs, POST batches of 5)",
+        faults="SIGKILL one worker at 30%; SIGTERM the API at 60%, start again",
+    )
     exits, refusals, landed, removed, totals = [], [], [], [], []
     for run in range(scale.runs):
         topic = new_topic(broker, f"t04-{run}")
@@ -43,8 +45,13 @@ def test_t04_api_kill(scale, record, sabotaged, sabotage_env, request, tmp_path_
         env = {**sabotage_env, "QUESTLOG_API_LINGER_MS": "100"}
         api = Api(tmp_path / f"api-{run}", broker.bootstrap, topic, env, produce_timeout_s=3.0)
         with api:
-            load = Load(api.port, plan(rng, tag, events, batch=5), clients=8, rate=rate,
-                        give_up_s=events / rate + 120).start()
+            load = Load(
+                api.port,
+                plan(rng, tag, events, batch=5),
+                clients=8,
+                rate=rate,
+                give_up_s=events / rate + 120,
+            ).start()
             load.wait_progress(0.3, timeout_s=120)
             victim = rng.choice(api.worker_pids())
             os.kill(victim, signal.SIGKILL)
@@ -59,21 +66,30 @@ def test_t04_api_kill(scale, record, sabotaged, sabotage_env, request, tmp_path_
             result.check(finished, "the load did not finish in time")
         tally = Tally(load, read_topic(broker.bootstrap, topic, prefix=tag + "-"))
         tally.check_common(result)
-        odd = {status for status in tally.statuses if not (200 <= status < 300
-                                                          or status in (0, 503))}
+        odd = {
+            status for status in tally.statuses if not (200 <= status < 300 or status in (0, 503))
+        }
         result.check(not odd, f"answers other than 2xx / 503 / refusal: {sorted(odd)}")
-        result.check(tally.statuses.get(0, 0) > 0, "no client saw a refusal: the kills "
-                                                   "were not felt, the scenario tested nothing")
+        result.check(
+            tally.statuses.get(0, 0) > 0,
+            "no client saw a refusal: the kills were not felt, the scenario tested nothing",
+        )
         refusals.append(tally.statuses.get(0, 0))
         landed.append(sum(tally.refused_landed.values()))
         removed.append(tally.removed_by_dedup)
         totals.append(tally)
-    result.inputs = (f"{sum(t.events for t in totals)} events, "
-                     f"{sum(len(t.load.attempts) for t in totals)} requests")
+    result.inputs = (
+        f"{sum(t.events for t in totals)} events, "
+        f"{sum(len(t.load.attempts) for t in totals)} requests"
+    )
     result.figures = {
         "connection refusals/resets": spread(refusals, digits=0),
-        "503 answers": ", ".join(f"{k} {v}" for k, v in sorted(
-            sum((t.persistence for t in totals), start=type(totals[0].persistence)()).items()))
+        "503 answers": ", ".join(
+            f"{k} {v}"
+            for k, v in sorted(
+                sum((t.persistence for t in totals), start=type(totals[0].persistence)()).items()
+            )
+        )
         or "0",
         "events refused (503 or no answer) then stored": spread(landed, digits=0),
         "copies removed by dedup": spread(removed, digits=0),

@@ -45,8 +45,9 @@ def poison_kinds(base: dict, join: dict) -> dict[str, bytes | None]:
         "not json": b"not json at all",
         "truncated json": text[: len(text) // 2].encode(),
         "invalid utf-8": b"\xff\xfe\x00\xc3(garbage",
-        "utf-8 inside json broken": text.replace(base["player_id"], "p\udcff", 1)
-        .encode("utf-8", "surrogateescape"),
+        "utf-8 inside json broken": text.replace(base["player_id"], "p\udcff", 1).encode(
+            "utf-8", "surrogateescape"
+        ),
         "empty value": b"",
         "null value (tombstone)": None,
         "whitespace only": b"   \n\t ",
@@ -80,22 +81,29 @@ def poison_kinds(base: dict, join: dict) -> dict[str, bytes | None]:
         "enum violation": _dump(join, properties={**join["properties"], "role": "king"}),
         "too long sword_type": _dump(base, properties={**props, "sword_type": "s" * 65}),
         "too long player_id": _dump(base, player_id="p" * 10_000),
-        "NaN literal": text.replace('"price": ' + json.dumps(props["price"]),
-                                    '"price": NaN').encode(),
-        "Infinity literal": text.replace('"price": ' + json.dumps(props["price"]),
-                                         '"price": Infinity').encode(),
+        "NaN literal": text.replace(
+            '"price": ' + json.dumps(props["price"]), '"price": NaN'
+        ).encode(),
+        "Infinity literal": text.replace(
+            '"price": ' + json.dumps(props["price"]), '"price": Infinity'
+        ).encode(),
         "NaN as string": _dump(base, properties={**props, "price": "NaN"}),
-        "deeply nested": _dump(base, properties={**props, "extra": None})
-        .replace(b'"extra": null', b'"extra": ' + b"[" * deep + b"]" * deep),
+        "deeply nested": _dump(base, properties={**props, "extra": None}).replace(
+            b'"extra": null', b'"extra": ' + b"[" * deep + b"]" * deep
+        ),
         "deeply nested value": b"[" * deep + b"]" * deep,
         "duplicate key, last invalid": text.replace(
             '"price": ' + json.dumps(props["price"]),
-            '"price": ' + json.dumps(props["price"]) + ', "price": "cheap"').encode(),
+            '"price": ' + json.dumps(props["price"]) + ', "price": "cheap"',
+        ).encode(),
         "duplicate event_id, last invalid": text.replace(
             f'"event_id": "{base["event_id"]}"',
-            f'"event_id": "{base["event_id"]}", "event_id": "not-a-uuid"', 1).encode(),
-        "raw NUL byte in json": text.replace(base["player_id"], base["player_id"] + "\x00",
-                                             1).encode(),
+            f'"event_id": "{base["event_id"]}", "event_id": "not-a-uuid"',
+            1,
+        ).encode(),
+        "raw NUL byte in json": text.replace(
+            base["player_id"], base["player_id"] + "\x00", 1
+        ).encode(),
         "key with NUL": text.replace('"player_id"', '"player_id\\u0000"', 1).encode(),
         "trailing garbage": text.encode() + b" }{",
     }
@@ -103,7 +111,8 @@ def poison_kinds(base: dict, join: dict) -> dict[str, bytes | None]:
 
 @pytest.mark.sabotage("poison_drop")
 def test_t06_poison_records_are_quarantined_and_the_stream_keeps_running(
-        sabotaged, scale, record, kafka, spark, tmp_path):
+    sabotaged, scale, record, kafka, spark, tmp_path
+):
     rng = random.Random(scale.seed)
     tag = f"t06-{scale.seed}-{rng.randrange(10**6)}"
     copies = scale.pick(1, 4)
@@ -119,8 +128,9 @@ def test_t06_poison_records_are_quarantined_and_the_stream_keeps_running(
             # an id of its own per record: one that leaked must show, not be deduplicated
             if value is not None:
                 for e in (base, join):
-                    own = str(uuid.uuid5(uuid.NAMESPACE_URL,
-                                         f"{tag}/poison/{c}/{k}/{e['event_id']}"))
+                    own = str(
+                        uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}/poison/{c}/{k}/{e['event_id']}")
+                    )
                     poison_ids.add(own)
                     value = value.replace(e["event_id"].encode(), own.encode())
             records.append((kind, value))
@@ -137,24 +147,32 @@ def test_t06_poison_records_are_quarantined_and_the_stream_keeps_running(
         stream.append((kind, f"{tag}-poison".encode(), value))
     stream.extend((None, e["player_id"].encode(), json.dumps(e).encode()) for e in queue)
 
-    result = Result("T6", "poison records straight into Kafka",
-                    load=f"{n_valid + len(later):,} valid events",
-                    inputs=f"{len(records)} poison records of {len(records) // copies} kinds")
+    result = Result(
+        "T6",
+        "poison records straight into Kafka",
+        load=f"{n_valid + len(later):,} valid events",
+        inputs=f"{len(records)} poison records of {len(records) // copies} kinds",
+    )
     rig = LakeRig(kafka, spark, tmp_path)
     try:
         rig.start()
         positions = rig.produce([(k, v) for _, k, v in stream])
-        poison_at = {pos: kind for pos, (kind, _, _) in zip(positions, stream, strict=True)
-                     if kind is not None}
+        poison_at = {
+            pos: kind
+            for pos, (kind, _, _) in zip(positions, stream, strict=True)
+            if kind is not None
+        }
         try:
-            wait_for(lambda: rig.count(QUARANTINE) >= len(records)
-                     and rig.stored() >= len(valid), 240, "the poison and the valid events")
+            wait_for(
+                lambda: rig.count(QUARANTINE) >= len(records) and rig.stored() >= len(valid),
+                240,
+                "the poison and the valid events",
+            )
         except AssertionError as exc:
             result.check(False, str(exc))
         rig.produce_events(later)
         try:
-            wait_for(lambda: rig.stored() >= len(valid) + len(later), 180,
-                     "the later valid events")
+            wait_for(lambda: rig.stored() >= len(valid) + len(later), 180, "the later valid events")
         except AssertionError as exc:
             result.check(False, str(exc))
         alive, failure = rig.alive()
@@ -166,14 +184,22 @@ def test_t06_poison_records_are_quarantined_and_the_stream_keeps_running(
     ids = rig.event_ids()
     result.lost, result.duplicates = exactly_once(ids, expected)
     stray = set(ids) - expected
-    result.check(not stray, f"{len(stray)} rows in the main tables that are no valid event "
-                            f"(poison ids among them: {len(stray & poison_ids)})")
+    result.check(
+        not stray,
+        f"{len(stray)} rows in the main tables that are no valid event "
+        f"(poison ids among them: {len(stray & poison_ids)})",
+    )
     main_positions = set()
     for table in TABLES:
         rows = rig.rows(table, ["kafka_partition", "kafka_offset"])
         if rows is not None:
-            main_positions |= set(zip(rows.column("kafka_partition").to_pylist(),
-                                      rows.column("kafka_offset").to_pylist(), strict=True))
+            main_positions |= set(
+                zip(
+                    rows.column("kafka_partition").to_pylist(),
+                    rows.column("kafka_offset").to_pylist(),
+                    strict=True,
+                )
+            )
     leaked = sorted({poison_at[p] for p in main_positions & set(poison_at)})
     result.check(not leaked, f"poison stored in the main tables: {leaked}")
 
@@ -187,13 +213,17 @@ def test_t06_poison_records_are_quarantined_and_the_stream_keeps_running(
     result.check(not missing, f"{len(missing)} poison kinds not quarantined: {missing}")
     doubled = sum(len(v) - 1 for v in by_position.values() if len(v) > 1)
     result.check(doubled == 0, f"{doubled} poison records quarantined more than once")
-    no_reason = sorted({poison_at.get(p, "?") for p, v in by_position.items()
-                        if not all((r["reason"] or "").strip() for r in v)})
+    no_reason = sorted(
+        {
+            poison_at.get(p, "?")
+            for p, v in by_position.items()
+            if not all((r["reason"] or "").strip() for r in v)
+        }
+    )
     result.check(not no_reason, f"quarantined without a reason: {no_reason}")
     wrongly = sum(1 for p in by_position if p not in poison_at)
     result.check(wrongly == 0, f"{wrongly} valid events quarantined")
-    reasons = Counter(v[0]["reason"].split(":")[0] for v in by_position.values()
-                      if v[0]["reason"])
+    reasons = Counter(v[0]["reason"].split(":")[0] for v in by_position.values() if v[0]["reason"])
     result.figures = {
         "quarantined": f"{len(set(by_position) & set(poison_at))}/{len(poison_at)}",
         "reasons": ", ".join(f"{k} {n}" for k, n in reasons.most_common()),

@@ -42,8 +42,13 @@ def _hypothesis_test(strategy, check, max_examples: int, rng_seed: int):
     no shrinking: a failing case is recorded, not raised."""
 
     @seed(rng_seed)
-    @settings(max_examples=max_examples, deadline=None, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def run(case):
         check(case)
@@ -71,12 +76,14 @@ def _fuzz(app, service: str, max_examples: int, rng_seed: int, headers_for=None)
                 case.headers = {**(case.headers or {}), **headers_for(case)}
             response = case.call_wsgi()
             if response.status_code >= 500:
-                server_errors.append(f"{label} -> {response.status_code}: "
-                                     f"{response.get_data(as_text=True)[:200]}")
+                server_errors.append(
+                    f"{label} -> {response.status_code}: {response.get_data(as_text=True)[:200]}"
+                )
                 return
             try:
-                case.validate_response(response, checks=(not_a_server_error,
-                                                         response_schema_conformance))
+                case.validate_response(
+                    response, checks=(not_a_server_error, response_schema_conformance)
+                )
             except CheckFailed as exc:
                 violations.append(f"{label} -> {response.status_code}: {str(exc)[:300]}")
 
@@ -94,18 +101,31 @@ def test_both_openapi_specs_hold_under_generated_requests(scale, record, sabotag
     examples = scale.pick(15, 1000)  # make test also runs the services' own fuzz tests
     lake = tmp_path / "lake"
     small_lake(lake, rows=50, seed=scale.seed)
-    api = create_app(Settings(sink="memory", ip_hash_key=b"t7-ip-hash-key-0123456789"),
-                     sink=MemorySink())
-    query = create_query_app(QuerySettings(
-        lake_root=lake.as_uri(), read_token=TOKEN, snapshot_ttl_s=0.0, sql_timeout_s=2.0,
-        duckdb_threads=1, duckdb_memory_limit="256MB"))
+    api = create_app(
+        Settings(sink="memory", ip_hash_key=b"t7-ip-hash-key-0123456789"), sink=MemorySink()
+    )
+    query = create_query_app(
+        QuerySettings(
+            lake_root=lake.as_uri(),
+            read_token=TOKEN,
+            snapshot_ttl_s=0.0,
+            sql_timeout_s=2.0,
+            duckdb_threads=1,
+            duckdb_memory_limit="256MB",
+        )
+    )
 
     started = time.monotonic()
     counts, errors, violations = _fuzz(api, "api", examples, scale.seed)
     query_counts, query_errors, query_violations = _fuzz(
-        query, "query", examples, scale.seed,
-        headers_for=lambda case: ({"Authorization": f"Bearer {TOKEN}"}
-                                  if case.path == "/v1/sql" else {}))
+        query,
+        "query",
+        examples,
+        scale.seed,
+        headers_for=lambda case: (
+            {"Authorization": f"Bearer {TOKEN}"} if case.path == "/v1/sql" else {}
+        ),
+    )
     seconds = time.monotonic() - started
     counts.update(query_counts)
     errors += query_errors
@@ -115,27 +135,36 @@ def test_both_openapi_specs_hold_under_generated_requests(scale, record, sabotag
     short = {label: n for label, n in counts.items() if n < examples}
     per_service = collections.Counter(label.split(" ", 1)[0] for label in counts)
     result = Result(
-        "T7", "schemathesis on both OpenAPI specs",
+        "T7",
+        "schemathesis on both OpenAPI specs",
         load=f"seed {scale.seed}, {examples} cases per operation",
         inputs=f"{sum(counts.values())} generated requests over {len(counts)} operations "
-               f"(api {per_service['api']}, query {per_service['query']})",
+        f"(api {per_service['api']}, query {per_service['query']})",
         errors_5xx=len(errors),
         figures={
             "operations x cases": f"{len(full)} x >={examples}"
-                                  + (f" + {len(short)} with every input tried "
-                                     f"({', '.join(f'{k} {v}' for k, v in short.items())})"
-                                     if short else ""),
+            + (
+                f" + {len(short)} with every input tried "
+                f"({', '.join(f'{k} {v}' for k, v in short.items())})"
+                if short
+                else ""
+            ),
             "schema violations": str(len(violations)),
             "wall": f"{seconds:.0f} s",
         },
     )
     result.check(not errors, f"{len(errors)} server errors, e.g. {errors[:3]}")
-    result.check(not violations, f"{len(violations)} answers break their schema, e.g. "
-                                 f"{violations[:3]}")
-    result.check(per_service["api"] >= 5 and per_service["query"] >= 10,
-                 f"too few operations in the specs: {dict(per_service)}")
+    result.check(
+        not violations, f"{len(violations)} answers break their schema, e.g. {violations[:3]}"
+    )
+    result.check(
+        per_service["api"] >= 5 and per_service["query"] >= 10,
+        f"too few operations in the specs: {dict(per_service)}",
+    )
     # an operation stops short only when hypothesis ran out of distinct inputs (an
     # operation without parameters or body has one); a parameterised one never should
-    result.check(len(full) >= len(counts) // 2 and all(n >= 1 for n in short.values()),
-                 f"operations called fewer than {examples} times: {short}")
+    result.check(
+        len(full) >= len(counts) // 2 and all(n >= 1 for n in short.values()),
+        f"operations called fewer than {examples} times: {short}",
+    )
     record(result)

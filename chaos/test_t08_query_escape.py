@@ -47,8 +47,7 @@ def _hashes(*folders: Path) -> dict[str, str]:
 
 
 @pytest.mark.sabotage("query_external_access")
-def test_sql_escapes_are_refused_and_touch_no_file(scale, record, sabotaged, tmp_path,
-                                                   monkeypatch):
+def test_sql_escapes_are_refused_and_touch_no_file(scale, record, sabotaged, tmp_path, monkeypatch):
     from questlog_query import create_app, sandbox
     from questlog_query.settings import Settings
 
@@ -69,9 +68,16 @@ def test_sql_escapes_are_refused_and_touch_no_file(scale, record, sabotaged, tmp
     monkeypatch.setenv("T8_ENV_CANARY", f"T8-ENV-CANARY-{secret}")
     # the pre-check off for the run: every statement reaches DuckDB
     monkeypatch.setattr(sandbox, "check_select", lambda sql: None)
-    app = create_app(Settings(lake_root=lake.as_uri(), read_token=TOKEN, snapshot_ttl_s=0.0,
-                              sql_timeout_s=TIMEOUT_S, duckdb_threads=1,
-                              duckdb_memory_limit="256MB"))
+    app = create_app(
+        Settings(
+            lake_root=lake.as_uri(),
+            read_token=TOKEN,
+            snapshot_ttl_s=0.0,
+            sql_timeout_s=TIMEOUT_S,
+            duckdb_threads=1,
+            duckdb_memory_limit="256MB",
+        )
+    )
     client = app.test_client()
     leaks = [secret, "root:x:0:", "commitInfo", '"add":{"path"']
 
@@ -87,8 +93,9 @@ def test_sql_escapes_are_refused_and_touch_no_file(scale, record, sabotaged, tmp
         cases = base + sql_variants(base, rng, scale.pick(20, 400))
         for case in cases:
             started = time.monotonic()
-            response = client.post("/v1/sql", json={"sql": case.sql},
-                                   headers={"Authorization": f"Bearer {TOKEN}"})
+            response = client.post(
+                "/v1/sql", json={"sql": case.sql}, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
             seconds = time.monotonic() - started
             cases_run += 1
             text = response.get_data(as_text=True)
@@ -100,29 +107,35 @@ def test_sql_escapes_are_refused_and_touch_no_file(scale, record, sabotaged, tmp
             if response.status_code == 200:
                 answered.add(case.name.rsplit("/", 1)[-1])
             if any(leak in text for leak in leaks):
-                problems.append(f"{case.name}: the answer carries a canary or a file: "
-                                f"{text[:200]}")
+                problems.append(f"{case.name}: the answer carries a canary or a file: {text[:200]}")
             if case.runaway:
                 runaway_s.append(seconds)
                 if response.status_code not in (408, 422) or seconds > TIMEOUT_S + MARGIN_S:
-                    problems.append(f"{case.name}: {response.status_code} after {seconds:.2f} s"
-                                    f" (limit {TIMEOUT_S} s + {MARGIN_S} s)")
+                    problems.append(
+                        f"{case.name}: {response.status_code} after {seconds:.2f} s"
+                        f" (limit {TIMEOUT_S} s + {MARGIN_S} s)"
+                    )
             elif not (400 <= response.status_code < 500 or response.status_code == 200):
                 problems.append(f"{case.name}: answered {response.status_code}: {text[:200]}")
         del run
     after = _hashes(lake, home, scratch)
-    changed = sorted(os.path.relpath(p, tmp_path) for p in set(before) | set(after)
-                     if before.get(p) != after.get(p))
-    refused_by_duckdb = sum(n for key, n in outcomes.items()
-                            if key.split(" ", 1)[1].endswith("Exception"))
+    changed = sorted(
+        os.path.relpath(p, tmp_path)
+        for p in set(before) | set(after)
+        if before.get(p) != after.get(p)
+    )
+    refused_by_duckdb = sum(
+        n for key, n in outcomes.items() if key.split(" ", 1)[1].endswith("Exception")
+    )
     ok = sum(n for key, n in outcomes.items() if key.startswith("200"))
 
     result = Result(
-        "T8", "SQL injection and DuckDB escapes",
+        "T8",
+        "SQL injection and DuckDB escapes",
         load=f"{scale.runs} run(s), statement pre-check off",
         faults="-",
         inputs=f"{len(base)} escape statements + {scale.pick(20, 400)} seeded variants per "
-               f"run ({cases_run} requests)",
+        f"run ({cases_run} requests)",
         errors_5xx=errors_5xx,
         figures={
             "refused by DuckDB's lockdown": str(refused_by_duckdb),
@@ -136,6 +149,7 @@ def test_sql_escapes_are_refused_and_touch_no_file(scale, record, sabotaged, tmp
         result.check(False, problem)
     result.check(len(problems) <= 10, f"... and {len(problems) - 10} more problems")
     result.check(len(base) >= 60, f"only {len(base)} escape statements")
-    result.check(refused_by_duckdb > 0, "nothing was refused by DuckDB itself: the pre-check "
-                                        "was not off")
+    result.check(
+        refused_by_duckdb > 0, "nothing was refused by DuckDB itself: the pre-check was not off"
+    )
     record(result)

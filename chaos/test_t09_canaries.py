@@ -102,14 +102,22 @@ def test_t09_canaries_are_stored_nowhere(stack, scale, record, sabotaged, sabota
     result = Result("T9", "secret and PII canaries, IP pseudonyms")
 
     def secret_headers(i: int) -> dict[str, str]:
-        return {"Authorization": f"Bearer {canary}-auth-{i}",
-                "Cookie": f"session={canary}-cookie-{i}; theme=dark",
-                "X-Api-Key": f"{canary}-apikey-{i}", "X-Forwarded-For": forged_ip,
-                "Host": host, "User-Agent": agent, "X-Request-ID": f"t09req{tag}{i}"}
+        return {
+            "Authorization": f"Bearer {canary}-auth-{i}",
+            "Cookie": f"session={canary}-cookie-{i}; theme=dark",
+            "X-Api-Key": f"{canary}-apikey-{i}",
+            "X-Forwarded-For": forged_ip,
+            "Host": host,
+            "User-Agent": agent,
+            "X-Request-ID": f"t09req{tag}{i}",
+        }
 
     if sabotaged:
-        api_proc = ApiProcess({k: v for k, v in env.items() if k.startswith("QUESTLOG_API_")}
-                              | sabotage_env, stack.var / f"t09-api-{tag}.log", workers=1)
+        api_proc = ApiProcess(
+            {k: v for k, v in env.items() if k.startswith("QUESTLOG_API_")} | sabotage_env,
+            stack.var / f"t09-api-{tag}.log",
+            workers=1,
+        )
         api = api_proc.__enter__().url
     else:
         api_proc, api = None, stack.api
@@ -121,40 +129,58 @@ def test_t09_canaries_are_stored_nowhere(stack, scale, record, sabotaged, sabota
             if i % 2:
                 ev["context"] = {"cookie": f"{canary}-ctx-{i}", "host": f"{canary}-ctxhost"}
             batch = [ev, event("purchase_sword", f"{run}-p9")] if i % 4 == 3 else ev
-            answer = request("POST", f"{api}/v1/events", json.dumps(batch).encode(),
-                             {**JSON, **secret_headers(i)})
+            answer = request(
+                "POST",
+                f"{api}/v1/events",
+                json.dumps(batch).encode(),
+                {**JSON, **secret_headers(i)},
+            )
             answers[f"valid {answer.status}"] += 1
             if answer.status == 202:
                 accepted_ids += answer.json()["event_ids"]
-        legacy = request("GET", f"{api}/purchase_sword?sword_type=katana",
-                         headers=secret_headers(1000))
+        legacy = request(
+            "GET", f"{api}/purchase_sword?sword_type=katana", headers=secret_headers(1000)
+        )
         answers[f"valid {legacy.status}"] += 1
         if legacy.status == 200:
             accepted_ids.append(legacy.headers["x-event-id"])
         refused = {
-            "unknown top-level field": {**event("purchase_sword", f"{run}-x"),
-                                        "ssn": f"{canary}-ssn"},
-            "unknown property": event("purchase_sword", f"{run}-x",
-                                      password=f"{canary}-password"),
-            "canary as a field name": event("join_guild", f"{run}-x",
-                                            **{f"{canary}-name": 1}),
-            "canary in a batch's bad event": [event("join_guild", f"{run}-x"),
-                                              {"event_type": f"{canary}-type"}],
+            "unknown top-level field": {
+                **event("purchase_sword", f"{run}-x"),
+                "ssn": f"{canary}-ssn",
+            },
+            "unknown property": event("purchase_sword", f"{run}-x", password=f"{canary}-password"),
+            "canary as a field name": event("join_guild", f"{run}-x", **{f"{canary}-name": 1}),
+            "canary in a batch's bad event": [
+                event("join_guild", f"{run}-x"),
+                {"event_type": f"{canary}-type"},
+            ],
         }
         for i, (name, body) in enumerate(refused.items()):
-            answer = request("POST", f"{api}/v1/events", json.dumps(body).encode(),
-                             {**JSON, **secret_headers(2000 + i)})
+            answer = request(
+                "POST",
+                f"{api}/v1/events",
+                json.dumps(body).encode(),
+                {**JSON, **secret_headers(2000 + i)},
+            )
             answers[f"refused {answer.status}"] += 1
             result.check(answer.status == 422, f"{name}: {answer.status}, expected 422")
         for name, path, body, status in (
-                ("legacy query parameter", f"/join_guild?guild_id=g&token={canary}-query",
-                 None, 422),
-                ("malformed JSON", "/v1/events", f'{{"password": "{canary}-json"'.encode(),
-                 400),
-                ("over the size limit", "/v1/events",
-                 json.dumps({"pad": f"{canary}-big-" * 80_000}).encode(), 413)):
-            answer = request("GET" if body is None else "POST", api + path, body,
-                             {**JSON, **secret_headers(3000 + len(answers))})
+            ("legacy query parameter", f"/join_guild?guild_id=g&token={canary}-query", None, 422),
+            ("malformed JSON", "/v1/events", f'{{"password": "{canary}-json"'.encode(), 400),
+            (
+                "over the size limit",
+                "/v1/events",
+                json.dumps({"pad": f"{canary}-big-" * 80_000}).encode(),
+                413,
+            ),
+        ):
+            answer = request(
+                "GET" if body is None else "POST",
+                api + path,
+                body,
+                {**JSON, **secret_headers(3000 + len(answers))},
+            )
             answers[f"refused {answer.status}"] += 1
             result.check(answer.status == status, f"{name}: {answer.status}, expected {status}")
     finally:
@@ -168,8 +194,7 @@ def test_t09_canaries_are_stored_nowhere(stack, scale, record, sabotaged, sabota
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap})
-    producer.produce(env["QUESTLOG_API_TOPIC"], value=f'{{"oops": "{quarantine_mark}"',
-                     key=run)
+    producer.produce(env["QUESTLOG_API_TOPIC"], value=f'{{"oops": "{quarantine_mark}"', key=run)
     result.check(producer.flush(30) == 0, "the quarantine control was not produced")
 
     # wait until the run is in the tables and the control in the quarantine (the first
@@ -177,17 +202,25 @@ def test_t09_canaries_are_stored_nowhere(stack, scale, record, sabotaged, sabota
     token = (stack.var / "secrets" / "query_read_token").read_text().strip()
     deadline = time.monotonic() + 300
     while True:
-        seen = verify.sql(stack.query, token, (
-            "SELECT (SELECT count(*) FROM purchase_sword WHERE host = $h) + "
-            "(SELECT count(*) FROM join_guild WHERE host = $h) AS events, "
-            "(SELECT count(*) FROM quarantine WHERE contains(raw_value, $q)) AS quarantined"),
-            {"h": host, "q": quarantine_mark})["rows"][0]
-        if (seen["events"] >= len(accepted_ids) and seen["quarantined"]) \
-                or time.monotonic() > deadline:
+        seen = verify.sql(
+            stack.query,
+            token,
+            (
+                "SELECT (SELECT count(*) FROM purchase_sword WHERE host = $h) + "
+                "(SELECT count(*) FROM join_guild WHERE host = $h) AS events, "
+                "(SELECT count(*) FROM quarantine WHERE contains(raw_value, $q)) AS quarantined"
+            ),
+            {"h": host, "q": quarantine_mark},
+        )["rows"][0]
+        if (
+            seen["events"] >= len(accepted_ids) and seen["quarantined"]
+        ) or time.monotonic() > deadline:
             break
         time.sleep(1)
-    result.check(seen["events"] == len(accepted_ids),
-                 f"{seen['events']} of {len(accepted_ids)} accepted events stored")
+    result.check(
+        seen["events"] == len(accepted_ids),
+        f"{seen['events']} of {len(accepted_ids)} accepted events stored",
+    )
     result.check(seen["quarantined"] == 1, "the quarantine control was not quarantined")
 
     # Kafka: every record of the topic
@@ -195,57 +228,76 @@ def test_t09_canaries_are_stored_nowhere(stack, scale, record, sabotaged, sabota
     kafka_hits = sum(canary.encode() in (k or b"") + v for k, v in records)
     kafka_ip = sum(forged_ip.encode() in v for _, v in records)
     mine = [json.loads(v) for _, v in records if agent.encode() in v]
-    result.check(len(mine) == len(accepted_ids),
-                 f"Kafka holds {len(mine)} of the run's {len(accepted_ids)} accepted events")
-    bad_context = [e["context"] for e in mine
-                   if set(e["context"]) - {"host", "user_agent", "accept", "client_ip_hash"}
-                   or e["context"].get("client_ip_hash") != pseudonym
-                   or e["context"].get("host") != host]
+    result.check(
+        len(mine) == len(accepted_ids),
+        f"Kafka holds {len(mine)} of the run's {len(accepted_ids)} accepted events",
+    )
+    bad_context = [
+        e["context"]
+        for e in mine
+        if set(e["context"]) - {"host", "user_agent", "accept", "client_ip_hash"}
+        or e["context"].get("client_ip_hash") != pseudonym
+        or e["context"].get("host") != host
+    ]
     raw_ip = sum(LOOPBACK in json.dumps(e) for e in mine)
     result.check(kafka_hits == 0, f"{kafka_hits} Kafka records hold a canary")
     result.check(kafka_ip == 0, f"{kafka_ip} Kafka records hold the forged X-Forwarded-For")
-    result.check(not bad_context, f"{len(bad_context)} contexts are not the allow-listed "
-                 f"fields with the keyed pseudonym, e.g. {bad_context[:1]}")
+    result.check(
+        not bad_context,
+        f"{len(bad_context)} contexts are not the allow-listed "
+        f"fields with the keyed pseudonym, e.g. {bad_context[:1]}",
+    )
     result.check(raw_ip == 0, f"{raw_ip} of the run's Kafka records hold {LOOPBACK}")
 
     # the tables, quarantine included: every committed row
     tables = table_rows(stack.var / "lake")
     table_hits = {name: count_in_table(t, canary) for name, t in tables.items()}
     table_ip = {name: count_in_table(t, forged_ip) for name, t in tables.items()}
-    stored_mine = [r for name, t in tables.items() if name != "quarantine"
-                   for r in t.filter(pc.equal(t["user_agent"], agent)).select(
-                       ["player_id", "host", "user_agent", "accept", "client_ip_hash"]
-                   ).to_pylist()]
-    result.check(len(stored_mine) == len(accepted_ids),
-                 f"the tables hold {len(stored_mine)} of {len(accepted_ids)} accepted events")
-    result.check(all(r["client_ip_hash"] == pseudonym and LOOPBACK not in json.dumps(r)
-                     for r in stored_mine),
-                 "a stored row of the run lacks the keyed pseudonym or holds the raw IP")
-    result.check("quarantine" in tables
-                 and count_in_table(tables["quarantine"], quarantine_mark) == 1,
-                 "the quarantine scan did not see its control")
+    stored_mine = [
+        r
+        for name, t in tables.items()
+        if name != "quarantine"
+        for r in t.filter(pc.equal(t["user_agent"], agent))
+        .select(["player_id", "host", "user_agent", "accept", "client_ip_hash"])
+        .to_pylist()
+    ]
+    result.check(
+        len(stored_mine) == len(accepted_ids),
+        f"the tables hold {len(stored_mine)} of {len(accepted_ids)} accepted events",
+    )
+    result.check(
+        all(
+            r["client_ip_hash"] == pseudonym and LOOPBACK not in json.dumps(r) for r in stored_mine
+        ),
+        "a stored row of the run lacks the keyed pseudonym or holds the raw IP",
+    )
+    result.check(
+        "quarantine" in tables and count_in_table(tables["quarantine"], quarantine_mark) == 1,
+        "the quarantine scan did not see its control",
+    )
     result.check(not any(table_hits.values()), f"canaries in the tables: {table_hits}")
     result.check(not any(table_ip.values()), f"forged IP in the tables: {table_ip}")
 
     # every file under var: logs, Kafka segments, Delta logs and Parquet, checkpoints
-    files = file_hits(stack.var, [canary.encode(), forged_ip.encode(),
-                                  f"t09req{tag}".encode()])
+    files = file_hits(stack.var, [canary.encode(), forged_ip.encode(), f"t09req{tag}".encode()])
     result.check(not files[canary], f"canaries in files under var: {files[canary][:5]}")
     result.check(not files[forged_ip], f"forged IP in files under var: {files[forged_ip][:5]}")
-    result.check(bool(files[f"t09req{tag}"]),
-                 "the API's log under var does not show the run's request ids")
+    result.check(
+        bool(files[f"t09req{tag}"]), "the API's log under var does not show the run's request ids"
+    )
 
     which = "a sabotaged API" if sabotaged else "the stack's API"
     result.load = f"{sum(answers.values())} requests through {which}"
-    result.inputs = (f"canaries in Authorization, Cookie, X-Api-Key, client context, "
-                     f"unknown fields, field names, query, bad JSON, oversize; forged XFF; "
-                     f"answers {dict(sorted(answers.items()))}")
+    result.inputs = (
+        f"canaries in Authorization, Cookie, X-Api-Key, client context, "
+        f"unknown fields, field names, query, bad JSON, oversize; forged XFF; "
+        f"answers {dict(sorted(answers.items()))}"
+    )
     result.figures = {
         "canary hits Kafka/tables/files": f"{kafka_hits}/{sum(table_hits.values())}/"
-                                          f"{len(files[canary])}",
-        "records scanned": f"{len(records)} Kafka, "
-                           f"{sum(t.num_rows for t in tables.values())} rows",
-        "files scanned": str(sum(1 for p in stack.var.rglob('*') if p.is_file())),
+        f"{len(files[canary])}",
+        "records scanned": f"{len(records)} Kafka, {sum(t.num_rows for t in tables.values())} rows",
+        "files scanned": str(sum(1 for p in stack.var.rglob("*") if p.is_file())),
         "IP": f"pseudonym {pseudonym[:8]}... on {len(stored_mine)} rows, raw 0",
     }
     record(result)

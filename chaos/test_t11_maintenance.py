@@ -47,7 +47,8 @@ def live_files_missing(rig: LakeRig) -> int:
 
 @pytest.mark.sabotage("maint_unsafe")
 def test_t11_optimize_and_vacuum_at_retention_zero_while_the_stream_writes(
-        sabotaged, scale, record, kafka, spark, tmp_path):
+    sabotaged, scale, record, kafka, spark, tmp_path
+):
     from questlog_extractor.maintain import maintain
 
     rng = random.Random(scale.seed)
@@ -56,11 +57,13 @@ def test_t11_optimize_and_vacuum_at_retention_zero_while_the_stream_writes(
     chunk = 40
     tag = f"t11-{scale.seed}-{rng.randrange(10**6)}"
     events = make_events(total, tag)
-    result = Result("T11", "OPTIMIZE + VACUUM (retention 0) while the stream writes",
-                    load=f"{total:,} events in chunks of {chunk} straight to Kafka",
-                    faults=f"{rounds} maintenance runs (OPTIMIZE + VACUUM retain 0 h)")
-    rig = LakeRig(kafka, spark, tmp_path, max_offsets_per_trigger=150,
-                  vacuum_retain_hours=0)
+    result = Result(
+        "T11",
+        "OPTIMIZE + VACUUM (retention 0) while the stream writes",
+        load=f"{total:,} events in chunks of {chunk} straight to Kafka",
+        faults=f"{rounds} maintenance runs (OPTIMIZE + VACUUM retain 0 h)",
+    )
+    rig = LakeRig(kafka, spark, tmp_path, max_offsets_per_trigger=150, vacuum_retain_hours=0)
     query = QueryService(rig.settings.lake_root, tmp_path / "query.log")
     poller = Poller(query)
     acked: list[str] = []
@@ -71,7 +74,7 @@ def test_t11_optimize_and_vacuum_at_retention_zero_while_the_stream_writes(
         for i in range(chunk * 3, total, chunk):
             if stop_feeding.is_set():
                 return
-            part = events[i:i + chunk]
+            part = events[i : i + chunk]
             try:
                 rig.produce_events(part)
             except Exception as exc:  # counted: the scenario is not about Kafka
@@ -87,8 +90,8 @@ def test_t11_optimize_and_vacuum_at_retention_zero_while_the_stream_writes(
     disk: list[tuple[int, int]] = []
     try:
         rig.start()
-        rig.produce_events(events[:chunk * 3])
-        acked.extend(e["event_id"] for e in events[:chunk * 3])
+        rig.produce_events(events[: chunk * 3])
+        acked.extend(e["event_id"] for e in events[: chunk * 3])
         wait_for(lambda: all(rig.count(t) for t in TABLES), 240, "the first rows in both tables")
         query.start()
         poller.start()
@@ -129,21 +132,26 @@ def test_t11_optimize_and_vacuum_at_retention_zero_while_the_stream_writes(
             result.check(missing == 0, f"{missing} files of the current snapshots are gone")
         except Exception as exc:
             result.lost = len(acked)
-            result.check(False, f"the tables cannot be read: {type(exc).__name__}: "
-                                f"{str(exc)[:300]}")
+            result.check(
+                False, f"the tables cannot be read: {type(exc).__name__}: {str(exc)[:300]}"
+            )
         try:
-            answer = query.sql(" UNION ALL ".join(
-                f"SELECT '{t}' AS t, count(*) AS n, count(DISTINCT event_id) AS d FROM {t}"
-                for t in TABLES))
+            answer = query.sql(
+                " UNION ALL ".join(
+                    f"SELECT '{t}' AS t, count(*) AS n, count(DISTINCT event_id) AS d FROM {t}"
+                    for t in TABLES
+                )
+            )
             if answer.status_code == 200:
                 rows = answer.json()["rows"]
                 n = sum(r["n"] if isinstance(r, dict) else r[1] for r in rows)
                 d = sum(r["d"] if isinstance(r, dict) else r[2] for r in rows)
-                result.check(n == d == len(acked), f"query service counts {n} rows, {d} "
-                                                   f"distinct, {len(acked)} accepted")
+                result.check(
+                    n == d == len(acked),
+                    f"query service counts {n} rows, {d} distinct, {len(acked)} accepted",
+                )
             else:
-                result.check(False, f"final SQL count: {answer.status_code} "
-                                    f"{answer.text[:300]}")
+                result.check(False, f"final SQL count: {answer.status_code} {answer.text[:300]}")
         except Exception as exc:
             result.check(False, f"final SQL count failed: {type(exc).__name__}: {exc}")
     finally:
@@ -154,8 +162,9 @@ def test_t11_optimize_and_vacuum_at_retention_zero_while_the_stream_writes(
 
     result.errors_5xx = poller.errors_5xx
     result.inputs = f"{poller.total:,} query-service requests during maintenance"
-    result.check(not poller.errors, f"{len(poller.errors)} query-service errors, e.g. "
-                                    f"{poller.errors[:3]}")
+    result.check(
+        not poller.errors, f"{len(poller.errors)} query-service errors, e.g. {poller.errors[:3]}"
+    )
     result.check(len(durations) == rounds, f"{len(durations)} of {rounds} maintenance runs done")
     result.check(sum(compacted) > 0, "OPTIMIZE compacted nothing")
     result.check(sum(deleted) > 0, "VACUUM deleted nothing")

@@ -39,24 +39,26 @@ def page_boundaries(query: str, run: str, since: float, until: float) -> list[di
 
 def plant_copy(lake_table: str, event_id: str) -> None:
     """Append an exact copy of the stored row ``event_id`` (every column as stored)."""
-    table = DeltaTable(lake_table).to_pyarrow_table(
-        filters=[("event_id", "=", event_id)])
+    table = DeltaTable(lake_table).to_pyarrow_table(filters=[("event_id", "=", event_id)])
     assert table.num_rows == 1, f"{event_id}: {table.num_rows} rows before planting"
     write_deltalake(lake_table, table, mode="append", partition_by=["event_date"])
 
 
 def paged_duplicates(query: str, run: str, since: float, until: float) -> int:
-    seen = Counter(r["event_id"] for r in verify.stored_rows(query, "purchase_sword",
-                                                              since, until)
-                   if str(r["player_id"]).startswith(f"{run}-"))
+    seen = Counter(
+        r["event_id"]
+        for r in verify.stored_rows(query, "purchase_sword", since, until)
+        if str(r["player_id"]).startswith(f"{run}-")
+    )
     return sum(n - 1 for n in seen.values())
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.sabotage("ledger_paging")
-def test_t12_verifier_finds_an_exact_duplicate_at_a_page_boundary(stack, scale, record,
-                                                                  sabotaged, tmp_path):
+def test_t12_verifier_finds_an_exact_duplicate_at_a_page_boundary(
+    stack, scale, record, sabotaged, tmp_path
+):
     rng = random.Random(scale.seed)
     events = scale.pick(1300, 5200)
     planted_n = scale.pick(1, 4)
@@ -77,12 +79,15 @@ def test_t12_verifier_finds_an_exact_duplicate_at_a_page_boundary(stack, scale, 
             batch = []
     ledger.close()
     result.errors_5xx = sum(n for s, n in statuses.items() if s >= 500)
-    result.check(statuses[202] == events, f"the API accepted {statuses[202]} of {events} "
-                 f"events ({dict(statuses)})")
+    result.check(
+        statuses[202] == events,
+        f"the API accepted {statuses[202]} of {events} events ({dict(statuses)})",
+    )
 
     started = time.monotonic()
-    clean = verify.verify([ledger_path], stack.query, wait=300, log=lambda *_: None,
-                          read_token=token)
+    clean = verify.verify(
+        [ledger_path], stack.query, wait=300, log=lambda *_: None, read_token=token
+    )
     visible_s = time.monotonic() - started
     result.lost, result.duplicates = clean.lost, clean.duplicated
     result.check(clean.phantom == 0, f"{clean.phantom} phantom events: {clean.samples}")
@@ -92,24 +97,31 @@ def test_t12_verifier_finds_an_exact_duplicate_at_a_page_boundary(stack, scale, 
     since = min(r["t"] for r in records) - verify.SLOWEST_ANSWER_S
     until = max(r["t"] for r in records) + verify.SLOWEST_ANSWER_S
     boundaries = page_boundaries(stack.query, run, since, until)
-    result.check(len(boundaries) >= planted_n, f"only {len(boundaries)} page boundaries "
-                 f"fall on this run's rows; {planted_n} wanted")
+    result.check(
+        len(boundaries) >= planted_n,
+        f"only {len(boundaries)} page boundaries fall on this run's rows; {planted_n} wanted",
+    )
     planted = [r["event_id"] for r in boundaries[:planted_n]]
     for event_id in planted:
         plant_copy(lake_table, event_id)
     time.sleep(1.0)  # the query service checks for a new table version every 0.25 s
 
     started = time.monotonic()
-    after = verify.verify([ledger_path], stack.query, wait=30, log=lambda *_: None,
-                          read_token=token)
+    after = verify.verify(
+        [ledger_path], stack.query, wait=30, log=lambda *_: None, read_token=token
+    )
     verify_s = time.monotonic() - started
     found = sorted(d["event_id"] for d in after.samples["duplicated"])
-    result.check(after.duplicated == len(planted),
-                 f"verifier reported {after.duplicated} duplicated after {len(planted)} exact "
-                 "copies planted at page boundaries")
+    result.check(
+        after.duplicated == len(planted),
+        f"verifier reported {after.duplicated} duplicated after {len(planted)} exact "
+        "copies planted at page boundaries",
+    )
     result.check(found == sorted(planted)[:5], f"duplicates named {found}, planted {planted}")
-    result.check((after.lost, after.phantom) == (0, 0),
-                 f"after planting: lost {after.lost}, phantom {after.phantom}")
+    result.check(
+        (after.lost, after.phantom) == (0, 0),
+        f"after planting: lost {after.lost}, phantom {after.phantom}",
+    )
     pager_saw = paged_duplicates(stack.query, run, since, until)
 
     result.load = f"{events} events in batches of 100 through the stack's API, ledgered"

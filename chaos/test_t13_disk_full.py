@@ -47,8 +47,11 @@ SIZE_MB = 32
 
 def mount_tmpfs(where: Path, size_mb: int) -> None:
     where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
-                           str(where)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
 
@@ -72,8 +75,9 @@ def fill(ballast: Path) -> int:
     return written
 
 
-def wait_until(what: str, ok, timeout_s: float, every_s: float = 0.5,
-               required: bool = True) -> float | None:
+def wait_until(
+    what: str, ok, timeout_s: float, every_s: float = 0.5, required: bool = True
+) -> float | None:
     """Poll ``ok()`` until true; seconds it took. On timeout: fails naming ``what``, or
     returns None when not ``required``."""
     started = time.monotonic()
@@ -105,7 +109,8 @@ def spark_read_to(supervisor: Supervisor, ends: dict[int, int]) -> bool:
 @pytest.mark.slow
 @pytest.mark.sabotage("extractor_skip_failed")
 def test_t13_lake_disk_full_stops_commits_then_catches_up_exactly_once(
-        kafka, tmp_path, scale, record, sabotage_env):
+    kafka, tmp_path, scale, record, sabotage_env
+):
     topic = new_topic(kafka)
     lake = tmp_path / "lake"
     small = lake / "tables"
@@ -114,27 +119,35 @@ def test_t13_lake_disk_full_stops_commits_then_catches_up_exactly_once(
     mount_tmpfs(small, size_mb=SIZE_MB)
     result = Result("T13", "lake file system full, then freed")
     full_s = scale.pick(15, 30)
-    producer = Producer(kafka.bootstrap, topic, seed=scale.seed, tag="t13",
-                        chunk=scale.pick(10, 200), every_s=0.5).start()
-    supervisor = Supervisor(extractor_env(kafka.bootstrap, topic, lake, extra=sabotage_env),
-                            logs).start()
+    producer = Producer(
+        kafka.bootstrap, topic, seed=scale.seed, tag="t13", chunk=scale.pick(10, 200), every_s=0.5
+    ).start()
+    supervisor = Supervisor(
+        extractor_env(kafka.bootstrap, topic, lake, extra=sabotage_env), logs
+    ).start()
     to_fail: list[float] = []  # fill -> first driver failure, per cycle
     to_resume: list[float] = []  # ballast deleted -> first new commit, per cycle
     cycles: list[str] = []
     try:
         frozen = {t: 0 for t in TABLES}
         for cycle in range(scale.runs):
-            wait_until("a commit to each table", lambda f=frozen: all(
-                v >= f[t] + 1 for t, v in versions(lake).items()), timeout_s=900)
+            wait_until(
+                "a commit to each table",
+                lambda f=frozen: all(v >= f[t] + 1 for t, v in versions(lake).items()),
+                timeout_s=900,
+            )
             lag_at_fill = kafka_lag(kafka.bootstrap, topic, lake)
             ballast = small / "ballast"
             filled_at = time.monotonic()
             ballast_mb = fill(ballast) / 2**20
             # The next batch fails; its driver exits and is restarted (or never fails: the
             # check below says so, the counts say what that cost).
-            failed = wait_until("a driver to fail on the full file system",
-                                lambda t0=filled_at: any(t > t0 for t, _ in supervisor.exits),
-                                timeout_s=max(full_s, 300), required=False)
+            failed = wait_until(
+                "a driver to fail on the full file system",
+                lambda t0=filled_at: any(t > t0 for t, _ in supervisor.exits),
+                timeout_s=max(full_s, 300),
+                required=False,
+            )
             if failed is not None:
                 to_fail.append(failed)
             frozen = versions(lake)
@@ -145,14 +158,25 @@ def test_t13_lake_disk_full_stops_commits_then_catches_up_exactly_once(
             ballast.unlink()
             freed_at = time.monotonic()
             result.check(failures >= 1, f"cycle {cycle}: no driver failed while full")
-            cycles.append(f"{ballast_mb:.0f} MB ballast {freed_at - filled_at:.0f} s,"
-                          f" {failures} driver failures, lag {lag_at_fill}->{lag_at_free}")
-            result.check(frozen == at_free,
-                         f"cycle {cycle}: a table committed while full: {frozen} -> {at_free}")
-            result.check(lag_at_free > lag_at_fill,
-                         f"cycle {cycle}: lag did not grow: {lag_at_fill} -> {lag_at_free}")
-            to_resume.append(wait_until("a commit after space returned", lambda f=frozen: any(
-                v > f[t] for t, v in versions(lake).items()), timeout_s=900))
+            cycles.append(
+                f"{ballast_mb:.0f} MB ballast {freed_at - filled_at:.0f} s,"
+                f" {failures} driver failures, lag {lag_at_fill}->{lag_at_free}"
+            )
+            result.check(
+                frozen == at_free,
+                f"cycle {cycle}: a table committed while full: {frozen} -> {at_free}",
+            )
+            result.check(
+                lag_at_free > lag_at_fill,
+                f"cycle {cycle}: lag did not grow: {lag_at_fill} -> {lag_at_free}",
+            )
+            to_resume.append(
+                wait_until(
+                    "a commit after space returned",
+                    lambda f=frozen: any(v > f[t] for t, v in versions(lake).items()),
+                    timeout_s=900,
+                )
+            )
         enospc_lines = supervisor.text().count(ENOSPC)
         producer.stop()
         accepted = producer.accepted
@@ -160,7 +184,9 @@ def test_t13_lake_disk_full_stops_commits_then_catches_up_exactly_once(
         catch_up_s = wait_until(
             "the extractor to catch up",
             lambda: len(set(event_ids(lake))) >= len(accepted) or spark_read_to(supervisor, ends),
-            timeout_s=900, every_s=1.0)
+            timeout_s=900,
+            every_s=1.0,
+        )
     finally:
         producer.stop()
         supervisor.stop()
@@ -175,9 +201,8 @@ def test_t13_lake_disk_full_stops_commits_then_catches_up_exactly_once(
         unmount(small)
         shutil.rmtree(small, ignore_errors=True)
 
-    result.load = (f"{len(accepted):,} events acked by Kafka, {len(supervisor.lives)}"
-                   " driver lives")
-    result.faults = (f"tables' {SIZE_MB} MB tmpfs filled {scale.runs}x: " + "; ".join(cycles))
+    result.load = f"{len(accepted):,} events acked by Kafka, {len(supervisor.lives)} driver lives"
+    result.faults = f"tables' {SIZE_MB} MB tmpfs filled {scale.runs}x: " + "; ".join(cycles)
     result.lost = len(accepted - stored)
     result.duplicates = max(sql.duplicates, delta.duplicates)
     result.figures = {
@@ -189,7 +214,7 @@ def test_t13_lake_disk_full_stops_commits_then_catches_up_exactly_once(
         "ENOSPC log lines": str(enospc_lines),
         "table versions loaded": str(sum(checked.values())),
         "naive reader": f"{naive.rows} rows in {naive.files} files ({naive.orphans}"
-                        f" orphans, {naive.unreadable} unreadable)",
+        f" orphans, {naive.unreadable} unreadable)",
     }
     result.check(not producer.errors, f"producer errors: {producer.errors[:3]}")
     result.check(enospc_lines >= 1, "no driver logged ENOSPC while the file system was full")

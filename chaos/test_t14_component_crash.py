@@ -58,8 +58,9 @@ class Load:
         self.phase = "warm"
         self.sent: list[Sent] = []
         self._stop = threading.Event()
-        self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                         for i in range(threads)]
+        self._workers = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
+        ]
 
     def prefix(self, phase: str) -> str:
         return f"{self.tag}-{phase}-"
@@ -67,24 +68,36 @@ class Load:
     def _post(self, event: dict) -> str:
         conn = http.client.HTTPConnection(self.host, int(self.port), timeout=15)
         try:
-            conn.request("POST", "/v1/events", json.dumps(event),
-                         {"Content-Type": "application/json"})
+            conn.request(
+                "POST", "/v1/events", json.dumps(event), {"Content-Type": "application/json"}
+            )
             status = conn.getresponse().status
         except (OSError, http.client.HTTPException):
             return "conn"
         finally:
             conn.close()
-        return ("2xx" if 200 <= status < 300 else "503" if status == 503
-                else "5xx" if status >= 500 else "4xx")
+        return (
+            "2xx"
+            if 200 <= status < 300
+            else "503"
+            if status == 503
+            else "5xx"
+            if status >= 500
+            else "4xx"
+        )
 
     def _run(self, index: int) -> None:
         next_at = time.monotonic() + index * self.interval / self.threads
         while not self._stop.is_set():
             phase, event_id, at = self.phase, str(uuid.uuid4()), time.monotonic()
-            outcome = self._post({
-                "event_id": event_id, "event_type": EVENT_TYPE,
-                "player_id": f"{self.prefix(phase)}{index}",
-                "properties": {"sword_type": "katana", "price": 4.99, "currency": "EUR"}})
+            outcome = self._post(
+                {
+                    "event_id": event_id,
+                    "event_type": EVENT_TYPE,
+                    "player_id": f"{self.prefix(phase)}{index}",
+                    "properties": {"sword_type": "katana", "price": 4.99, "currency": "EUR"},
+                }
+            )
             self.sent.append(Sent(at, phase, event_id, outcome))
             next_at = max(next_at + self.interval, time.monotonic() - 1)
             self._stop.wait(max(0.0, next_at - time.monotonic()))
@@ -100,8 +113,11 @@ class Load:
             w.join(timeout=30)
 
     def accepted(self, phases: tuple[str, ...] | None = None) -> set[str]:
-        return {s.event_id for s in list(self.sent)
-                if s.outcome == "2xx" and (phases is None or s.phase in phases)}
+        return {
+            s.event_id
+            for s in list(self.sent)
+            if s.outcome == "2xx" and (phases is None or s.phase in phases)
+        }
 
     def window(self, start: float, end: float) -> dict[str, int]:
         counts = {"2xx": 0, "503": 0, "5xx": 0, "4xx": 0, "conn": 0}
@@ -130,8 +146,12 @@ def _port_open(port: int) -> bool:
 class Processes:
     """The stack's processes, found in the supervisor's process tree."""
 
-    MARK = {"kafka": "questlog-kafka", "api": "questlog_api:create_app",
-            "extractor": "questlog_extractor", "query": "questlog_query:create_app"}
+    MARK = {
+        "kafka": "questlog-kafka",
+        "api": "questlog_api:create_app",
+        "extractor": "questlog_extractor",
+        "query": "questlog_query:create_app",
+    }
 
     def __init__(self, stack) -> None:
         self.supervisor = psutil.Process(stack.proc.pid)
@@ -168,11 +188,15 @@ class Scenario:
 
     def stored(self, prefix: str) -> tuple[int, int] | None:
         """(rows, distinct event ids) of the players ``prefix*`` through POST /v1/sql."""
-        sql = ("select count(*) as n, count(distinct event_id) as d from "
-               f"{EVENT_TYPE} where starts_with(player_id, ?)")
+        sql = (
+            "select count(*) as n, count(distinct event_id) as d from "
+            f"{EVENT_TYPE} where starts_with(player_id, ?)"
+        )
         req = urllib.request.Request(
-            f"{self.stack.query}/v1/sql", json.dumps({"sql": sql, "params": [prefix]}).encode(),
-            {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"})
+            f"{self.stack.query}/v1/sql",
+            json.dumps({"sql": sql, "params": [prefix]}).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 row = json.loads(resp.read())["rows"][0]
@@ -225,29 +249,51 @@ class Scenario:
             now = procs.component(name)
             return now is not None and now.pid != component.pid
 
-        if self.wait(f"run {run}: {victim} process restarted after SIGKILL", restarted,
-                     PROCESS_BACK_S) is None:
+        if (
+            self.wait(
+                f"run {run}: {victim} process restarted after SIGKILL", restarted, PROCESS_BACK_S
+            )
+            is None
+        ):
             return None
         if victim == "extractor":
+
             def serving() -> bool:
                 return _get_ok(f"http://127.0.0.1:{stack.ports['METRICS']}/metrics")
         elif victim == "query":
+
             def serving() -> bool:
                 return _get_ok(f"{stack.query}/readyz")
         else:  # the broker serves again when the API accepts events again
+
             def serving() -> bool:
-                return any(s.outcome == "2xx" and s.at > killed + 0.5
-                           for s in self.load.sent[-200:])
-        if self.wait(f"run {run}: {victim} serving again", serving,
-                     SERVING_BACK_S[victim] - (time.monotonic() - killed)) is None:
+                return any(
+                    s.outcome == "2xx" and s.at > killed + 0.5 for s in self.load.sent[-200:]
+                )
+
+        if (
+            self.wait(
+                f"run {run}: {victim} serving again",
+                serving,
+                SERVING_BACK_S[victim] - (time.monotonic() - killed),
+            )
+            is None
+        ):
             return None
         back = time.monotonic()
         self.load.phase = f"r{run}{victim[0]}b"
-        figures = {"back_s": back - killed, "window": self.load.window(killed, back),
-                   "phase": phase}
+        figures = {
+            "back_s": back - killed,
+            "window": self.load.window(killed, back),
+            "phase": phase,
+        }
         if victim == "extractor":  # what arrived while it was down, stored
-            caught = self.wait(f"run {run}: extractor catch-up", lambda: self.visible((phase,)),
-                               CATCH_UP_S - (time.monotonic() - killed), interval=0.5)
+            caught = self.wait(
+                f"run {run}: extractor catch-up",
+                lambda: self.visible((phase,)),
+                CATCH_UP_S - (time.monotonic() - killed),
+                interval=0.5,
+            )
             if caught is None:
                 return None
             figures["catch_up_s"] = time.monotonic() - killed
@@ -269,10 +315,17 @@ def _final_check(stack, load: Load, result: Result, tag: str, timeout: float = 6
     deadline = time.monotonic() + timeout
     while True:
         table = DeltaTable(str(stack.var / "lake" / "tables" / EVENT_TYPE)).to_pyarrow_table(
-            columns=["event_id", "player_id"])
-        ids = [e for e, p in zip(table.column("event_id").to_pylist(),
-                                 table.column("player_id").to_pylist(), strict=True)
-               if p.startswith(tag + "-")]
+            columns=["event_id", "player_id"]
+        )
+        ids = [
+            e
+            for e, p in zip(
+                table.column("event_id").to_pylist(),
+                table.column("player_id").to_pylist(),
+                strict=True,
+            )
+            if p.startswith(tag + "-")
+        ]
         stored = set(ids)
         if not accepted - stored or time.monotonic() > deadline:
             break
@@ -284,7 +337,8 @@ def _final_check(stack, load: Load, result: Result, tag: str, timeout: float = 6
 
 @pytest.mark.sabotage("supervisor_no_restart")
 def test_a_killed_component_comes_back_and_the_others_keep_serving(
-        scale, record, sabotage_env, tmp_path):
+    scale, record, sabotage_env, tmp_path
+):
     from questlog_embedded.stack import Stack
 
     rng = random.Random(scale.seed)
@@ -300,9 +354,12 @@ def test_a_killed_component_comes_back_and_the_others_keep_serving(
         started = time.monotonic()
         try:
             # steady state first: one micro-batch through, so the kill hits a running query
-            scenario.wait("warm-up: first events stored",
-                          lambda: (scenario.stored(load.prefix("warm")) or (0, 0))[1] > 0,
-                          300, interval=1.0)
+            scenario.wait(
+                "warm-up: first events stored",
+                lambda: (scenario.stored(load.prefix("warm")) or (0, 0))[1] > 0,
+                300,
+                interval=1.0,
+            )
             for run in range(scale.runs):
                 figures: dict[str, dict] = {}
                 for victim in VICTIMS:
@@ -319,28 +376,40 @@ def test_a_killed_component_comes_back_and_the_others_keep_serving(
         elapsed = time.monotonic() - started
         if not result.problems:  # every component is back: everything accepted is stored
             every = tuple(sorted({s.phase for s in load.sent}))
-            scenario.wait("drain: every accepted event stored", lambda: scenario.visible(every),
-                          CATCH_UP_S, interval=1.0)
-            up = {"kafka": _port_open(stack.ports["KAFKA"]),
-                  "api": _get_ok(f"{stack.api}/readyz"),
-                  "extractor": _get_ok(f"http://127.0.0.1:{stack.ports['METRICS']}/metrics"),
-                  "query": _get_ok(f"{stack.query}/readyz")}
-            result.check(all(up.values()) and stack.proc.poll() is None,
-                         f"stack not fully up after the kills: {up}")
+            scenario.wait(
+                "drain: every accepted event stored",
+                lambda: scenario.visible(every),
+                CATCH_UP_S,
+                interval=1.0,
+            )
+            up = {
+                "kafka": _port_open(stack.ports["KAFKA"]),
+                "api": _get_ok(f"{stack.api}/readyz"),
+                "extractor": _get_ok(f"http://127.0.0.1:{stack.ports['METRICS']}/metrics"),
+                "query": _get_ok(f"{stack.query}/readyz"),
+            }
+            result.check(
+                all(up.values()) and stack.proc.poll() is None,
+                f"stack not fully up after the kills: {up}",
+            )
             _final_check(stack, load, result, tag)
     finally:
         stack.stop()
     log = stack.log.read_text(errors="replace")
 
-    crashes = {name: len(re.findall(rf"\| {name} crashed \(", log))
-               for name in ("kafka", "api", "extractor", "query")}
+    crashes = {
+        name: len(re.findall(rf"\| {name} crashed \(", log))
+        for name in ("kafka", "api", "extractor", "query")
+    }
     restarts = {name: len(re.findall(rf"\| {name} restarted \(pid", log)) for name in crashes}
     result.check(crashes["api"] == 0, f"the API crashed {crashes['api']} time(s)")
     for victim, name in (("extractor", "extractor"), ("query", "query"), ("broker", "kafka")):
         done = sum(victim in f for f in per_run)
-        result.check(crashes[name] >= done and restarts[name] >= done,
-                     f"{name}: {done} kill(s) but {crashes[name]} crash(es) and "
-                     f"{restarts[name]} restart(s) logged by the supervisor")
+        result.check(
+            crashes[name] >= done and restarts[name] >= done,
+            f"{name}: {done} kill(s) but {crashes[name]} crash(es) and "
+            f"{restarts[name]} restart(s) logged by the supervisor",
+        )
 
     every_sent = load.sent
     # the 5xx column counts every 5xx, as in T1 and T2: 503 refusals included
@@ -350,11 +419,17 @@ def test_a_killed_component_comes_back_and_the_others_keep_serving(
     for figures in per_run:
         for victim, f in figures.items():
             w = f["window"]
-            result.check(w["conn"] == 0, f"{victim} down: {w['conn']} requests to the API "
-                         "failed to connect (the API must keep serving)")
+            result.check(
+                w["conn"] == 0,
+                f"{victim} down: {w['conn']} requests to the API "
+                "failed to connect (the API must keep serving)",
+            )
             if victim != "broker":  # the API needs only the broker to accept
-                result.check(_share(w) >= 0.99, f"{victim} down: the API accepted only "
-                             f"{_share(w):.1%} of {sum(w.values())} requests")
+                result.check(
+                    _share(w) >= 0.99,
+                    f"{victim} down: the API accepted only "
+                    f"{_share(w):.1%} of {sum(w.values())} requests",
+                )
 
     def values(victim: str, key: str) -> list[float]:
         return [f[victim][key] for f in per_run if victim in f and key in f[victim]]
@@ -363,22 +438,26 @@ def test_a_killed_component_comes_back_and_the_others_keep_serving(
         return [100 * _share(f[victim]["window"]) for f in per_run if victim in f]
 
     accepted = sum(s.outcome == "2xx" for s in every_sent)
-    result.load = (f"{scale.runs} run(s) x 3 kills, {len(every_sent):,} single-event POSTs "
-                   f"at {rate}/s, {threads} clients, {elapsed:.0f} s")
-    result.faults = ("SIGKILL extractor JVM, query gunicorn master, broker JVM, "
-                     "one at a time")
+    result.load = (
+        f"{scale.runs} run(s) x 3 kills, {len(every_sent):,} single-event POSTs "
+        f"at {rate}/s, {threads} clients, {elapsed:.0f} s"
+    )
+    result.faults = "SIGKILL extractor JVM, query gunicorn master, broker JVM, one at a time"
     result.inputs = f"{accepted:,} accepted"
-    result.figures.update({
-        "extractor back": spread(values("extractor", "back_s"), " s", 1),
-        "extractor caught up (from SIGKILL)": spread(values("extractor", "catch_up_s"),
-                                                     " s", 1),
-        "query back": spread(values("query", "back_s"), " s", 1),
-        "broker back (API 2xx again)": spread(values("broker", "back_s"), " s", 1),
-        "API 2xx share extractor down": spread(shares("extractor"), " %", 1),
-        "query down": spread(shares("query"), " %", 1),
-        "broker down": spread(shares("broker"), " %", 1),
-        "503": str(sum(s.outcome == "503" for s in every_sent)),
-        "connection errors": str(sum(s.outcome == "conn" for s in every_sent)),
-        "crashes logged": ", ".join(f"{k} {v}" for k, v in crashes.items()),
-    })
+    result.figures.update(
+        {
+            "extractor back": spread(values("extractor", "back_s"), " s", 1),
+            "extractor caught up (from SIGKILL)": spread(
+                values("extractor", "catch_up_s"), " s", 1
+            ),
+            "query back": spread(values("query", "back_s"), " s", 1),
+            "broker back (API 2xx again)": spread(values("broker", "back_s"), " s", 1),
+            "API 2xx share extractor down": spread(shares("extractor"), " %", 1),
+            "query down": spread(shares("query"), " %", 1),
+            "broker down": spread(shares("broker"), " %", 1),
+            "503": str(sum(s.outcome == "503" for s in every_sent)),
+            "connection errors": str(sum(s.outcome == "conn" for s in every_sent)),
+            "crashes logged": ", ".join(f"{k} {v}" for k, v in crashes.items()),
+        }
+    )
     record(result)

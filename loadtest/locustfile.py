@@ -33,8 +33,10 @@ LEDGER = Ledger(Path(os.environ.get("QUESTLOG_LOAD_LEDGER", "var/load/ledger.jso
 QUERY_URL = os.environ.get("QUESTLOG_LOAD_QUERY_URL", "").rstrip("/")
 MAX_FAIL_RATIO = float(os.environ.get("QUESTLOG_LOAD_MAX_FAIL_RATIO", "0.01"))
 MAX_P95_MS = float(os.environ.get("QUESTLOG_LOAD_MAX_P95_MS", "250"))
-WAIT = (float(os.environ.get("QUESTLOG_LOAD_WAIT_MIN", "0.2")),
-        float(os.environ.get("QUESTLOG_LOAD_WAIT_MAX", "1.0")))
+WAIT = (
+    float(os.environ.get("QUESTLOG_LOAD_WAIT_MIN", "0.2")),
+    float(os.environ.get("QUESTLOG_LOAD_WAIT_MAX", "1.0")),
+)
 LEGACY_HOSTS = ("user1.comcast.com", "user2.att.com")
 REGISTRY = load_registry()
 _players = itertools.count(1)
@@ -43,14 +45,21 @@ JSON = {"Content-Type": "application/json"}
 
 def _post_events(user, batch: list[dict], name: str) -> None:
     for event_type in {e["event_type"] for e in batch}:
-        LEDGER.record([e["event_id"] for e in batch if e["event_type"] == event_type],
-                      event_type, SENT)
-    with user.client.post("/v1/events", data=json.dumps(batch if len(batch) > 1 else batch[0]),
-                          headers=JSON, name=name, catch_response=True) as resp:
+        LEDGER.record(
+            [e["event_id"] for e in batch if e["event_type"] == event_type], event_type, SENT
+        )
+    with user.client.post(
+        "/v1/events",
+        data=json.dumps(batch if len(batch) > 1 else batch[0]),
+        headers=JSON,
+        name=name,
+        catch_response=True,
+    ) as resp:
         status = resp.status_code or 0
         for event_type in {e["event_type"] for e in batch}:
-            LEDGER.record([e["event_id"] for e in batch if e["event_type"] == event_type],
-                          event_type, status)
+            LEDGER.record(
+                [e["event_id"] for e in batch if e["event_type"] == event_type], event_type, status
+            )
         if status == 202:
             resp.success()
         else:
@@ -79,8 +88,12 @@ class Player(FastHttpUser):
         """The player's next level (usually one up), after the time it played for it."""
         now = time.monotonic()
         reached = self.level + self.rng.choice((1, 1, 1, 1, 2))
-        ev = self._event("level_up", from_level=self.level, to_level=reached,
-                         seconds_played=round(now - self.level_since, 3))
+        ev = self._event(
+            "level_up",
+            from_level=self.level,
+            to_level=reached,
+            seconds_played=round(now - self.level_since, 3),
+        )
         self.level, self.level_since = reached, now
         return ev
 
@@ -109,16 +122,19 @@ class Player(FastHttpUser):
     def offline_batch(self) -> None:
         """A phone back online sends what it queued."""
         kinds = ("purchase_sword", "join_guild", "level_up")
-        batch = [self._level_up() if kind == "level_up" else self._event(kind)
-                 for kind in (self.rng.choice(kinds) for _ in range(self.rng.randint(2, 20)))]
+        batch = [
+            self._level_up() if kind == "level_up" else self._event(kind)
+            for kind in (self.rng.choice(kinds) for _ in range(self.rng.randint(2, 20)))
+        ]
         _post_events(self, batch, "POST /v1/events batch")
 
     @task(2)
     def browse(self) -> None:
         """The shop's leaderboard, read from the query service when one is configured."""
         if QUERY_URL:
-            self.client.get(f"{QUERY_URL}/v1/kpis/top-spenders?limit=10",
-                            name="GET query /v1/kpis/top-spenders")
+            self.client.get(
+                f"{QUERY_URL}/v1/kpis/top-spenders?limit=10", name="GET query /v1/kpis/top-spenders"
+            )
 
 
 class WalkthroughClient(FastHttpUser):
@@ -132,11 +148,13 @@ class WalkthroughClient(FastHttpUser):
         # ledger: an HTTP client may silently resend a GET whose keep-alive connection
         # the server just closed, and each GET here creates an event (a phantom).
         headers = {"Host": host, "Connection": "close"}
-        with self.client.get(path, headers=headers, name=f"GET {path.split('?')[0]}",
-                             catch_response=True) as resp:
+        with self.client.get(
+            path, headers=headers, name=f"GET {path.split('?')[0]}", catch_response=True
+        ) as resp:
             status = resp.status_code or 0
-            LEDGER.record([resp.headers.get("X-Event-Id") if resp.headers else None],
-                          event_type, status)
+            LEDGER.record(
+                [resp.headers.get("X-Event-Id") if resp.headers else None], event_type, status
+            )
             if status == 200:
                 resp.success()
             else:
@@ -148,8 +166,9 @@ class WalkthroughClient(FastHttpUser):
 
     @task(1)
     def purchase_with_type(self) -> None:
-        self._get("/purchase_sword?sword_type=katana", "purchase_sword",
-                  random.choice(LEGACY_HOSTS))
+        self._get(
+            "/purchase_sword?sword_type=katana", "purchase_sword", random.choice(LEGACY_HOSTS)
+        )
 
     @task(1)
     def guild(self) -> None:
@@ -172,6 +191,8 @@ def _thresholds(environment, **_kw) -> None:
         print("LOAD FAILED: " + "; ".join(problems))
         environment.process_exit_code = 1
     else:
-        print(f"LOAD PASSED: {stats.num_requests} requests, failure ratio "
-              f"{stats.fail_ratio:.2%}, p95 {p95:.0f} ms (ledger {LEDGER.path})")
+        print(
+            f"LOAD PASSED: {stats.num_requests} requests, failure ratio "
+            f"{stats.fail_ratio:.2%}, p95 {p95:.0f} ms (ledger {LEDGER.path})"
+        )
         environment.process_exit_code = 0

@@ -12,8 +12,9 @@ from flask import Flask, request
 from kafka import KafkaProducer
 
 app = Flask(__name__)
-event_logger = KafkaProducer(bootstrap_servers=os.environ.get("QUESTLOG_BASELINE_KAFKA",
-                                                              "127.0.0.1:9092"))
+event_logger = KafkaProducer(
+    bootstrap_servers=os.environ.get("QUESTLOG_BASELINE_KAFKA", "127.0.0.1:9092")
+)
 events_topic = os.environ.get("QUESTLOG_BASELINE_TOPIC", "events")
 
 

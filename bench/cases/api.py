@@ -33,34 +33,54 @@ def run(ctx) -> dict:
     rng = random.Random(1)
     single = json.dumps(_event(rng)).encode()
     batch = json.dumps([_event(rng) for _ in range(100)]).encode()
-    out: dict = {"config": {"server": "gunicorn, services/api/gunicorn.conf.py, make run's "
-                                      "sizing", **api_server_config()}}
+    out: dict = {
+        "config": {
+            "server": "gunicorn, services/api/gunicorn.conf.py, make run's sizing",
+            **api_server_config(),
+        }
+    }
     ctx.kafka.create_topic("bench-api", partitions=3)
     with api_server(ctx.kafka.bootstrap, "bench-api", ctx.work) as api:
         base = api.ready_url.rsplit("/", 1)[0]
         # First POSTs on a fresh broker: its produce path is not JIT-compiled yet (it used
         # 19% of the machine then, 6% warm). Reported, but the figures below are steady state.
-        out["post_single_cold"] = loadgen(f"{base}/v1/events", secs, method="POST",
-                                          body=single, headers=JSON, work=ctx.work)
+        out["post_single_cold"] = loadgen(
+            f"{base}/v1/events", secs, method="POST", body=single, headers=JSON, work=ctx.work
+        )
         out["noop_ceiling"] = loadgen(f"{base}/healthz", secs, work=ctx.work)
-        out["post_single"] = loadgen(f"{base}/v1/events", secs, method="POST", body=single,
-                                     headers=JSON, work=ctx.work)
-        out["post_single_at_1000rps"] = loadgen(f"{base}/v1/events", secs, method="POST",
-                                                body=single, headers=JSON, rate=1000,
-                                                connections=64, work=ctx.work)
-        out["post_batch100"] = loadgen(f"{base}/v1/events", secs, method="POST", body=batch,
-                                       headers=JSON, connections=8, work=ctx.work)
+        out["post_single"] = loadgen(
+            f"{base}/v1/events", secs, method="POST", body=single, headers=JSON, work=ctx.work
+        )
+        out["post_single_at_1000rps"] = loadgen(
+            f"{base}/v1/events",
+            secs,
+            method="POST",
+            body=single,
+            headers=JSON,
+            rate=1000,
+            connections=64,
+            work=ctx.work,
+        )
+        out["post_batch100"] = loadgen(
+            f"{base}/v1/events",
+            secs,
+            method="POST",
+            body=batch,
+            headers=JSON,
+            connections=8,
+            work=ctx.work,
+        )
         out["post_batch100"]["events_per_s"] = round(out["post_batch100"]["ok_per_s"] * 100)
         host = ("Host: user1.comcast.com",)
-        out["legacy_get"] = loadgen(f"{base}/purchase_sword", secs, headers=host,
-                                    work=ctx.work)
-        out["legacy_get_at_1000rps"] = loadgen(f"{base}/purchase_sword", secs, headers=host,
-                                               rate=1000, connections=64, work=ctx.work)
+        out["legacy_get"] = loadgen(f"{base}/purchase_sword", secs, headers=host, work=ctx.work)
+        out["legacy_get_at_1000rps"] = loadgen(
+            f"{base}/purchase_sword", secs, headers=host, rate=1000, connections=64, work=ctx.work
+        )
     with baseline_api_server(ctx.kafka.bootstrap, "bench-api", ctx.work) as base_api:
         base = base_api.ready_url.rsplit("/", 1)[0]
-        out["baseline_legacy_get"] = loadgen(f"{base}/purchase_sword", secs,
-                                             headers=("Host: user1.comcast.com",),
-                                             work=ctx.work)
+        out["baseline_legacy_get"] = loadgen(
+            f"{base}/purchase_sword", secs, headers=("Host: user1.comcast.com",), work=ctx.work
+        )
     out["kafka_producer_perf"] = producer_perf(ctx, records=ctx.size(1_000_000, 200_000))
     return out
 
@@ -69,15 +89,38 @@ def producer_perf(ctx, records: int) -> dict:
     """Kafka's own kafka-producer-perf-test against the same broker: the broker ceiling."""
     ctx.kafka.create_topic("bench-perf", partitions=3)
     proc = subprocess.run(
-        [java_bin(), "-Xmx512m", "-cp", jars.classpath("kafka"),
-         "org.apache.kafka.tools.ProducerPerformance", "--topic", "bench-perf",
-         "--num-records", str(records), "--record-size", "400", "--throughput", "-1",
-         "--producer-props", f"bootstrap.servers={ctx.kafka.bootstrap}", "acks=all",
-         "enable.idempotence=true", "linger.ms=5"],
-        capture_output=True, text=True, timeout=600, check=True)
+        [
+            java_bin(),
+            "-Xmx512m",
+            "-cp",
+            jars.classpath("kafka"),
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--topic",
+            "bench-perf",
+            "--num-records",
+            str(records),
+            "--record-size",
+            "400",
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={ctx.kafka.bootstrap}",
+            "acks=all",
+            "enable.idempotence=true",
+            "linger.ms=5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     last = [ln for ln in proc.stdout.splitlines() if "records sent" in ln][-1]
-    return {"records": records, "record_bytes": 400, "summary": last.strip(),
-            "records_per_s": float(last.split("records sent,")[1].split("records/sec")[0])}
+    return {
+        "records": records,
+        "record_bytes": 400,
+        "summary": last.strip(),
+        "records_per_s": float(last.split("records sent,")[1].split("records/sec")[0]),
+    }
 
 
 def ratios(r: dict) -> dict:
@@ -85,19 +128,21 @@ def ratios(r: dict) -> dict:
     loads = [v for v in r.values() if isinstance(v, dict) and "failed" in v]
     return {
         "api_workers_x_threads": f"{r['config']['QUESTLOG_API_WORKERS']}x"
-                                 f"{r['config']['QUESTLOG_API_THREADS']}",
+        f"{r['config']['QUESTLOG_API_THREADS']}",
         # every non-2xx answer or connection error of every load above (none expected:
         # the no-op and the APIs run far from any limit)
         "api_failed_requests": sum(v["failed"] for v in loads),
-        "batch_vs_producer_perf": round(r["post_batch100"]["events_per_s"]
-                                        / r["kafka_producer_perf"]["records_per_s"], 3),
+        "batch_vs_producer_perf": round(
+            r["post_batch100"]["events_per_s"] / r["kafka_producer_perf"]["records_per_s"], 3
+        ),
         "post_single_events_per_s": round(single),
         "post_single_vs_noop": round(single / r["noop_ceiling"]["ok_per_s"], 3),
         "post_single_cold_events_per_s": round(r["post_single_cold"]["ok_per_s"]),
         "post_single_p99_ms_at_1000rps": r["post_single_at_1000rps"]["p99_ms"],
         "batch_events_per_s": r["post_batch100"]["events_per_s"],
-        "legacy_get_vs_baseline": round(r["legacy_get"]["ok_per_s"]
-                                        / max(r["baseline_legacy_get"]["ok_per_s"], 1e-9), 1),
+        "legacy_get_vs_baseline": round(
+            r["legacy_get"]["ok_per_s"] / max(r["baseline_legacy_get"]["ok_per_s"], 1e-9), 1
+        ),
         "legacy_get_p99_ms_at_1000rps": r["legacy_get_at_1000rps"]["p99_ms"],
         "broker_ceiling_records_per_s": r["kafka_producer_perf"]["records_per_s"],
     }

@@ -85,13 +85,30 @@ def writer(lake: Path):
     return DeltaRsWriter(Settings(kafka_bootstrap="unused", lake_root=lake.as_uri()))
 
 
-def append_batch(target, batch: int, purchases: tuple[int, int], joins: tuple[int, int],
-                 start, step_purchases: timedelta, step_joins: timedelta) -> None:
+def append_batch(
+    target,
+    batch: int,
+    purchases: tuple[int, int],
+    joins: tuple[int, int],
+    start,
+    step_purchases: timedelta,
+    step_joins: timedelta,
+) -> None:
     """One micro-batch: ``(first row, rows)`` of each table, received from ``start``."""
-    target.write_arrow(ep.purchase_rows(purchases[0], purchases[1], start, step_purchases),
-                       "purchase_sword", batch, APP_ID, "event_date")
-    target.write_arrow(ep.join_rows(joins[0], joins[1], start, step_joins),
-                       "join_guild", batch, APP_ID, "event_date")
+    target.write_arrow(
+        ep.purchase_rows(purchases[0], purchases[1], start, step_purchases),
+        "purchase_sword",
+        batch,
+        APP_ID,
+        "event_date",
+    )
+    target.write_arrow(
+        ep.join_rows(joins[0], joins[1], start, step_joins),
+        "join_guild",
+        batch,
+        APP_ID,
+        "event_date",
+    )
 
 
 def compact_pass(lake: Path, retain_hours: int) -> float:
@@ -107,9 +124,11 @@ def compact_pass(lake: Path, retain_hours: int) -> float:
 def spread(seconds: list[float]) -> dict:
     """Total, and the median append of the first and the last tenth (does it grow?)."""
     tenth = max(1, len(seconds) // 10)
-    return {"total_s": round(sum(seconds), 1),
-            "median_ms_first_tenth": round(statistics.median(seconds[:tenth]) * 1000, 1),
-            "median_ms_last_tenth": round(statistics.median(seconds[-tenth:]) * 1000, 1)}
+    return {
+        "total_s": round(sum(seconds), 1),
+        "median_ms_first_tenth": round(statistics.median(seconds[:tenth]) * 1000, 1),
+        "median_ms_last_tenth": round(statistics.median(seconds[-tenth:]) * 1000, 1),
+    }
 
 
 def files_per_table(lake: Path) -> dict[str, int]:
@@ -127,8 +146,10 @@ def write_day(root: Path, batches: int) -> dict:
     started = time.monotonic()
     for batch in range(batches):
         at = ep.BASE + BATCH_EVERY * batch
-        rows = ((batch * PURCHASES_PER_BATCH, PURCHASES_PER_BATCH),
-                (batch * JOINS_PER_BATCH, JOINS_PER_BATCH))
+        rows = (
+            (batch * PURCHASES_PER_BATCH, PURCHASES_PER_BATCH),
+            (batch * JOINS_PER_BATCH, JOINS_PER_BATCH),
+        )
         for state, target in writers.items():
             t = time.perf_counter()
             append_batch(target, batch, *rows, at, step_purchases, step_joins)
@@ -137,17 +158,22 @@ def write_day(root: Path, batches: int) -> dict:
         if done % COMPACT_EVERY_BATCHES == 0 and done < batches:
             passes.append(compact_pass(lakes["maint"], 0))
         if done % max(1, batches // 12) == 0:
-            print(f"[bench] day: {done:,}/{batches:,} micro-batches written "
-                  f"({time.monotonic() - started:.0f} s)", flush=True)
+            print(
+                f"[bench] day: {done:,}/{batches:,} micro-batches written "
+                f"({time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
     shutil.copytree(lakes["nomaint"], lakes["compacted"])
     compacted_s = compact_pass(lakes["compacted"], 0)
-    return {"append_nomaint": spread(appends["nomaint"]),
-            "append_maint": spread(appends["maint"]),
-            "compaction_passes_maint": len(passes),
-            "compaction_s_maint": round(sum(passes), 1),
-            "compaction_s_maint_last_pass": round(passes[-1], 2) if passes else None,
-            "compaction_s_fresh": round(compacted_s, 2),
-            "write_wall_s": round(time.monotonic() - started, 1)}
+    return {
+        "append_nomaint": spread(appends["nomaint"]),
+        "append_maint": spread(appends["maint"]),
+        "compaction_passes_maint": len(passes),
+        "compaction_s_maint": round(sum(passes), 1),
+        "compaction_s_maint_last_pass": round(passes[-1], 2) if passes else None,
+        "compaction_s_fresh": round(compacted_s, 2),
+        "write_wall_s": round(time.monotonic() - started, 1),
+    }
 
 
 def day_lakes(work: Path, batches: int) -> tuple[Path, dict]:
@@ -167,23 +193,30 @@ def measure_states(ctx, root: Path, end) -> dict:
     """Every endpoint on the three lakes, served side by side, endpoint by endpoint."""
     out: dict[str, dict] = {}
     with ExitStack() as stack:
-        services = {state: stack.enter_context(
-            ep.QueryService(root / state, ctx.work, f"day-{state}")) for state in STATES}
+        services = {
+            state: stack.enter_context(ep.QueryService(root / state, ctx.work, f"day-{state}"))
+            for state in STATES
+        }
         for endpoint in ep.endpoints(end):
             figures: dict = {"request": endpoint.request}
             answers = {}
             for state, service in services.items():
                 figures[state], answers[state] = ep.rest_series(
-                    service.base, service.token, endpoint)
-            figures["same_answer"] = (answers["compacted"] is not None
-                                      and all(a == answers["compacted"]
-                                              for a in answers.values()))
+                    service.base, service.token, endpoint
+                )
+            figures["same_answer"] = answers["compacted"] is not None and all(
+                a == answers["compacted"] for a in answers.values()
+            )
             for state in ("nomaint", "maint"):
                 figures[f"{state}_vs_compacted"] = ep.ratio(
-                    figures[state]["warm_median_ms"], figures["compacted"]["warm_median_ms"])
+                    figures[state]["warm_median_ms"], figures["compacted"]["warm_median_ms"]
+                )
             out[endpoint.name] = figures
-            print(f"[bench] day {endpoint.name}: " + ", ".join(
-                f"{s} {figures[s]['warm_median_ms']} ms" for s in STATES), flush=True)
+            print(
+                f"[bench] day {endpoint.name}: "
+                + ", ".join(f"{s} {figures[s]['warm_median_ms']} ms" for s in STATES),
+                flush=True,
+            )
     return out
 
 
@@ -191,11 +224,14 @@ class MicroBatches(threading.Thread):
     """One micro-batch a second into each table, a compaction pass every
     `COMPACT_EVERY_S`; commit times and failures kept."""
 
-    def __init__(self, lake: Path, first_batch: int, first_rows: tuple[int, int],
-                 start) -> None:
+    def __init__(self, lake: Path, first_batch: int, first_rows: tuple[int, int], start) -> None:
         super().__init__(daemon=True)
         self.lake, self.first_batch, self.first_rows, self.start_at = (
-            lake, first_batch, first_rows, start)
+            lake,
+            first_batch,
+            first_rows,
+            start,
+        )
         self.stopping = threading.Event()
         self.commit_s: list[float] = []
         self.passes: list[float] = []
@@ -213,8 +249,15 @@ class MicroBatches(threading.Thread):
             joins = (self.first_rows[1] + k * LOAD_ROWS_PER_TABLE, LOAD_ROWS_PER_TABLE)
             t = time.perf_counter()
             try:
-                append_batch(target, self.first_batch + k, rows, joins,
-                             self.start_at + timedelta(seconds=k), step, step)
+                append_batch(
+                    target,
+                    self.first_batch + k,
+                    rows,
+                    joins,
+                    self.start_at + timedelta(seconds=k),
+                    step,
+                    step,
+                )
                 self.commit_s.append(time.perf_counter() - t)
             except Exception as exc:  # counted in the result; the stream goes on
                 self.failures.append(f"{type(exc).__name__}: {str(exc)[:300]}")
@@ -229,8 +272,9 @@ def kpis_while_committing(ctx, root: Path, batches: int, end) -> dict:
     lake = root / f"load-{time.time_ns()}"
     shutil.copytree(root / "maint", lake)
     kpis = [e for e in ep.endpoints(end + LOAD_WINDOW_AHEAD) if e.kpi]
-    stream = MicroBatches(lake, batches, (batches * PURCHASES_PER_BATCH,
-                                          batches * JOINS_PER_BATCH), end)
+    stream = MicroBatches(
+        lake, batches, (batches * PURCHASES_PER_BATCH, batches * JOINS_PER_BATCH), end
+    )
     samples: dict[str, list[float]] = {e.name: [] for e in kpis}
     failures: dict[str, list[str]] = {e.name: [] for e in kpis}
     cold: dict[str, float | None] = {}
@@ -240,8 +284,7 @@ def kpis_while_committing(ctx, root: Path, batches: int, end) -> dict:
             stream.start()
             phase_started = time.monotonic()
             for round_ in range(LOAD_REQUESTS + 1):  # the first round is each one's cold
-                time.sleep(max(0.0, phase_started + round_ * LOAD_ROUND_EVERY_S
-                               - time.monotonic()))
+                time.sleep(max(0.0, phase_started + round_ * LOAD_ROUND_EVERY_S - time.monotonic()))
                 for e in kpis:
                     t = time.perf_counter()
                     try:
@@ -262,21 +305,27 @@ def kpis_while_committing(ctx, root: Path, batches: int, end) -> dict:
     finally:
         stream.stopping.set()
         shutil.rmtree(lake, ignore_errors=True)
-    return {"what": "KPI endpoints while micro-batches keep committing: one micro-batch a "
-                    f"second of {LOAD_ROWS_PER_TABLE} rows into each table, from a thread of "
-                    "the bench, on a copy of the maintained lake; one client asks the KPI "
-                    f"endpoints in turn every {LOAD_ROUND_EVERY_S} s",
-            "phase_s": round(phase_s, 1),
-            "micro_batches_committed": len(stream.commit_s),
-            "commit_failures": len(stream.failures),
-            "first_commit_failure": stream.failures[0] if stream.failures else None,
-            "commit_median_ms": (round(statistics.median(stream.commit_s) * 1000, 1)
-                                 if stream.commit_s else None),
-            "compaction_passes": len(stream.passes),
-            "endpoints": {e.name: dict(ep.summary(samples[e.name], cold.get(e.name),
-                                                  failures[e.name], LOAD_REQUESTS + 1),
-                                       request=e.request)
-                          for e in kpis}}
+    return {
+        "what": "KPI endpoints while micro-batches keep committing: one micro-batch a "
+        f"second of {LOAD_ROWS_PER_TABLE} rows into each table, from a thread of "
+        "the bench, on a copy of the maintained lake; one client asks the KPI "
+        f"endpoints in turn every {LOAD_ROUND_EVERY_S} s",
+        "phase_s": round(phase_s, 1),
+        "micro_batches_committed": len(stream.commit_s),
+        "commit_failures": len(stream.failures),
+        "first_commit_failure": stream.failures[0] if stream.failures else None,
+        "commit_median_ms": (
+            round(statistics.median(stream.commit_s) * 1000, 1) if stream.commit_s else None
+        ),
+        "compaction_passes": len(stream.passes),
+        "endpoints": {
+            e.name: dict(
+                ep.summary(samples[e.name], cold.get(e.name), failures[e.name], LOAD_REQUESTS + 1),
+                request=e.request,
+            )
+            for e in kpis
+        },
+    }
 
 
 def run(ctx) -> dict:
@@ -284,15 +333,21 @@ def run(ctx) -> dict:
     batches = int(os.environ.get(BATCHES_VARIABLE) or batches)
     root, written = day_lakes(ctx.work, batches)
     end = ep.BASE + BATCH_EVERY * batches
-    return {"batches": batches, "fraction_of_day": round(batches / BATCHES_PER_DAY, 4),
-            "batch_every_s": BATCH_EVERY.total_seconds(),
-            "purchases_per_batch": PURCHASES_PER_BATCH, "joins_per_batch": JOINS_PER_BATCH,
-            "compact_every_batches": COMPACT_EVERY_BATCHES,
-            "maint_batches_since_last_pass": (
-                batches - COMPACT_EVERY_BATCHES * ((batches - 1) // COMPACT_EVERY_BATCHES)),
-            "warm_requests": ep.WARM_REQUESTS, "written": written,
-            "endpoints": measure_states(ctx, root, end),
-            "under_load": kpis_while_committing(ctx, root, batches, end)}
+    return {
+        "batches": batches,
+        "fraction_of_day": round(batches / BATCHES_PER_DAY, 4),
+        "batch_every_s": BATCH_EVERY.total_seconds(),
+        "purchases_per_batch": PURCHASES_PER_BATCH,
+        "joins_per_batch": JOINS_PER_BATCH,
+        "compact_every_batches": COMPACT_EVERY_BATCHES,
+        "maint_batches_since_last_pass": (
+            batches - COMPACT_EVERY_BATCHES * ((batches - 1) // COMPACT_EVERY_BATCHES)
+        ),
+        "warm_requests": ep.WARM_REQUESTS,
+        "written": written,
+        "endpoints": measure_states(ctx, root, end),
+        "under_load": kpis_while_committing(ctx, root, batches, end),
+    }
 
 
 def ratios(r: dict) -> dict:
@@ -300,7 +355,8 @@ def ratios(r: dict) -> dict:
     load = r["under_load"]
     written = r["written"]
     out: dict[str, float | int | None] = {
-        "day_batches": r["batches"], "day_fraction_of_day": r["fraction_of_day"],
+        "day_batches": r["batches"],
+        "day_fraction_of_day": r["fraction_of_day"],
         "day_purchases_per_batch": r["purchases_per_batch"],
         "day_joins_per_batch": r["joins_per_batch"],
         "day_maint_batches_since_last_pass": r["maint_batches_since_last_pass"],
@@ -312,7 +368,8 @@ def ratios(r: dict) -> dict:
         "day_answers_differ": sum(not f["same_answer"] for f in figures.values()),
         "day_load_failures": sum(e["failures"] for e in load["endpoints"].values()),
         "day_load_commit_failures": load["commit_failures"],
-        "day_load_micro_batches": load["micro_batches_committed"]}
+        "day_load_micro_batches": load["micro_batches_committed"],
+    }
     for state in STATES:
         for table, files in written["files"][state].items():
             out[f"day_files_{table}_{state}"] = files

@@ -61,12 +61,14 @@ FILTER_HOST = "user1.example.net"  # the walkthrough's "purchases where Host = .
 PLAYERS = pa.array([f"player-{k}" for k in range(20_000)])
 SWORDS = pa.array(["longsword", "katana", "rapier", "claymore", "scimitar"])
 # currency, share of purchases, unit prices by tier; None: a purchase without a currency
-CURRENCIES = (("USD", 0.50, (0.99, 4.99, 9.99, 19.99, 49.99)),
-              ("EUR", 0.30, (0.99, 4.99, 9.99, 19.99, 49.99)),
-              ("GBP", 0.09, (0.79, 3.99, 7.99, 15.99, 39.99)),
-              ("JPY", 0.08, (160.0, 800.0, 1600.0, 3200.0, 8000.0)),
-              ("KWD", 0.02, (0.3, 1.5, 3.05, 6.1, 15.25)),
-              (None, 0.01, (0.99, 4.99, 9.99, 19.99, 49.99)))
+CURRENCIES = (
+    ("USD", 0.50, (0.99, 4.99, 9.99, 19.99, 49.99)),
+    ("EUR", 0.30, (0.99, 4.99, 9.99, 19.99, 49.99)),
+    ("GBP", 0.09, (0.79, 3.99, 7.99, 15.99, 39.99)),
+    ("JPY", 0.08, (160.0, 800.0, 1600.0, 3200.0, 8000.0)),
+    ("KWD", 0.02, (0.3, 1.5, 3.05, 6.1, 15.25)),
+    (None, 0.01, (0.99, 4.99, 9.99, 19.99, 49.99)),
+)
 GUILD_COUNT = 40
 GUILD_IDS = pa.array([f"g-{k:02d}" for k in range(GUILD_COUNT)])
 GUILD_NAMES = pa.array([f"Guild {k:02d}" for k in range(GUILD_COUNT)])
@@ -85,17 +87,32 @@ WARM_REQUESTS = 15
 @cache
 def schema_for(event_type: str) -> pa.Schema:
     """The lake contract's columns of an event table (properties from questlog_schemas)."""
-    kinds: dict[str, pa.DataType] = {"string": pa.string(), "number": pa.float64(),
-                                     "integer": pa.int64(), "boolean": pa.bool_(),
-                                     "date-time": TS}
+    kinds: dict[str, pa.DataType] = {
+        "string": pa.string(),
+        "number": pa.float64(),
+        "integer": pa.int64(),
+        "boolean": pa.bool_(),
+        "date-time": TS,
+    }
     fields: list[tuple[str, pa.DataType]] = [
-        ("event_id", pa.string()), ("event_type", pa.string()), ("event_time", TS),
-        ("received_at", TS), ("player_id", pa.string()), ("session_id", pa.string()),
-        ("host", pa.string()), ("user_agent", pa.string()), ("accept", pa.string()),
-        ("client_ip_hash", pa.string()), ("schema_version", pa.int64())]
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event_time", TS),
+        ("received_at", TS),
+        ("player_id", pa.string()),
+        ("session_id", pa.string()),
+        ("host", pa.string()),
+        ("user_agent", pa.string()),
+        ("accept", pa.string()),
+        ("client_ip_hash", pa.string()),
+        ("schema_version", pa.int64()),
+    ]
     fields += [(name, kinds[kind]) for name, kind in property_columns(event_type)]
-    fields += [("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
-               ("event_date", pa.date32())]
+    fields += [
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("event_date", pa.date32()),
+    ]
     return pa.schema(fields)
 
 
@@ -103,8 +120,15 @@ def _micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
-def _envelope(event_type: str, prefix: str, first: int, n: int, start: datetime,
-              step: timedelta, rng: np.random.Generator) -> dict[str, pa.Array]:
+def _envelope(
+    event_type: str,
+    prefix: str,
+    first: int,
+    n: int,
+    start: datetime,
+    step: timedelta,
+    rng: np.random.Generator,
+) -> dict[str, pa.Array]:
     """Envelope and Kafka columns of rows ``first``..``first + n``, the k-th received at
     ``start + k * step``."""
     ids = np.arange(first, first + n, dtype=np.int64)
@@ -129,8 +153,7 @@ def _envelope(event_type: str, prefix: str, first: int, n: int, start: datetime,
     }
 
 
-def purchase_rows(first: int, n: int, start: datetime,
-                  step: timedelta = PURCHASE_STEP) -> pa.Table:
+def purchase_rows(first: int, n: int, start: datetime, step: timedelta = PURCHASE_STEP) -> pa.Table:
     """purchase_sword rows ``first``..``first + n`` (the same rows for the same ``first``)."""
     rng = np.random.default_rng([1, first])
     columns = _envelope("purchase_sword", "p", first, n, start, step, rng)
@@ -141,7 +164,8 @@ def purchase_rows(first: int, n: int, start: datetime,
         sword_type=SWORDS.take(rng.integers(0, len(SWORDS), n)),
         price=pa.array(prices, mask=rng.random(n) < 0.02),
         currency=pa.array([c[0] for c in CURRENCIES]).take(currency),
-        quantity=pa.array(quantity, mask=rng.random(n) < 0.25))
+        quantity=pa.array(quantity, mask=rng.random(n) < 0.25),
+    )
     return pa.Table.from_pydict(columns, schema=schema_for("purchase_sword"))
 
 
@@ -152,8 +176,11 @@ def join_rows(first: int, n: int, start: datetime, step: timedelta) -> pa.Table:
     columns = _envelope("join_guild", "j", first, n, start, step, rng)
     weights = 1 / np.arange(1, GUILD_COUNT + 1)
     guild = rng.choice(GUILD_COUNT, n, p=weights / weights.sum())
-    columns.update(guild_id=GUILD_IDS.take(guild), guild_name=GUILD_NAMES.take(guild),
-                   role=ROLES.take(rng.choice(4, n, p=[0.85, 0.10, 0.02, 0.03])))
+    columns.update(
+        guild_id=GUILD_IDS.take(guild),
+        guild_name=GUILD_NAMES.take(guild),
+        role=ROLES.take(rng.choice(4, n, p=[0.85, 0.10, 0.02, 0.03])),
+    )
     return pa.Table.from_pydict(columns, schema=schema_for("join_guild"))
 
 
@@ -177,10 +204,13 @@ def _write(uri: str, rows: int, make: Callable[..., pa.Table], step: timedelta) 
     from questlog_extractor.compact import writer_properties
 
     for first in range(0, rows, CHUNK_ROWS):
-        write_deltalake(uri, make(first, min(CHUNK_ROWS, rows - first), BASE + step * first,
-                                  step),
-                        mode="append", partition_by=["event_date"],
-                        writer_properties=writer_properties())
+        write_deltalake(
+            uri,
+            make(first, min(CHUNK_ROWS, rows - first), BASE + step * first, step),
+            mode="append",
+            partition_by=["event_date"],
+            writer_properties=writer_properties(),
+        )
     return len(committed_files(uri))
 
 
@@ -205,12 +235,17 @@ def lake_for(work: Path, purchases: int) -> dict:
     shutil.rmtree(root, ignore_errors=True)  # an earlier attempt that did not finish
     joins = int(purchases * JOINS_PER_PURCHASE)
     started = time.monotonic()
-    files = {"purchase_sword": write_purchases(table_uri(root, "purchase_sword"), purchases),
-             "join_guild": write_joins(table_uri(root, "join_guild"), joins)}
-    info = {"rows": {"purchase_sword": purchases, "join_guild": joins}, "files": files,
-            "write_s": round(time.monotonic() - started, 1),
-            "bytes": sum(f.stat().st_size for f in root.rglob("*.parquet")),
-            "end": (BASE + PURCHASE_STEP * purchases).isoformat()}
+    files = {
+        "purchase_sword": write_purchases(table_uri(root, "purchase_sword"), purchases),
+        "join_guild": write_joins(table_uri(root, "join_guild"), joins),
+    }
+    info = {
+        "rows": {"purchase_sword": purchases, "join_guild": joins},
+        "files": files,
+        "write_s": round(time.monotonic() - started, 1),
+        "bytes": sum(f.stat().st_size for f in root.rglob("*.parquet")),
+        "end": (BASE + PURCHASE_STEP * purchases).isoformat(),
+    }
     done.write_text(json.dumps(info))
     return dict(info, root=str(root), written_now=True)
 
@@ -252,77 +287,140 @@ def endpoints(end: datetime) -> list[Endpoint]:
     per-minute KPI asks for the last hour of them (its default: the hour before now)."""
     since, until = end - timedelta(hours=1), end
     unit = _minor_unit()
-    amount = (f"CASE WHEN price < 1e16 THEN CAST(round(price * power(10, {unit})) AS BIGINT) "
-              "* coalesce(quantity, 1) END")
-    window = (f"received_at >= TIMESTAMPTZ '{since.isoformat()}' "
-              f"AND received_at < TIMESTAMPTZ '{until.isoformat()}' "
-              f"AND event_date >= DATE '{since.date()}' AND event_date <= DATE '{until.date()}'")
-    walkthrough_sql = ("SELECT host, count(*) AS purchases FROM purchase_sword "
-                       "GROUP BY host ORDER BY purchases DESC, host")
+    amount = (
+        f"CASE WHEN price < 1e16 THEN CAST(round(price * power(10, {unit})) AS BIGINT) "
+        "* coalesce(quantity, 1) END"
+    )
+    window = (
+        f"received_at >= TIMESTAMPTZ '{since.isoformat()}' "
+        f"AND received_at < TIMESTAMPTZ '{until.isoformat()}' "
+        f"AND event_date >= DATE '{since.date()}' AND event_date <= DATE '{until.date()}'"
+    )
+    walkthrough_sql = (
+        "SELECT host, count(*) AS purchases FROM purchase_sword "
+        "GROUP BY host ORDER BY purchases DESC, host"
+    )
     return [
-        Endpoint("counts_by_host", "GET",
-                 "/v1/stats/counts?event_type=purchase_sword&group_by=host",
-                 'SELECT host, count(*) AS "count" FROM purchase_sword GROUP BY host '
-                 'ORDER BY "count" DESC, host NULLS LAST LIMIT 1001', "host", shown=1000),
-        Endpoint("events_by_host", "GET",
-                 f"/v1/events/purchase_sword?host={FILTER_HOST}&limit=100",
-                 f"SELECT * FROM purchase_sword WHERE host = '{FILTER_HOST}' "
-                 "ORDER BY received_at, event_id LIMIT 101", "event_id", shown=100,
-                 walkthrough_sql=(f"SELECT * FROM purchase_sword WHERE host = '{FILTER_HOST}' "
-                                  "LIMIT 100")),
-        Endpoint("events_latest", "GET", "/v1/events/purchase_sword?order=desc&limit=15",
-                 "SELECT * FROM purchase_sword ORDER BY received_at DESC, event_id DESC "
-                 "LIMIT 16", "event_id", shown=15),
-        Endpoint("kpi_dau", "GET", "/v1/kpis/dau",
-                 "SELECT event_date, count(DISTINCT player_id) AS dau FROM ("
-                 "SELECT event_date, player_id FROM purchase_sword UNION ALL "
-                 "SELECT event_date, player_id FROM join_guild) "
-                 "GROUP BY event_date ORDER BY event_date", "dau", kpi=True),
-        Endpoint("kpi_revenue", "GET", "/v1/kpis/revenue?by=sword_type",
-                 f"SELECT sword_type, currency, count(*) AS purchases, "
-                 f"sum(coalesce(quantity, 1)) AS swords, sum({amount}) AS revenue_minor, "
-                 f"{unit} AS minor_unit FROM purchase_sword GROUP BY sword_type, currency "
-                 "ORDER BY revenue_minor / power(10, minor_unit) DESC NULLS LAST, "
-                 "purchases DESC, sword_type NULLS LAST, currency NULLS LAST LIMIT 1000",
-                 "revenue_minor", kpi=True),
-        Endpoint("kpi_top_spenders", "GET", "/v1/kpis/top-spenders?limit=10",
-                 f"SELECT player_id, currency, count(*) AS purchases, "
-                 f"sum({amount}) AS revenue_minor, {unit} AS minor_unit FROM purchase_sword "
-                 "WHERE price IS NOT NULL GROUP BY player_id, currency "
-                 "ORDER BY revenue_minor / power(10, minor_unit) DESC NULLS LAST, player_id, "
-                 "currency NULLS LAST LIMIT 10", "player_id", kpi=True),
-        Endpoint("kpi_guilds", "GET", "/v1/kpis/guilds",
-                 "SELECT guild_id, arg_max(guild_name, received_at) AS guild_name, "
-                 "count(*) AS joins, count(DISTINCT player_id) AS members FROM join_guild "
-                 "GROUP BY guild_id ORDER BY members DESC, joins DESC, guild_id LIMIT 1000",
-                 "guild_id", kpi=True),
-        Endpoint("kpi_events_per_minute", "GET",
-                 f"/v1/kpis/events-per-minute?since={_iso(since)}&until={_iso(until)}",
-                 "SELECT date_trunc('minute', received_at) AS minute, event_type, "
-                 "count(*) AS events FROM ("
-                 f"SELECT received_at, event_type FROM purchase_sword WHERE {window} UNION ALL "
-                 f"SELECT received_at, event_type FROM join_guild WHERE {window}) "
-                 "GROUP BY ALL ORDER BY minute, event_type", "events", kpi=True),
-        Endpoint("sql_counts_by_host", "POST", "/v1/sql", walkthrough_sql, "host",
-                 body={"sql": walkthrough_sql}),
+        Endpoint(
+            "counts_by_host",
+            "GET",
+            "/v1/stats/counts?event_type=purchase_sword&group_by=host",
+            'SELECT host, count(*) AS "count" FROM purchase_sword GROUP BY host '
+            'ORDER BY "count" DESC, host NULLS LAST LIMIT 1001',
+            "host",
+            shown=1000,
+        ),
+        Endpoint(
+            "events_by_host",
+            "GET",
+            f"/v1/events/purchase_sword?host={FILTER_HOST}&limit=100",
+            f"SELECT * FROM purchase_sword WHERE host = '{FILTER_HOST}' "
+            "ORDER BY received_at, event_id LIMIT 101",
+            "event_id",
+            shown=100,
+            walkthrough_sql=(
+                f"SELECT * FROM purchase_sword WHERE host = '{FILTER_HOST}' LIMIT 100"
+            ),
+        ),
+        Endpoint(
+            "events_latest",
+            "GET",
+            "/v1/events/purchase_sword?order=desc&limit=15",
+            "SELECT * FROM purchase_sword ORDER BY received_at DESC, event_id DESC LIMIT 16",
+            "event_id",
+            shown=15,
+        ),
+        Endpoint(
+            "kpi_dau",
+            "GET",
+            "/v1/kpis/dau",
+            "SELECT event_date, count(DISTINCT player_id) AS dau FROM ("
+            "SELECT event_date, player_id FROM purchase_sword UNION ALL "
+            "SELECT event_date, player_id FROM join_guild) "
+            "GROUP BY event_date ORDER BY event_date",
+            "dau",
+            kpi=True,
+        ),
+        Endpoint(
+            "kpi_revenue",
+            "GET",
+            "/v1/kpis/revenue?by=sword_type",
+            f"SELECT sword_type, currency, count(*) AS purchases, "
+            f"sum(coalesce(quantity, 1)) AS swords, sum({amount}) AS revenue_minor, "
+            f"{unit} AS minor_unit FROM purchase_sword GROUP BY sword_type, currency "
+            "ORDER BY revenue_minor / power(10, minor_unit) DESC NULLS LAST, "
+            "purchases DESC, sword_type NULLS LAST, currency NULLS LAST LIMIT 1000",
+            "revenue_minor",
+            kpi=True,
+        ),
+        Endpoint(
+            "kpi_top_spenders",
+            "GET",
+            "/v1/kpis/top-spenders?limit=10",
+            f"SELECT player_id, currency, count(*) AS purchases, "
+            f"sum({amount}) AS revenue_minor, {unit} AS minor_unit FROM purchase_sword "
+            "WHERE price IS NOT NULL GROUP BY player_id, currency "
+            "ORDER BY revenue_minor / power(10, minor_unit) DESC NULLS LAST, player_id, "
+            "currency NULLS LAST LIMIT 10",
+            "player_id",
+            kpi=True,
+        ),
+        Endpoint(
+            "kpi_guilds",
+            "GET",
+            "/v1/kpis/guilds",
+            "SELECT guild_id, arg_max(guild_name, received_at) AS guild_name, "
+            "count(*) AS joins, count(DISTINCT player_id) AS members FROM join_guild "
+            "GROUP BY guild_id ORDER BY members DESC, joins DESC, guild_id LIMIT 1000",
+            "guild_id",
+            kpi=True,
+        ),
+        Endpoint(
+            "kpi_events_per_minute",
+            "GET",
+            f"/v1/kpis/events-per-minute?since={_iso(since)}&until={_iso(until)}",
+            "SELECT date_trunc('minute', received_at) AS minute, event_type, "
+            "count(*) AS events FROM ("
+            f"SELECT received_at, event_type FROM purchase_sword WHERE {window} UNION ALL "
+            f"SELECT received_at, event_type FROM join_guild WHERE {window}) "
+            "GROUP BY ALL ORDER BY minute, event_type",
+            "events",
+            kpi=True,
+        ),
+        Endpoint(
+            "sql_counts_by_host",
+            "POST",
+            "/v1/sql",
+            walkthrough_sql,
+            "host",
+            body={"sql": walkthrough_sql},
+        ),
     ]
 
 
 # ---------------------------------------------------------------- timing
 
 
-def summary(samples: list[float], cold: float | None, failures: list[str],
-            requests: int) -> dict:
+def summary(samples: list[float], cold: float | None, failures: list[str], requests: int) -> dict:
     """Warm median, p95 (nearest rank) and range in ms; failures counted, the first named."""
     ms = sorted(s * 1000 for s in samples)
-    out = {"requests": requests, "cold_ms": None if cold is None else round(cold * 1000, 2),
-           "failures": len(failures), "first_failure": failures[0] if failures else None,
-           "warm_median_ms": None, "warm_p95_ms": None, "warm_min_ms": None,
-           "warm_max_ms": None}
+    out = {
+        "requests": requests,
+        "cold_ms": None if cold is None else round(cold * 1000, 2),
+        "failures": len(failures),
+        "first_failure": failures[0] if failures else None,
+        "warm_median_ms": None,
+        "warm_p95_ms": None,
+        "warm_min_ms": None,
+        "warm_max_ms": None,
+    }
     if ms:
-        out.update(warm_median_ms=round(statistics.median(ms), 2),
-                   warm_p95_ms=round(ms[math.ceil(0.95 * len(ms)) - 1], 2),
-                   warm_min_ms=round(ms[0], 2), warm_max_ms=round(ms[-1], 2))
+        out.update(
+            warm_median_ms=round(statistics.median(ms), 2),
+            warm_p95_ms=round(ms[math.ceil(0.95 * len(ms)) - 1], 2),
+            warm_min_ms=round(ms[0], 2),
+            warm_max_ms=round(ms[-1], 2),
+        )
     return out
 
 
@@ -337,8 +435,9 @@ def timed_series(call: Callable[[], object], warm: int = WARM_REQUESTS) -> dict:
         try:
             call()
         except Exception as exc:  # a failed request is a result: count it and go on
-            failures.append(f"{'cold' if i == 0 else 'warm'}: {type(exc).__name__}: "
-                            f"{str(exc)[:300]}")
+            failures.append(
+                f"{'cold' if i == 0 else 'warm'}: {type(exc).__name__}: {str(exc)[:300]}"
+            )
             continue
         elapsed = time.perf_counter() - started
         if i == 0:
@@ -384,8 +483,9 @@ class Client:
         self.conn.close()
 
 
-def rest_series(base: str, token: str, endpoint: Endpoint,
-                warm: int = WARM_REQUESTS) -> tuple[dict, list[str] | None]:
+def rest_series(
+    base: str, token: str, endpoint: Endpoint, warm: int = WARM_REQUESTS
+) -> tuple[dict, list[str] | None]:
     """Timing of the endpoint through the service and its last answer's key column."""
     client = Client(base)
     last: list[bytes] = []
@@ -407,15 +507,19 @@ def direct_connection(lake: Path, threads: int, memory_limit: str):
     con = duckdb.connect(":memory:", config={"threads": threads, "memory_limit": memory_limit})
     con.execute("SET TimeZone = 'UTC'")
     for table in TABLES:
-        files = ", ".join("'" + f.replace("'", "''") + "'"
-                          for f in committed_files(table_uri(lake, table)))
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM "
-                    f"read_parquet([{files}], hive_partitioning = true)")
+        files = ", ".join(
+            "'" + f.replace("'", "''") + "'" for f in committed_files(table_uri(lake, table))
+        )
+        con.execute(
+            f"CREATE VIEW {table} AS SELECT * FROM "
+            f"read_parquet([{files}], hive_partitioning = true)"
+        )
     return con
 
 
-def direct_series(con, sql: str, key: str | None = None,
-                  warm: int = WARM_REQUESTS) -> tuple[dict, list[str] | None]:
+def direct_series(
+    con, sql: str, key: str | None = None, warm: int = WARM_REQUESTS
+) -> tuple[dict, list[str] | None]:
     """Timing of ``sql`` on ``con`` (the answer as Arrow, as the service gets it) and the
     last answer's ``key`` column."""
     last: list[pa.Table] = []
@@ -437,16 +541,23 @@ class QueryService:
         self.base = f"http://127.0.0.1:{self.port}"
         metrics = work / f"query-metrics-{label}-{self.port}"
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("QUESTLOG_QUERY_")}
-        self.env = dict(inherited, PATH=f"{VENV_BIN}:{os.environ['PATH']}",
-                        QUESTLOG_QUERY_HOST="127.0.0.1", QUESTLOG_QUERY_PORT=str(self.port),
-                        QUESTLOG_QUERY_LAKE_ROOT=lake.as_uri(),
-                        QUESTLOG_QUERY_READ_TOKEN=self.token,
-                        PROMETHEUS_MULTIPROC_DIR=str(metrics), **SERVICE_ENV)
-        self.server = Server(f"questlog query ({label})",
-                             [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF),
-                              "questlog_query:create_app()"],
-                             self.env, f"{self.base}/healthz",
-                             work / f"query-{label}-{self.port}.log")
+        self.env = dict(
+            inherited,
+            PATH=f"{VENV_BIN}:{os.environ['PATH']}",
+            QUESTLOG_QUERY_HOST="127.0.0.1",
+            QUESTLOG_QUERY_PORT=str(self.port),
+            QUESTLOG_QUERY_LAKE_ROOT=lake.as_uri(),
+            QUESTLOG_QUERY_READ_TOKEN=self.token,
+            PROMETHEUS_MULTIPROC_DIR=str(metrics),
+            **SERVICE_ENV,
+        )
+        self.server = Server(
+            f"questlog query ({label})",
+            [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), "questlog_query:create_app()"],
+            self.env,
+            f"{self.base}/healthz",
+            work / f"query-{label}-{self.port}.log",
+        )
 
     def __enter__(self) -> QueryService:
         self.server.__enter__()
@@ -464,9 +575,13 @@ class QueryService:
 
     def describe(self) -> dict:
         threads, memory = self.duckdb_limits()
-        return {"gunicorn_conf": str(GUNICORN_CONF.relative_to(BENCH.parent)),
-                "workers_and_threads": "gunicorn.conf.py's defaults, as under make run",
-                "duckdb_threads": threads, "duckdb_memory_limit": memory,
-                "log_level": "INFO (default, as make run)",
-                "prometheus_multiproc": True, **SERVICE_ENV,
-                "client": "one keep-alive HTTP connection per series, sequential requests"}
+        return {
+            "gunicorn_conf": str(GUNICORN_CONF.relative_to(BENCH.parent)),
+            "workers_and_threads": "gunicorn.conf.py's defaults, as under make run",
+            "duckdb_threads": threads,
+            "duckdb_memory_limit": memory,
+            "log_level": "INFO (default, as make run)",
+            "prometheus_multiproc": True,
+            **SERVICE_ENV,
+            "client": "one keep-alive HTTP connection per series, sequential requests",
+        }

@@ -43,10 +43,16 @@ def make_events(n: int) -> list[tuple[bytes, bytes]]:
         else:
             props = {"guild_id": f"g-{i % 40}", "role": "member"}
             event_type = "join_guild"
-        ev = {"event_id": str(uuid.UUID(int=i + 1)), "event_type": event_type, "event_time": at,
-              "received_at": at, "player_id": player, "properties": props,
-              "context": {"host": f"{player}.example.net", "user_agent": "bench/1.0"},
-              "schema_version": 1}
+        ev = {
+            "event_id": str(uuid.UUID(int=i + 1)),
+            "event_type": event_type,
+            "event_time": at,
+            "received_at": at,
+            "player_id": player,
+            "properties": props,
+            "context": {"host": f"{player}.example.net", "user_agent": "bench/1.0"},
+            "schema_version": 1,
+        }
         out.append((player.encode(), json.dumps(ev).encode()))
     return out
 
@@ -131,10 +137,8 @@ spark.stop()
 def _result(proc: subprocess.CompletedProcess, what: str):
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
-        errors = [ln for ln in proc.stderr.splitlines()
-                  if "Error" in ln or "Exception" in ln][:5]
-        raise RuntimeError(f"{what} failed ({proc.returncode}): {errors} ... "
-                           f"{proc.stderr[-1500:]}")
+        errors = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "Exception" in ln][:5]
+        raise RuntimeError(f"{what} failed ({proc.returncode}): {errors} ... {proc.stderr[-1500:]}")
     return json.loads(line[0][7:])
 
 
@@ -147,48 +151,85 @@ def run(ctx) -> dict:
     del events
     work = ctx.work / f"extract-{topic}"
 
-    env = dict(os.environ, QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP=ctx.kafka.bootstrap,
-               QUESTLOG_EXTRACTOR_TOPIC=topic,
-               QUESTLOG_EXTRACTOR_LAKE_ROOT=(work / "lake").as_uri(),
-               QUESTLOG_EXTRACTOR_SPARK_JARS=spark_jars(),
-               QUESTLOG_EXTRACTOR_METRICS_PORT="0")
-    questlog = _result(subprocess.run(
-        [str(VENV_BIN / "python"), "-c", QUESTLOG_SCRIPT.format()], env=env,
-        capture_output=True, text=True, timeout=3600, check=False), "questlog extractor")
-    script = BASELINE_SCRIPT.format(bench=str(BENCH), work=str(work / "baseline-spark"),
-                                    bootstrap=ctx.kafka.bootstrap, topic=topic,
-                                    out=str(work / "baseline-parquet"))
-    baseline = _result(subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=3600,
-        check=False, cwd=str(BENCH)), "baseline job")
+    env = dict(
+        os.environ,
+        QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP=ctx.kafka.bootstrap,
+        QUESTLOG_EXTRACTOR_TOPIC=topic,
+        QUESTLOG_EXTRACTOR_LAKE_ROOT=(work / "lake").as_uri(),
+        QUESTLOG_EXTRACTOR_SPARK_JARS=spark_jars(),
+        QUESTLOG_EXTRACTOR_METRICS_PORT="0",
+    )
+    questlog = _result(
+        subprocess.run(
+            [str(VENV_BIN / "python"), "-c", QUESTLOG_SCRIPT.format()],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        ),
+        "questlog extractor",
+    )
+    script = BASELINE_SCRIPT.format(
+        bench=str(BENCH),
+        work=str(work / "baseline-spark"),
+        bootstrap=ctx.kafka.bootstrap,
+        topic=topic,
+        out=str(work / "baseline-parquet"),
+    )
+    baseline = _result(
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+            cwd=str(BENCH),
+        ),
+        "baseline job",
+    )
 
     def figures(runs: list[dict]) -> dict:
         cold, warm = runs
-        return {"cold_seconds": round(cold["seconds"], 2),
-                "warm_seconds": round(warm["seconds"], 2),
-                "cold_events_per_s": round(n / cold["seconds"]),
-                "events_per_s": round(n / warm["seconds"]),
-                # each run has stored (delta-rs) or counts (Spark)
-                "rows": [sum((r.get("stored") or r.get("counts")).values()) for r in runs]}  # type: ignore[union-attr]
+        return {
+            "cold_seconds": round(cold["seconds"], 2),
+            "warm_seconds": round(warm["seconds"], 2),
+            "cold_events_per_s": round(n / cold["seconds"]),
+            "events_per_s": round(n / warm["seconds"]),
+            # each run has stored (delta-rs) or counts (Spark)
+            "rows": [
+                sum((r.get("stored") or r.get("counts")).values())  # type: ignore[union-attr]
+                for r in runs
+            ],
+        }
 
-    return {"events": n, "produce_events_per_s": round(produce_rate),
-            "timed": "job start (session up, events in the topic) to last row committed",
-            "questlog": {**figures(questlog["stream"]),
-                         "micro_batches": [r["micro_batches"] for r in questlog["stream"]]},
-            "static": figures(questlog["static"]),
-            "baseline": figures(baseline)}
+    return {
+        "events": n,
+        "produce_events_per_s": round(produce_rate),
+        "timed": "job start (session up, events in the topic) to last row committed",
+        "questlog": {
+            **figures(questlog["stream"]),
+            "micro_batches": [r["micro_batches"] for r in questlog["stream"]],
+        },
+        "static": figures(questlog["static"]),
+        "baseline": figures(baseline),
+    }
 
 
 def ratios(r: dict) -> dict:
     q, st, b = r["questlog"], r["static"], r["baseline"]
-    return {"extractor_events_per_s": q["events_per_s"],
-            "extractor_cold_events_per_s": q["cold_events_per_s"],
-            "extractor_vs_static": round(q["events_per_s"] / st["events_per_s"], 3),
-            "extractor_static_events_per_s": st["events_per_s"],
-            "extractor_vs_baseline": round(q["events_per_s"] / b["events_per_s"], 2),
-            "extractor_cold_vs_baseline_cold": round(
-                q["cold_events_per_s"] / b["cold_events_per_s"], 2),
-            "extractor_baseline_events_per_s": b["events_per_s"],
-            # every job must have stored every event, in both of its runs
-            "extractor_rows_stored_equal_events": all(
-                rows == r["events"] for job in (q, st, b) for rows in job["rows"])}
+    return {
+        "extractor_events_per_s": q["events_per_s"],
+        "extractor_cold_events_per_s": q["cold_events_per_s"],
+        "extractor_vs_static": round(q["events_per_s"] / st["events_per_s"], 3),
+        "extractor_static_events_per_s": st["events_per_s"],
+        "extractor_vs_baseline": round(q["events_per_s"] / b["events_per_s"], 2),
+        "extractor_cold_vs_baseline_cold": round(
+            q["cold_events_per_s"] / b["cold_events_per_s"], 2
+        ),
+        "extractor_baseline_events_per_s": b["events_per_s"],
+        # every job must have stored every event, in both of its runs
+        "extractor_rows_stored_equal_events": all(
+            rows == r["events"] for job in (q, st, b) for rows in job["rows"]
+        ),
+    }

@@ -46,9 +46,15 @@ class Prober:
         player = f"probe-{self.run_id}-{name}"
         req = urllib.request.Request(
             f"{self.stack.api}/v1/events",
-            data=json.dumps({"event_type": "purchase_sword", "player_id": player,
-                             "properties": {"sword_type": "probe"}}).encode(),
-            headers={"Content-Type": "application/json"})
+            data=json.dumps(
+                {
+                    "event_type": "purchase_sword",
+                    "player_id": player,
+                    "properties": {"sword_type": "probe"},
+                }
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             assert resp.status == 202
         with self._lock:
@@ -56,8 +62,7 @@ class Prober:
         return player
 
     def _watch(self) -> None:
-        url = (f"{self.stack.query}/v1/stats/counts?event_type=purchase_sword"
-               "&group_by=player_id")
+        url = f"{self.stack.query}/v1/stats/counts?event_type=purchase_sword&group_by=player_id"
         while not self._stop.is_set():
             try:
                 with urllib.request.urlopen(url, timeout=10) as resp:
@@ -96,8 +101,11 @@ class Prober:
 
 
 def _body(events_per_request: int) -> bytes:
-    event = {"event_type": "purchase_sword", "player_id": "bench-load",
-             "properties": {"sword_type": "katana", "price": 9.99}}
+    event = {
+        "event_type": "purchase_sword",
+        "player_id": "bench-load",
+        "properties": {"sword_type": "katana", "price": 9.99},
+    }
     return json.dumps(event if events_per_request == 1 else [event] * events_per_request).encode()
 
 
@@ -126,10 +134,17 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
     poster = threading.Thread(target=post_probes)
     poster.start()
     with CpuShare() as cpu:
-        load = loadgen(f"{stack.api}/v1/events", secs, method="POST",
-                       body=_body(events_per_request),
-                       headers=("Content-Type: application/json",),
-                       rate=RATE / events_per_request, connections=64, warmup=1, work=ctx.work)
+        load = loadgen(
+            f"{stack.api}/v1/events",
+            secs,
+            method="POST",
+            body=_body(events_per_request),
+            headers=("Content-Type: application/json",),
+            rate=RATE / events_per_request,
+            connections=64,
+            warmup=1,
+            work=ctx.work,
+        )
     stop.set()
     poster.join()
     for player in players[-10:]:  # the last probes get their chance to appear
@@ -139,20 +154,33 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
     seen = [s for s in samples if s is not None]
     # A probe never seen counts with how long it was waited for (a lower bound): left
     # out, a stack that loses or stalls events would look fresher than one that does not.
-    counted = sorted(seen + [prober.waited(p) for p, s in zip(players, samples, strict=True)
-                             if s is None])
+    counted = sorted(
+        seen + [prober.waited(p) for p, s in zip(players, samples, strict=True) if s is None]
+    )
 
     def pct(p):
-        return (round(counted[min(len(counted) - 1, int(p / 100 * len(counted)))], 2)
-                if counted else None)
-    return {"events_per_request": events_per_request, "seconds": secs, "load": load,
-            "events_per_s": round(load["ok_per_s"] * events_per_request),
-            "probes": len(samples),
-            "probes_never_seen": sum(s is None for s in samples),
-            "probe_post_errors": prober.post_errors[errors_before:],
-            "cpu_share_of_machine": cpu.shares,
-            "freshness_s": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
-                            "mean": round(statistics.mean(seen), 2) if seen else None}}
+        return (
+            round(counted[min(len(counted) - 1, int(p / 100 * len(counted)))], 2)
+            if counted
+            else None
+        )
+
+    return {
+        "events_per_request": events_per_request,
+        "seconds": secs,
+        "load": load,
+        "events_per_s": round(load["ok_per_s"] * events_per_request),
+        "probes": len(samples),
+        "probes_never_seen": sum(s is None for s in samples),
+        "probe_post_errors": prober.post_errors[errors_before:],
+        "cpu_share_of_machine": cpu.shares,
+        "freshness_s": {
+            "p50": pct(50),
+            "p95": pct(95),
+            "p99": pct(99),
+            "mean": round(statistics.mean(seen), 2) if seen else None,
+        },
+    }
 
 
 def run(ctx) -> dict:
@@ -163,9 +191,17 @@ def run(ctx) -> dict:
             # compilation of Spark's generated code. Wait until one event went through,
             # then run the same load unmeasured until a probe is visible again.
             warmup = {"first_event_s": prober.wait_visible(prober.post("warmup-1"), 300)}
-            loadgen(f"{stack.api}/v1/events", ctx.seconds(30, 15), method="POST",
-                    body=_body(1), headers=("Content-Type: application/json",), rate=RATE,
-                    connections=64, warmup=0, work=ctx.work)
+            loadgen(
+                f"{stack.api}/v1/events",
+                ctx.seconds(30, 15),
+                method="POST",
+                body=_body(1),
+                headers=("Content-Type: application/json",),
+                rate=RATE,
+                connections=64,
+                warmup=0,
+                work=ctx.work,
+            )
             warmup["catch_up_s"] = prober.wait_visible(prober.post("warmup-2"), 300)
             # Every event its own request (the walkthrough's clients), then 10 per request
             # (how game SDKs flush their queue): the same events/s, a tenth of the requests.
@@ -173,25 +209,30 @@ def run(ctx) -> dict:
             batched = _measure(ctx, stack, prober, 10)
         finally:
             prober.stop()
-    return {"rate_target": RATE, "warmup": warmup, "single": single, "batched": batched,
-            "query_errors_while_probing": len(prober.errors),
-            "query_error_sample": prober.errors[:3]}
+    return {
+        "rate_target": RATE,
+        "warmup": warmup,
+        "single": single,
+        "batched": batched,
+        "query_errors_while_probing": len(prober.errors),
+        "query_error_sample": prober.errors[:3],
+    }
 
 
 def ratios(r: dict) -> dict:
     single, batched = r["single"], r["batched"]
-    return {"freshness_p95_s": single["freshness_s"]["p95"],
-            "freshness_probes_never_seen": single["probes_never_seen"]
-            + batched["probes_never_seen"],
-            "freshness_probe_post_errors": len(single["probe_post_errors"])
-            + len(batched["probe_post_errors"]),
-            "freshness_load_failed_requests": single["load"]["failed"]
-            + batched["load"]["failed"],
-            "freshness_query_errors": r["query_errors_while_probing"],
-            "freshness_p50_s": single["freshness_s"]["p50"],
-            "sustained_events_per_s": single["events_per_s"],
-            "loadgen_cpu_share": single["load"]["loadgen_cpu_share_of_machine"],
-            "freshness_batched_p95_s": batched["freshness_s"]["p95"],
-            "freshness_batched_p50_s": batched["freshness_s"]["p50"],
-            "batched_sustained_events_per_s": batched["events_per_s"],
-            "batched_loadgen_cpu_share": batched["load"]["loadgen_cpu_share_of_machine"]}
+    return {
+        "freshness_p95_s": single["freshness_s"]["p95"],
+        "freshness_probes_never_seen": single["probes_never_seen"] + batched["probes_never_seen"],
+        "freshness_probe_post_errors": len(single["probe_post_errors"])
+        + len(batched["probe_post_errors"]),
+        "freshness_load_failed_requests": single["load"]["failed"] + batched["load"]["failed"],
+        "freshness_query_errors": r["query_errors_while_probing"],
+        "freshness_p50_s": single["freshness_s"]["p50"],
+        "sustained_events_per_s": single["events_per_s"],
+        "loadgen_cpu_share": single["load"]["loadgen_cpu_share_of_machine"],
+        "freshness_batched_p95_s": batched["freshness_s"]["p95"],
+        "freshness_batched_p50_s": batched["freshness_s"]["p50"],
+        "batched_sustained_events_per_s": batched["events_per_s"],
+        "batched_loadgen_cpu_share": batched["load"]["loadgen_cpu_share_of_machine"],
+    }

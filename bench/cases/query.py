@@ -43,6 +43,8 @@ WARM_AT_100M = 3
 
 def warm_requests(rows: int) -> int:
     return ep.WARM_REQUESTS if rows <= 10_000_000 else WARM_AT_100M
+
+
 SPARK_QUESTION = "select host, count(*) from purchases group by host"
 
 SPARK_SCRIPT = """
@@ -69,12 +71,13 @@ def write_table(table_uri: str, rows: int) -> int:
 def spark_counts_by_host(work: Path, table_uri: str) -> dict:
     """The walkthrough notebook's question in Spark SQL on the Delta table (own process)."""
     script = SPARK_SCRIPT.format(work=str(work), table=table_uri, sql=SPARK_QUESTION)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=1800, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=1800, check=False
+    )
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
         raise RuntimeError(f"spark sql baseline failed: {proc.stderr[-2000:]}")
-    return dict(json.loads(line[0][len("RESULT "):]), sql=SPARK_QUESTION)
+    return dict(json.loads(line[0][len("RESULT ") :]), sql=SPARK_QUESTION)
 
 
 def measure_size(ctx, rows: int) -> dict:
@@ -87,47 +90,63 @@ def measure_size(ctx, rows: int) -> dict:
         try:
             for endpoint in ep.endpoints(ep.BASE + ep.PURCHASE_STEP * rows):
                 warm = warm_requests(rows)
-                rest, rest_keys = ep.rest_series(service.base, service.token, endpoint,
-                                                 warm=warm)
-                direct, direct_keys = ep.direct_series(con, endpoint.direct_sql, endpoint.key,
-                                                       warm=warm)
-                expected = direct_keys[:endpoint.shown] if direct_keys is not None else None
-                figures = {"request": endpoint.request, "direct_sql": endpoint.direct_sql,
-                           "rest": rest, "duckdb": direct,
-                           "vs_duckdb": ep.ratio(rest["warm_median_ms"],
-                                                 direct["warm_median_ms"]),
-                           "rows": None if rest_keys is None else len(rest_keys),
-                           "same_answer": rest_keys is not None and rest_keys == expected}
+                rest, rest_keys = ep.rest_series(service.base, service.token, endpoint, warm=warm)
+                direct, direct_keys = ep.direct_series(
+                    con, endpoint.direct_sql, endpoint.key, warm=warm
+                )
+                expected = direct_keys[: endpoint.shown] if direct_keys is not None else None
+                figures = {
+                    "request": endpoint.request,
+                    "direct_sql": endpoint.direct_sql,
+                    "rest": rest,
+                    "duckdb": direct,
+                    "vs_duckdb": ep.ratio(rest["warm_median_ms"], direct["warm_median_ms"]),
+                    "rows": None if rest_keys is None else len(rest_keys),
+                    "same_answer": rest_keys is not None and rest_keys == expected,
+                }
                 if endpoint.walkthrough_sql:
                     figures["walkthrough_sql"] = endpoint.walkthrough_sql
                     figures["duckdb_unordered_walkthrough"], _ = ep.direct_series(
-                        con, endpoint.walkthrough_sql, warm=warm)
+                        con, endpoint.walkthrough_sql, warm=warm
+                    )
                 case["endpoints"][endpoint.name] = figures
-                print(f"[bench] query {rows:,} rows {endpoint.name}: REST "
-                      f"{rest['warm_median_ms']} ms, DuckDB {direct['warm_median_ms']} ms, "
-                      f"same answer: {figures['same_answer']}", flush=True)
+                print(
+                    f"[bench] query {rows:,} rows {endpoint.name}: REST "
+                    f"{rest['warm_median_ms']} ms, DuckDB {direct['warm_median_ms']} ms, "
+                    f"same answer: {figures['same_answer']}",
+                    flush=True,
+                )
         finally:
             con.close()
     if rows <= SPARK_MAX_ROWS:
         case["spark_sql_counts_by_host"] = spark_counts_by_host(
-            ctx.work / f"spark-q-{rows}", ep.table_uri(root, "purchase_sword"))
+            ctx.work / f"spark-q-{rows}", ep.table_uri(root, "purchase_sword")
+        )
     return case
 
 
 def run(ctx) -> dict:
-    out: dict[str, Any] = {"sizes": {}, "warm_requests": {"up_to_10m": ep.WARM_REQUESTS,
-                                          "100m": WARM_AT_100M},
-           "rows_meaning": "purchase_sword rows; join_guild holds a tenth as many"}
+    out: dict[str, Any] = {
+        "sizes": {},
+        "warm_requests": {"up_to_10m": ep.WARM_REQUESTS, "100m": WARM_AT_100M},
+        "rows_meaning": "purchase_sword rows; join_guild holds a tenth as many",
+    }
     for rows in ctx.sizes(FULL_SIZES, QUICK_SIZES):
         out["sizes"][str(rows)] = measure_size(ctx, rows)
     out["curve_rest_ms"] = {
-        name: {rows: case["endpoints"][name]["rest"]["warm_median_ms"]
-               for rows, case in out["sizes"].items()}
-        for name in next(iter(out["sizes"].values()))["endpoints"]}
+        name: {
+            rows: case["endpoints"][name]["rest"]["warm_median_ms"]
+            for rows, case in out["sizes"].items()
+        }
+        for name in next(iter(out["sizes"].values()))["endpoints"]
+    }
     out["curve_duckdb_ms"] = {
-        name: {rows: case["endpoints"][name]["duckdb"]["warm_median_ms"]
-               for rows, case in out["sizes"].items()}
-        for name in out["curve_rest_ms"]}
+        name: {
+            rows: case["endpoints"][name]["duckdb"]["warm_median_ms"]
+            for rows, case in out["sizes"].items()
+        }
+        for name in out["curve_rest_ms"]
+    }
     return out
 
 
@@ -139,11 +158,16 @@ def ratios(r: dict) -> dict:
     cases = {int(rows): case for rows, case in r["sizes"].items()}
     out: dict[str, float | int | None] = {
         "query_failures": sum(
-            e["rest"]["failures"] + e["duckdb"]["failures"]
+            e["rest"]["failures"]
+            + e["duckdb"]["failures"]
             + e.get("duckdb_unordered_walkthrough", {}).get("failures", 0)
-            for c in cases.values() for e in c["endpoints"].values()),
-        "query_answers_differ": sum(not e["same_answer"]
-                                    for c in cases.values() for e in c["endpoints"].values())}
+            for c in cases.values()
+            for e in c["endpoints"].values()
+        ),
+        "query_answers_differ": sum(
+            not e["same_answer"] for c in cases.values() for e in c["endpoints"].values()
+        ),
+    }
     for rows in sorted({max(cases)} | ({10_000_000} & set(cases))):
         size = label(rows)
         figures = cases[rows]["endpoints"]
@@ -152,8 +176,9 @@ def ratios(r: dict) -> dict:
             out[f"q_{name}_duckdb_ms_{size}"] = e["duckdb"]["warm_median_ms"]
             out[f"q_{name}_vs_duckdb_{size}"] = e["vs_duckdb"]
             if "duckdb_unordered_walkthrough" in e:
-                out[f"q_{name}_unordered_duckdb_ms_{size}"] = (
-                    e["duckdb_unordered_walkthrough"]["warm_median_ms"])
+                out[f"q_{name}_unordered_duckdb_ms_{size}"] = e["duckdb_unordered_walkthrough"][
+                    "warm_median_ms"
+                ]
         ms = [e["rest"]["warm_median_ms"] for e in figures.values()]
         vs = [e["vs_duckdb"] for e in figures.values()]
         # an endpoint without a figure (every request failed) leaves the worst unknown
@@ -167,5 +192,6 @@ def ratios(r: dict) -> dict:
         out["counts_by_host_spark_sql_rows"] = max(spark_sizes)
         out["counts_by_host_spark_sql_ms"] = spark_ms
         out["counts_by_host_vs_spark_sql"] = ep.ratio(
-            spark_ms, case["endpoints"]["counts_by_host"]["rest"]["warm_median_ms"])
+            spark_ms, case["endpoints"]["counts_by_host"]["rest"]["warm_median_ms"]
+        )
     return out

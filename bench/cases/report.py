@@ -41,16 +41,21 @@ TS = pa.timestamp("us", tz="UTC")
 # questlog_embedded/stack.py); workers and threads it leaves to gunicorn.conf.py (2 x 4).
 MAKE_RUN_QUERY_ENV = {"QUESTLOG_QUERY_SNAPSHOT_TTL_S": "0.25"}
 
-PROGRESS = re.compile(r"^\[report\] (\d+)/(\d+) (.*): (\d+) call\(s\), ([0-9.]+) s "
-                      r"\(total ([0-9.]+) s\)$")
+PROGRESS = re.compile(
+    r"^\[report\] (\d+)/(\d+) (.*): (\d+) call\(s\), ([0-9.]+) s "
+    r"\(total ([0-9.]+) s\)$"
+)
 WROTE = re.compile(r"^\[report\] wrote .* in ([0-9.]+) s$")
 
 
 def split(events: int) -> dict[str, int]:
     """Rows per table for `events` events in all: 10% joins, 0.05% quarantined (>= 50)."""
     joins, quarantined = events // 10, max(50, events // 2000)
-    return {"purchase_sword": events - joins - quarantined, "join_guild": joins,
-            "quarantine": quarantined}
+    return {
+        "purchase_sword": events - joins - quarantined,
+        "join_guild": joins,
+        "quarantine": quarantined,
+    }
 
 
 def write_joins(table_uri: str, rows: int, span: timedelta) -> None:
@@ -61,25 +66,27 @@ def write_joins(table_uri: str, rows: int, span: timedelta) -> None:
     received = [BASE + step * j for j in range(rows)]
     guilds = [GUILDS[j % len(GUILDS)] for j in range(rows)]
     roles = ["member", "officer", None]
-    batch = pa.table({
-        "event_id": pa.array([f"j{j:031x}" for j in range(rows)]),
-        "event_type": pa.array(["join_guild"] * rows),
-        "event_time": pa.array(received, TS),
-        "received_at": pa.array(received, TS),
-        "player_id": pa.array([f"player-{(j * 7) % 20000}" for j in range(rows)]),
-        "session_id": pa.array([None] * rows, pa.string()),
-        "host": pa.array([f"user{j % 200}.example.net" for j in range(rows)]),
-        "user_agent": pa.array(["bench/1.0"] * rows),
-        "accept": pa.array(["*/*"] * rows),
-        "client_ip_hash": pa.array([None] * rows, pa.string()),
-        "schema_version": pa.array([1] * rows, pa.int64()),
-        "guild_id": pa.array([g[0] for g in guilds]),
-        "guild_name": pa.array([g[1] for g in guilds]),
-        "role": pa.array([roles[j % 3] for j in range(rows)], pa.string()),
-        "kafka_partition": pa.array([j % 3 for j in range(rows)], pa.int32()),
-        "kafka_offset": pa.array(range(rows), pa.int64()),
-        "event_date": pa.array([r.date() for r in received], pa.date32()),
-    })
+    batch = pa.table(
+        {
+            "event_id": pa.array([f"j{j:031x}" for j in range(rows)]),
+            "event_type": pa.array(["join_guild"] * rows),
+            "event_time": pa.array(received, TS),
+            "received_at": pa.array(received, TS),
+            "player_id": pa.array([f"player-{(j * 7) % 20000}" for j in range(rows)]),
+            "session_id": pa.array([None] * rows, pa.string()),
+            "host": pa.array([f"user{j % 200}.example.net" for j in range(rows)]),
+            "user_agent": pa.array(["bench/1.0"] * rows),
+            "accept": pa.array(["*/*"] * rows),
+            "client_ip_hash": pa.array([None] * rows, pa.string()),
+            "schema_version": pa.array([1] * rows, pa.int64()),
+            "guild_id": pa.array([g[0] for g in guilds]),
+            "guild_name": pa.array([g[1] for g in guilds]),
+            "role": pa.array([roles[j % 3] for j in range(rows)], pa.string()),
+            "kafka_partition": pa.array([j % 3 for j in range(rows)], pa.int32()),
+            "kafka_offset": pa.array(range(rows), pa.int64()),
+            "event_date": pa.array([r.date() for r in received], pa.date32()),
+        }
+    )
     write_deltalake(table_uri, batch, mode="append", partition_by=["event_date"])
 
 
@@ -90,18 +97,21 @@ def write_quarantine(table_uri: str, rows: int, span: timedelta) -> None:
     step = span / max(rows, 1)
     seen = [BASE + step * k for k in range(rows)]
     reasons = [REASONS[k % len(REASONS)] for k in range(rows)]
-    batch = pa.table({
-        "raw_value": pa.array(["{not json" if r == "malformed_json" else '{"event_type":"x"}'
-                               for r in reasons]),
-        "raw_truncated": pa.array([False] * rows),
-        "reason": pa.array(reasons),
-        "topic": pa.array(["events"] * rows),
-        "kafka_partition": pa.array([k % 3 for k in range(rows)], pa.int32()),
-        "kafka_offset": pa.array(range(rows), pa.int64()),
-        "kafka_timestamp": pa.array(seen, TS),
-        "seen_at": pa.array(seen, TS),
-        "seen_date": pa.array([s.date() for s in seen], pa.date32()),
-    })
+    batch = pa.table(
+        {
+            "raw_value": pa.array(
+                ["{not json" if r == "malformed_json" else '{"event_type":"x"}' for r in reasons]
+            ),
+            "raw_truncated": pa.array([False] * rows),
+            "reason": pa.array(reasons),
+            "topic": pa.array(["events"] * rows),
+            "kafka_partition": pa.array([k % 3 for k in range(rows)], pa.int32()),
+            "kafka_offset": pa.array(range(rows), pa.int64()),
+            "kafka_timestamp": pa.array(seen, TS),
+            "seen_at": pa.array(seen, TS),
+            "seen_date": pa.array([s.date() for s in seen], pa.date32()),
+        }
+    )
     write_deltalake(table_uri, batch, mode="append", partition_by=["seen_date"])
 
 
@@ -109,13 +119,15 @@ def metrics_texts(tables: dict[str, int], lake_root: str) -> tuple[str, str]:
     """What the extractor's and the API's /metrics would say after writing `tables`, so
     /v1/pipeline scrapes two endpoints as it does under `make run`."""
     total = sum(tables.values())
-    written = "".join(f'questlog_extractor_rows_written_total{{table="{t}"}} {n}\n'
-                      for t, n in tables.items())
+    written = "".join(
+        f'questlog_extractor_rows_written_total{{table="{t}"}} {n}\n' for t, n in tables.items()
+    )
     extractor = (
         "# TYPE questlog_extractor_input_rows_total counter\n"
         f"questlog_extractor_input_rows_total {total}\n"
-        "# TYPE questlog_extractor_rows_written_total counter\n" + written +
-        "# TYPE questlog_extractor_duplicates_dropped_total counter\n"
+        "# TYPE questlog_extractor_rows_written_total counter\n"
+        + written
+        + "# TYPE questlog_extractor_duplicates_dropped_total counter\n"
         "questlog_extractor_duplicates_dropped_total 0\n"
         "# TYPE questlog_extractor_late_rows_dropped_total counter\n"
         "questlog_extractor_late_rows_dropped_total 0\n"
@@ -125,14 +137,16 @@ def metrics_texts(tables: dict[str, int], lake_root: str) -> tuple[str, str]:
         "questlog_extractor_last_batch_id 5\n"
         "# TYPE questlog_extractor_info gauge\n"
         'questlog_extractor_info{topic="events",kafka_bootstrap="127.0.0.1:9092",'
-        f'lake_root="{lake_root}",trigger_seconds="1",watermark="10 minutes"}} 1\n')
+        f'lake_root="{lake_root}",trigger_seconds="1",watermark="10 minutes"}} 1\n'
+    )
     api = (
         "# TYPE questlog_api_events_accepted_total counter\n"
         f'questlog_api_events_accepted_total{{event_type="purchase_sword"}} '
-        f'{tables["purchase_sword"]}\n'
+        f"{tables['purchase_sword']}\n"
         f'questlog_api_events_accepted_total{{event_type="join_guild"}} {tables["join_guild"]}\n'
         "# TYPE questlog_api_events_rejected_total counter\n"
-        'questlog_api_events_rejected_total{reason="invalid_event"} 0\n')
+        'questlog_api_events_rejected_total{reason="invalid_event"} 0\n'
+    )
     return extractor, api
 
 
@@ -180,8 +194,9 @@ def run_report(base: str, out: Path) -> dict:
     started = time.perf_counter()
     code: int | str
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-                              check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False
+        )
         code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         code, stdout = f"timeout after {RUN_TIMEOUT_S} s", ""
@@ -192,16 +207,23 @@ def run_report(base: str, out: Path) -> dict:
     page = Path(lines[-1]) if lines else None
     written = page is not None and page.is_file()  # so page is set wherever written is
     md = page.parent / "report.md" if written else None  # type: ignore[union-attr]
-    run = {"wall_s": round(wall, 2), "exit_code": code, "ok": code == 0 and written,
-           "sections_built": len(parsed["sections"]),
-           "sections_expected": parsed["sections_expected"],
-           "sections_written": (sum(1 for ln in md.read_text().splitlines()
-                                    if ln.startswith("## ")) if md and md.exists() else 0),
-           "pngs": len(list(page.parent.glob("*.png"))) if written else 0,  # type: ignore[union-attr]
-           "report_total_s": parsed["report_total_s"],
-           "section_s": {t: s["seconds"] for t, s in parsed["sections"].items()},
-           "section_calls": {t: s["calls"] for t, s in parsed["sections"].items()},
-           "page": str(page) if written else None}
+    run = {
+        "wall_s": round(wall, 2),
+        "exit_code": code,
+        "ok": code == 0 and written,
+        "sections_built": len(parsed["sections"]),
+        "sections_expected": parsed["sections_expected"],
+        "sections_written": (
+            sum(1 for ln in md.read_text().splitlines() if ln.startswith("## "))
+            if md and md.exists()
+            else 0
+        ),
+        "pngs": len(list(page.parent.glob("*.png"))) if written else 0,  # type: ignore[union-attr]
+        "report_total_s": parsed["report_total_s"],
+        "section_s": {t: s["seconds"] for t, s in parsed["sections"].items()},
+        "section_calls": {t: s["calls"] for t, s in parsed["sections"].items()},
+        "page": str(page) if written else None,
+    }
     if parsed["report_total_s"] is not None:  # interpreter start, imports, healthz before it
         run["outside_report_total_s"] = round(wall - parsed["report_total_s"], 2)
     if not run["ok"]:
@@ -212,20 +234,25 @@ def run_report(base: str, out: Path) -> dict:
 def summary(runs: list[dict]) -> dict:
     ok = [r for r in runs if r["ok"]]
     walls = [r["wall_s"] for r in ok]
-    out = {"runs": len(runs), "failed": len(runs) - len(ok),
-           "failed_exit_codes": [r["exit_code"] for r in runs if not r["ok"]],
-           "cold_s": runs[0]["wall_s"] if runs[0]["ok"] else None,
-           "cold_ok": runs[0]["ok"]}
+    out = {
+        "runs": len(runs),
+        "failed": len(runs) - len(ok),
+        "failed_exit_codes": [r["exit_code"] for r in runs if not r["ok"]],
+        "cold_s": runs[0]["wall_s"] if runs[0]["ok"] else None,
+        "cold_ok": runs[0]["ok"],
+    }
     if walls:
-        out.update(median_s=round(statistics.median(walls), 2), min_s=min(walls),
-                   max_s=max(walls))
+        out.update(median_s=round(statistics.median(walls), 2), min_s=min(walls), max_s=max(walls))
     sections = {}
     for title in ok[0]["section_s"] if ok else {}:  # the report's own order
         times = [r["section_s"][title] for r in ok if title in r["section_s"]]
-        sections[title] = {"cold_s": runs[0]["section_s"].get(title),
-                           "median_s": round(statistics.median(times), 2),
-                           "min_s": min(times), "max_s": max(times),
-                           "calls": ok[0]["section_calls"][title]}
+        sections[title] = {
+            "cold_s": runs[0]["section_s"].get(title),
+            "median_s": round(statistics.median(times), 2),
+            "min_s": min(times),
+            "max_s": max(times),
+            "calls": ok[0]["section_calls"][title],
+        }
     out["sections"] = sections
     return out
 
@@ -240,35 +267,56 @@ def run(ctx) -> dict:
     files = write_table(layout.table_uri(root, "purchase_sword"), tables["purchase_sword"])
     write_joins(layout.table_uri(root, "join_guild"), tables["join_guild"], span)
     write_quarantine(layout.table_uri(root, "quarantine"), tables["quarantine"], span)
-    case = {"events": events, "tables": tables, "purchase_files": files,
-            "write_seconds": round(time.monotonic() - started, 1)}
+    case = {
+        "events": events,
+        "tables": tables,
+        "purchase_files": files,
+        "write_seconds": round(time.monotonic() - started, 1),
+    }
     extractor_text, api_text = metrics_texts(tables, lake.as_uri())
     stubs = [MetricsStub(extractor_text), MetricsStub(api_text)]
     port = free_port()
-    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}",
-               QUESTLOG_QUERY_LAKE_ROOT=lake.as_uri(), QUESTLOG_QUERY_PORT=str(port),
-               QUESTLOG_QUERY_LOG_LEVEL="WARNING",
-               QUESTLOG_QUERY_EXTRACTOR_METRICS_URL=stubs[0].url,
-               QUESTLOG_QUERY_API_METRICS_URL=stubs[1].url, **MAKE_RUN_QUERY_ENV)
+    env = dict(
+        os.environ,
+        PATH=f"{VENV_BIN}:{os.environ['PATH']}",
+        QUESTLOG_QUERY_LAKE_ROOT=lake.as_uri(),
+        QUESTLOG_QUERY_PORT=str(port),
+        QUESTLOG_QUERY_LOG_LEVEL="WARNING",
+        QUESTLOG_QUERY_EXTRACTOR_METRICS_URL=stubs[0].url,
+        QUESTLOG_QUERY_API_METRICS_URL=stubs[1].url,
+        **MAKE_RUN_QUERY_ENV,
+    )
     # With no .pyc to read or write, each run compiles matplotlib and numpy from source
     # (~2.3 s of an 8 s run on this machine): say so next to the figures.
     case["bytecode_writes_disabled"] = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
-    case["service"] = {"workers": env.get("QUESTLOG_QUERY_WORKERS", "2 (gunicorn.conf.py)"),
-                       "threads": env.get("QUESTLOG_QUERY_THREADS", "4 (gunicorn.conf.py)"),
-                       **MAKE_RUN_QUERY_ENV}
+    case["service"] = {
+        "workers": env.get("QUESTLOG_QUERY_WORKERS", "2 (gunicorn.conf.py)"),
+        "threads": env.get("QUESTLOG_QUERY_THREADS", "4 (gunicorn.conf.py)"),
+        **MAKE_RUN_QUERY_ENV,
+    }
     out = ctx.work / "report-out"
     try:
-        with Server("questlog query", [str(VENV_BIN / "gunicorn"), "-c",
-                                       str(BENCH.parent / "services/query/gunicorn.conf.py"),
-                                       "questlog_query:create_app()"],
-                    env, f"http://127.0.0.1:{port}/healthz", ctx.work / f"report-query-{port}.log"):
+        with Server(
+            "questlog query",
+            [
+                str(VENV_BIN / "gunicorn"),
+                "-c",
+                str(BENCH.parent / "services/query/gunicorn.conf.py"),
+                "questlog_query:create_app()",
+            ],
+            env,
+            f"http://127.0.0.1:{port}/healthz",
+            ctx.work / f"report-query-{port}.log",
+        ):
             base = f"http://127.0.0.1:{port}"
             case["command"] = f"bin/report --base-url {base} --out {out}/run-<n>"
             runs = []
             for n in range(1, RUNS + 1):
                 runs.append(run_report(base, out / f"run-{n}"))
-                print(f"[bench] report run {n}: {runs[-1]['wall_s']} s, "
-                      f"exit {runs[-1]['exit_code']}", flush=True)
+                print(
+                    f"[bench] report run {n}: {runs[-1]['wall_s']} s, exit {runs[-1]['exit_code']}",
+                    flush=True,
+                )
     finally:
         for stub in stubs:
             stub.stop()
@@ -277,18 +325,26 @@ def run(ctx) -> dict:
     if not any(r["ok"] for r in runs):
         raise RuntimeError(f"every bin/report run failed: {runs[-1].get('stderr_tail')}")
     if any(r["ok"] and r["sections_built"] != r["sections_expected"] for r in runs):
-        raise RuntimeError("bin/report's progress lines no longer match PROGRESS: "
-                           "per-section times would be missing")
+        raise RuntimeError(
+            "bin/report's progress lines no longer match PROGRESS: "
+            "per-section times would be missing"
+        )
     return case
 
 
 def ratios(r: dict) -> dict:
     s = r["summary"]
     ok = [x for x in r["runs"] if x["ok"]]
-    out = {"report_events": r["events"], "report_median_s": s.get("median_s"),
-           "report_min_s": s.get("min_s"), "report_max_s": s.get("max_s"),
-           "report_cold_s": s["cold_s"], "report_runs_failed": s["failed"],
-           "report_sections": ok[0]["sections_written"], "report_pngs": ok[0]["pngs"]}
+    out = {
+        "report_events": r["events"],
+        "report_median_s": s.get("median_s"),
+        "report_min_s": s.get("min_s"),
+        "report_max_s": s.get("max_s"),
+        "report_cold_s": s["cold_s"],
+        "report_runs_failed": s["failed"],
+        "report_sections": ok[0]["sections_written"],
+        "report_pngs": ok[0]["pngs"],
+    }
     if s["sections"]:
         slowest = max(s["sections"], key=lambda t: s["sections"][t]["median_s"])
         out["report_slowest_section"] = slowest

@@ -96,34 +96,55 @@ def new_topic(broker: KafkaBroker, prefix: str, partitions: int = 3) -> str:
 class Api:
     """The API as deployed (gunicorn, gthread workers, the confluent sink) on a free port."""
 
-    def __init__(self, workdir: Path, bootstrap: str, topic: str, env: dict[str, str],
-                 workers: int = 2, threads: int = 8, produce_timeout_s: float = 2.5,
-                 port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        bootstrap: str,
+        topic: str,
+        env: dict[str, str],
+        workers: int = 2,
+        threads: int = 8,
+        produce_timeout_s: float = 2.5,
+        port: int | None = None,
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.workers = workers
         self.log_path = self.workdir / "gunicorn.log"
-        self.env = {**os.environ, **env,
-                    "QUESTLOG_API_BIND": f"127.0.0.1:{self.port}",
-                    "QUESTLOG_API_WORKERS": str(workers),
-                    "QUESTLOG_API_THREADS": str(threads),
-                    "QUESTLOG_API_KAFKA_BOOTSTRAP": bootstrap,
-                    "QUESTLOG_API_TOPIC": topic,
-                    "QUESTLOG_API_SINK": "confluent",
-                    "QUESTLOG_API_PRODUCE_TIMEOUT_S": str(produce_timeout_s),
-                    "QUESTLOG_API_IP_HASH_KEY": "chaos-api-ip-hash-key-0123",
-                    "QUESTLOG_API_LOG_LEVEL": "WARNING",
-                    "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics")}
+        self.env = {
+            **os.environ,
+            **env,
+            "QUESTLOG_API_BIND": f"127.0.0.1:{self.port}",
+            "QUESTLOG_API_WORKERS": str(workers),
+            "QUESTLOG_API_THREADS": str(threads),
+            "QUESTLOG_API_KAFKA_BOOTSTRAP": bootstrap,
+            "QUESTLOG_API_TOPIC": topic,
+            "QUESTLOG_API_SINK": "confluent",
+            "QUESTLOG_API_PRODUCE_TIMEOUT_S": str(produce_timeout_s),
+            "QUESTLOG_API_IP_HASH_KEY": "chaos-api-ip-hash-key-0123",
+            "QUESTLOG_API_LOG_LEVEL": "WARNING",
+            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
+        }
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 60.0) -> Api:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
-                 "questlog_api:create_app()"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    str(GUNICORN_CONF),
+                    "questlog_api:create_app()",
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -197,8 +218,7 @@ class Unit:
     ids: list[str]
 
 
-def plan(rng: random.Random, tag: str, events: int, routes=ROUTES, batch: int = 1
-         ) -> list[Unit]:
+def plan(rng: random.Random, tag: str, events: int, routes=ROUTES, batch: int = 1) -> list[Unit]:
     """``events`` logical events, each with its own key and client id (from ``rng``)."""
     units, n = [], 0
     while n < events:
@@ -243,8 +263,9 @@ class Load:
     def start(self) -> Load:
         self.t_start = time.monotonic()
         for c in range(self.clients):
-            thread = threading.Thread(target=self._client, args=(c,), daemon=True,
-                                      name=f"chaos-load-{c}")
+            thread = threading.Thread(
+                target=self._client, args=(c,), daemon=True, name=f"chaos-load-{c}"
+            )
             thread.start()
             self._threads.append(thread)
         return self
@@ -256,8 +277,9 @@ class Load:
         deadline = time.monotonic() + timeout_s
         while self.progress() < fraction:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"load reached {self.progress():.0%} of {fraction:.0%} "
-                                   f"in {timeout_s} s")
+                raise TimeoutError(
+                    f"load reached {self.progress():.0%} of {fraction:.0%} in {timeout_s} s"
+                )
             time.sleep(0.05)
 
     def join(self, timeout_s: float) -> bool:
@@ -307,9 +329,17 @@ class Load:
             path = f"/buy_a_sword?sword_type={unit.keys[0]}&event_id={unit.ids[0]}"
         else:
             method, path = "POST", "/v1/events"
-            body = json.dumps([{"event_type": "purchase_sword", "event_id": event_id,
-                                "player_id": "chaos-api", "properties": {"sword_type": key}}
-                               for key, event_id in zip(unit.keys, unit.ids, strict=True)])
+            body = json.dumps(
+                [
+                    {
+                        "event_type": "purchase_sword",
+                        "event_id": event_id,
+                        "player_id": "chaos-api",
+                        "properties": {"sword_type": key},
+                    }
+                    for key, event_id in zip(unit.keys, unit.ids, strict=True)
+                ]
+            )
             headers["Content-Type"] = "application/json"
         t0 = time.monotonic()
         try:
@@ -321,8 +351,11 @@ class Load:
         t1 = time.monotonic()
         status = response.status
         if 200 <= status < 300:
-            echoed = (response.getheader("X-Event-Id") if unit.route != "post"
-                      else json.loads(raw).get("event_ids", [None])[0])
+            echoed = (
+                response.getheader("X-Event-Id")
+                if unit.route != "post"
+                else json.loads(raw).get("event_ids", [None])[0]
+            )
             problem = None if echoed == unit.ids[0] else f"2xx echoed id {echoed!r}"
             return Attempt(index, t0, t1, status, problem=problem), 0.0
         if status != 503:
@@ -395,17 +428,24 @@ class Monitor:
 
 # ---- counting ---------------------------------------------------------------------------
 
-def read_topic(bootstrap: str, topic: str, prefix: str, timeout_s: float = 60.0
-               ) -> list[tuple[str, str]]:
+
+def read_topic(
+    bootstrap: str, topic: str, prefix: str, timeout_s: float = 60.0
+) -> list[tuple[str, str]]:
     """(event_id, key) of every record of ``topic`` whose key starts with ``prefix``, read
     from the beginning to the end offsets of the moment."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             group_id=None, request_timeout_ms=30000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        request_timeout_ms=30000,
+    )
     try:
-        partitions = [TopicPartition(topic, p)
-                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
@@ -451,8 +491,11 @@ class Tally:
             acked = index in load.acked
             tries = attempts_by_unit[index]
             may_land = sum(1 for a in tries if a.persistence != "not_persisted")
-            kinds = {a.persistence if a.status == 503 else "no answer"
-                     for a in tries if not 200 <= a.status < 300}
+            kinds = {
+                a.persistence if a.status == 503 else "no answer"
+                for a in tries
+                if not 200 <= a.status < 300
+            }
             if not acked:
                 self.unfinished += len(unit.keys)
             for key, event_id in zip(unit.keys, unit.ids, strict=True):
@@ -477,8 +520,9 @@ class Tally:
 
     def acked_within(self, start: float, end: float) -> int:
         """2xx answers to requests sent after ``start`` and answered before ``end``."""
-        return sum(1 for a in self.load.attempts
-                   if 200 <= a.status < 300 and a.t0 > start and a.t1 < end)
+        return sum(
+            1 for a in self.load.attempts if 200 <= a.status < 300 and a.t0 > start and a.t1 < end
+        )
 
     def refusals_within(self, start: float, end: float) -> tuple[float, float] | None:
         times = [a.t1 for a in self.load.attempts if a.status == 503 and start <= a.t1 <= end]
@@ -489,13 +533,26 @@ class Tally:
         result.lost = self.lost
         result.duplicates = self.duplicates
         result.errors_5xx = sum(n for status, n in self.statuses.items() if status >= 500)
-        result.check(self.wrong_id == 0, f"{self.wrong_id} events stored under an id their "
-                                         "client never sent (a retry lost its id)")
-        result.check(self.unfinished == 0, f"{self.unfinished} events never acknowledged "
-                                           "before the clients gave up")
-        result.check(self.dishonest == 0, f"{self.dishonest} events stored more often than "
-                                          "their answers allowed (a not_persisted 503 landed)")
-        result.check(not self.problems, "answers outside the contract: " + "; ".join(
-            f"{n}x {p}" for p, n in self.problems.most_common(3)))
-        result.check(self.records >= self.events - self.unfinished,
-                     f"Kafka holds {self.records} records for {self.events} events")
+        result.check(
+            self.wrong_id == 0,
+            f"{self.wrong_id} events stored under an id their "
+            "client never sent (a retry lost its id)",
+        )
+        result.check(
+            self.unfinished == 0,
+            f"{self.unfinished} events never acknowledged before the clients gave up",
+        )
+        result.check(
+            self.dishonest == 0,
+            f"{self.dishonest} events stored more often than "
+            "their answers allowed (a not_persisted 503 landed)",
+        )
+        result.check(
+            not self.problems,
+            "answers outside the contract: "
+            + "; ".join(f"{n}x {p}" for p, n in self.problems.most_common(3)),
+        )
+        result.check(
+            self.records >= self.events - self.unfinished,
+            f"Kafka holds {self.records} records for {self.events} events",
+        )

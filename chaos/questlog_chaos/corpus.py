@@ -48,10 +48,17 @@ class Answer:
     error: str = ""
 
 
-def request(method: str, target: str, body: bytes = b"", *, host: str = "chaos.t5.test",
-            content_type: str | None = "application/json",
-            headers: list[tuple[str, str]] | None = None, length: int | str | None = None,
-            version: str = "HTTP/1.1") -> bytes:
+def request(
+    method: str,
+    target: str,
+    body: bytes = b"",
+    *,
+    host: str = "chaos.t5.test",
+    content_type: str | None = "application/json",
+    headers: list[tuple[str, str]] | None = None,
+    length: int | str | None = None,
+    version: str = "HTTP/1.1",
+) -> bytes:
     """A request as bytes; ``length`` overrides the true Content-Length (``""``: none)."""
     lines = [f"{method} {target} {version}", f"Host: {host}", "Connection: close"]
     if content_type is not None:
@@ -73,7 +80,7 @@ def send(host: str, port: int, case: HttpCase, timeout: float = 30.0) -> Answer:
             if case.trickle_s > 0:
                 sock.sendall(head + b"\r\n\r\n")
                 for index in range(len(body)):
-                    sock.sendall(body[index:index + 1])
+                    sock.sendall(body[index : index + 1])
                     if _answered(sock, case.trickle_s):
                         break
             elif case.stall:
@@ -126,8 +133,13 @@ def _read_answer(sock: socket.socket, started: float, timeout: float) -> Answer:
         return Answer(0, data, b"", time.monotonic() - started, repr(exc))
     status_line = head.split(b"\r\n", 1)[0].split(b" ")
     status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
-    return Answer(status, head, body, time.monotonic() - started,
-                  "" if status else f"no status line: {data[:80]!r}")
+    return Answer(
+        status,
+        head,
+        body,
+        time.monotonic() - started,
+        "" if status else f"no status line: {data[:80]!r}",
+    )
 
 
 # ------------------------------------------------------------------ valid events
@@ -136,9 +148,12 @@ EVENTS = "/v1/events"
 
 
 def valid_event(player: str, **changes) -> dict:
-    event = {"event_id": str(uuid.uuid4()), "event_type": "purchase_sword",
-             "player_id": player, "properties": {"sword_type": "katana", "price": 4.99,
-                                                  "currency": "USD", "quantity": 1}}
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "purchase_sword",
+        "player_id": player,
+        "properties": {"sword_type": "katana", "price": 4.99, "currency": "USD", "quantity": 1},
+    }
     event.update(changes)
     return event
 
@@ -148,8 +163,12 @@ def canary(token: str, index: int) -> tuple[HttpCase, str]:
     event_id = str(uuid.uuid4())
     player = f"{token}-ok-{index}"
     if index % 2:
-        raw = request("GET", f"/buy_a_sword?sword_type=katana&event_id={event_id}",
-                      host=player, content_type=None)
+        raw = request(
+            "GET",
+            f"/buy_a_sword?sword_type=katana&event_id={event_id}",
+            host=player,
+            content_type=None,
+        )
     else:
         raw = request("POST", EVENTS, _dumps(valid_event(player, event_id=event_id)))
     return HttpCase(f"canary/{index}", raw, player), event_id
@@ -263,10 +282,14 @@ def _invalid_json(c: _Corpus) -> None:
     c.event("json/ndjson-array-line", lambda m: "[" + _evtext(m) + "]\n", content_type=ndjson)
     c.event("json/ndjson-scalar-line", lambda m: _evtext(m) + "\n7\n", content_type=ndjson)
     c.event("json/ndjson-blank-only", lambda m: "\n\n\n", content_type=ndjson)
-    c.event("json/ndjson-truncated", lambda m: _evtext(m) + "\n" + _evtext(m)[:40],
-            content_type=ndjson)
-    c.event("json/ndjson-crlf-split-object", lambda m: _evtext(m).replace(",", ",\r\n", 1),
-            content_type=ndjson)
+    c.event(
+        "json/ndjson-truncated", lambda m: _evtext(m) + "\n" + _evtext(m)[:40], content_type=ndjson
+    )
+    c.event(
+        "json/ndjson-crlf-split-object",
+        lambda m: _evtext(m).replace(",", ",\r\n", 1),
+        content_type=ndjson,
+    )
 
 
 def _invalid_utf8(c: _Corpus) -> None:
@@ -274,32 +297,50 @@ def _invalid_utf8(c: _Corpus) -> None:
         return lambda m: _evtext(m).encode().replace(b"katana", b"kat" + raw + b"ana")
 
     sequences = {
-        "lone-continuation": b"\x80", "invalid-start-ff": b"\xff", "invalid-start-fe": b"\xfe",
-        "overlong-slash": b"\xc0\xaf", "overlong-nul": b"\xc0\x80",
-        "overlong-3byte": b"\xe0\x80\xaf", "encoded-surrogate": b"\xed\xa0\x80",
-        "encoded-surrogate-pair": b"\xed\xa0\xbd\xed\xb2\xa9", "truncated-2byte": b"\xc3",
-        "truncated-3byte": b"\xe2\x82", "truncated-4byte": b"\xf0\x9f\x98",
-        "beyond-unicode": b"\xf4\x90\x80\x80", "five-byte": b"\xf8\x88\x80\x80\x80",
+        "lone-continuation": b"\x80",
+        "invalid-start-ff": b"\xff",
+        "invalid-start-fe": b"\xfe",
+        "overlong-slash": b"\xc0\xaf",
+        "overlong-nul": b"\xc0\x80",
+        "overlong-3byte": b"\xe0\x80\xaf",
+        "encoded-surrogate": b"\xed\xa0\x80",
+        "encoded-surrogate-pair": b"\xed\xa0\xbd\xed\xb2\xa9",
+        "truncated-2byte": b"\xc3",
+        "truncated-3byte": b"\xe2\x82",
+        "truncated-4byte": b"\xf0\x9f\x98",
+        "beyond-unicode": b"\xf4\x90\x80\x80",
+        "five-byte": b"\xf8\x88\x80\x80\x80",
         "latin1-e-acute": b"\xe9",
     }
     for name, raw in sequences.items():
         c.event(f"utf8/{name}", spliced(raw))
     c.event("utf8/in-key", lambda m: _evtext(m).encode().replace(b'"price"', b'"pr\xffice"'))
-    c.event("utf8/in-player", lambda m: _evtext(m).encode().replace(m.encode(), m.encode()
-                                                                   + b"\xc3\x28"))
+    c.event(
+        "utf8/in-player",
+        lambda m: _evtext(m).encode().replace(m.encode(), m.encode() + b"\xc3\x28"),
+    )
     c.event("utf8/utf16le-with-bom", lambda m: b"\xff\xfe" + _evtext(m).encode("utf-16-le"))
     c.event("utf8/utf16be-no-bom", lambda m: _evtext(m).encode("utf-16-be"))
     c.event("utf8/utf32le", lambda m: _evtext(m).encode("utf-32-le"))
-    c.event("utf8/utf16-declared-charset", lambda m: _evtext(m).encode("utf-16"),
-            content_type="application/json; charset=utf-16")
-    for name, escape in {"lone-high": "\\ud800", "lone-low": "\\udc00",
-                         "reversed-pair": "\\udc00\\ud800", "high-then-ascii": "\\ud83dx"}.items():
-        c.event(f"utf8/escaped-surrogate-{name}",
-                lambda m, e=escape: _evtext(m).replace("katana", "kat" + e))
-    c.event("utf8/escaped-surrogate-in-player",
-            lambda m: _evtext(m).replace(m, m + "\\udfff"))
-    c.event("utf8/escaped-surrogate-in-key",
-            lambda m: _evtext(m).replace('"price"', '"pr\\ud800ice"'))
+    c.event(
+        "utf8/utf16-declared-charset",
+        lambda m: _evtext(m).encode("utf-16"),
+        content_type="application/json; charset=utf-16",
+    )
+    for name, escape in {
+        "lone-high": "\\ud800",
+        "lone-low": "\\udc00",
+        "reversed-pair": "\\udc00\\ud800",
+        "high-then-ascii": "\\ud83dx",
+    }.items():
+        c.event(
+            f"utf8/escaped-surrogate-{name}",
+            lambda m, e=escape: _evtext(m).replace("katana", "kat" + e),
+        )
+    c.event("utf8/escaped-surrogate-in-player", lambda m: _evtext(m).replace(m, m + "\\udfff"))
+    c.event(
+        "utf8/escaped-surrogate-in-key", lambda m: _evtext(m).replace('"price"', '"pr\\ud800ice"')
+    )
 
 
 def _nul_and_controls(c: _Corpus) -> None:
@@ -308,48 +349,79 @@ def _nul_and_controls(c: _Corpus) -> None:
     c.event("nul/raw-after-body", lambda m: _evtext(m).encode() + b"\x00")
     c.event("nul/raw-before-body", lambda m: b"\x00" + _evtext(m).encode())
     for field_name in ("player_id", "session_id", "event_id"):
-        c.event(f"nul/escaped-in-{field_name}",
-                lambda m, f=field_name: _ev(m, **{f: m + "\x00"}) if f != "player_id"
-                else _ev(m + "\x00"))
+        c.event(
+            f"nul/escaped-in-{field_name}",
+            lambda m, f=field_name: (
+                _ev(m, **{f: m + "\x00"}) if f != "player_id" else _ev(m + "\x00")
+            ),
+        )
     c.event("nul/escaped-in-property", lambda m: _ev(m, properties={"sword_type": "a\x00b"}))
-    c.event("nul/escaped-in-key", lambda m: _ev(m, properties={"sword_type": "a",
-                                                               "sw\x00ord": "b"}))
+    c.event(
+        "nul/escaped-in-key", lambda m: _ev(m, properties={"sword_type": "a", "sw\x00ord": "b"})
+    )
     c.event("nul/escaped-only", lambda m: _ev(m, properties={"sword_type": "\x00"}))
     c.event("nul/escaped-in-event-type", lambda m: _ev(m, event_type="purchase_sword\x00"))
-    controls = {"cr": "\r", "lf": "\n", "crlf": "\r\n", "tab": "\t", "bell": "\x07",
-                "escape": "\x1b[31m", "backspace": "\x08", "unit-separator": "\x1f"}
+    controls = {
+        "cr": "\r",
+        "lf": "\n",
+        "crlf": "\r\n",
+        "tab": "\t",
+        "bell": "\x07",
+        "escape": "\x1b[31m",
+        "backspace": "\x08",
+        "unit-separator": "\x1f",
+    }
     for name, char in controls.items():
-        c.event(f"control/{name}-in-player",
-                lambda m, ch=char: _ev(m + ch + "Set-Cookie: x=1"))
-    c.event("control/crlf-in-property",
-            lambda m: _ev(m, properties={"sword_type": "katana\r\nX-Injected: 1"}))
-    c.event("control/lf-in-session", lambda m: _ev(m, session_id="s\n{\"forged\":1}"))
+        c.event(f"control/{name}-in-player", lambda m, ch=char: _ev(m + ch + "Set-Cookie: x=1"))
+    c.event(
+        "control/crlf-in-property",
+        lambda m: _ev(m, properties={"sword_type": "katana\r\nX-Injected: 1"}),
+    )
+    c.event("control/lf-in-session", lambda m: _ev(m, session_id='s\n{"forged":1}'))
     # the legacy routes: query parameters become properties, the Host header the player
-    for name, value in {"crlf": "%0d%0aSet-Cookie:%20x%3D1", "nul": "%00", "lf": "%0a",
-                        "cr": "%0d", "escape": "%1b%5b31m"}.items():
-        c.raw(f"control/legacy-{name}-in-query",
-              request("GET", f"/buy_a_sword?sword_type=MARKER{value}", content_type=None))
-    c.raw("control/legacy-crlf-in-guild",
-          request("GET", "/join_guild?guild_id=MARKER%0d%0a%0d%0a<html>", content_type=None))
-    c.raw("control/legacy-tab-in-host",
-          request("GET", "/buy_a_sword?sword_type=katana", host="MARKER\tevil.example",
-                  content_type=None))
+    for name, value in {
+        "crlf": "%0d%0aSet-Cookie:%20x%3D1",
+        "nul": "%00",
+        "lf": "%0a",
+        "cr": "%0d",
+        "escape": "%1b%5b31m",
+    }.items():
+        c.raw(
+            f"control/legacy-{name}-in-query",
+            request("GET", f"/buy_a_sword?sword_type=MARKER{value}", content_type=None),
+        )
+    c.raw(
+        "control/legacy-crlf-in-guild",
+        request("GET", "/join_guild?guild_id=MARKER%0d%0a%0d%0a<html>", content_type=None),
+    )
+    c.raw(
+        "control/legacy-tab-in-host",
+        request(
+            "GET", "/buy_a_sword?sword_type=katana", host="MARKER\tevil.example", content_type=None
+        ),
+    )
 
 
 def _deep_nesting(c: _Corpus) -> None:
     for depth in (1_100, 10_000, 100_000):
         c.event(f"depth/arrays-{depth}", lambda m, d=depth: "[" * d + _evtext(m) + "]" * d)
-        c.event(f"depth/objects-{depth}",
-                lambda m, d=depth: '{"a":' * d + _evtext(m) + "}" * d)
+        c.event(f"depth/objects-{depth}", lambda m, d=depth: '{"a":' * d + _evtext(m) + "}" * d)
     c.event("depth/unclosed-arrays-500k", lambda m: "[" * 500_000 + json.dumps(m))
-    c.event("depth/in-properties-3000",
-            lambda m: _evtext(m).replace('"quantity":1', '"quantity":' + "[" * 3000 + "1"
-                                         + "]" * 3000))
-    c.event("depth/in-properties-200",
-            lambda m: _evtext(m).replace('"quantity":1', '"quantity":' + '{"x":' * 200 + "1"
-                                         + "}" * 200))
-    c.event("depth/ndjson-deep-line", lambda m: _evtext(m) + "\n" + "[" * 50_000 + "]" * 50_000,
-            content_type="application/x-ndjson")
+    c.event(
+        "depth/in-properties-3000",
+        lambda m: _evtext(m).replace('"quantity":1', '"quantity":' + "[" * 3000 + "1" + "]" * 3000),
+    )
+    c.event(
+        "depth/in-properties-200",
+        lambda m: _evtext(m).replace(
+            '"quantity":1', '"quantity":' + '{"x":' * 200 + "1" + "}" * 200
+        ),
+    )
+    c.event(
+        "depth/ndjson-deep-line",
+        lambda m: _evtext(m) + "\n" + "[" * 50_000 + "]" * 50_000,
+        content_type="application/x-ndjson",
+    )
 
 
 def _huge(c: _Corpus) -> None:
@@ -358,27 +430,44 @@ def _huge(c: _Corpus) -> None:
     c.event("huge/player-1000000", lambda m: _ev(m + "p" * 1_000_000))
     c.event("huge/player-129", lambda m: _ev((m + "p" * 129)[:129]))
     c.event("huge/sword-900k", lambda m: _ev(m, properties={"sword_type": "s" * 900_000}))
-    c.event("huge/key-900k", lambda m: _ev(m, properties={"sword_type": "a",
-                                                          "k" * 900_000: 1}))
+    c.event("huge/key-900k", lambda m: _ev(m, properties={"sword_type": "a", "k" * 900_000: 1}))
     c.event("huge/session-200k", lambda m: _ev(m, session_id="s" * 200_000))
-    c.event("huge/many-properties", lambda m: _ev(m, properties={
-        "sword_type": "a", **{f"p{i}": i for i in range(50_000)}}))
-    c.event("huge/many-top-level-keys", lambda m: {**_ev(m), **{f"k{i}": 0
-                                                              for i in range(50_000)}})
+    c.event(
+        "huge/many-properties",
+        lambda m: _ev(m, properties={"sword_type": "a", **{f"p{i}": i for i in range(50_000)}}),
+    )
+    c.event("huge/many-top-level-keys", lambda m: {**_ev(m), **{f"k{i}": 0 for i in range(50_000)}})
     c.event("huge/body-over-limit", lambda m: _evtext(m) + " " * (mib + 10))
     c.event("huge/body-5mib", lambda m: "[" + ",".join([_evtext(m)] * 30_000) + "]")
-    c.event("huge/number-10k-digits", lambda m: _evtext(m).replace('"quantity":1',
-                                                                  '"quantity":' + "9" * 10_000))
-    c.event("huge/float-10k-digits", lambda m: _evtext(m).replace(
-        '"price":4.99', '"price":0.' + "1" * 10_000 + "e999999"))
-    c.raw("huge/content-length-1tb-no-body",
-          request("POST", EVENTS, b'{"player_id":"MARKER"}', length=10**12))
-    c.raw("huge/url-10k", request("GET", "/buy_a_sword?sword_type=MARKER&x=" + "a" * 10_000,
-                                  content_type=None))
-    c.raw("huge/header-16k", request("POST", EVENTS, b'{"player_id":"MARKER"}',
-                                     headers=[("X-Big", "b" * 16_384)]))
-    c.raw("huge/200-headers", request("POST", EVENTS, b'{"player_id":"MARKER"}',
-                                      headers=[(f"X-H{i}", "v") for i in range(200)]))
+    c.event(
+        "huge/number-10k-digits",
+        lambda m: _evtext(m).replace('"quantity":1', '"quantity":' + "9" * 10_000),
+    )
+    c.event(
+        "huge/float-10k-digits",
+        lambda m: _evtext(m).replace('"price":4.99', '"price":0.' + "1" * 10_000 + "e999999"),
+    )
+    c.raw(
+        "huge/content-length-1tb-no-body",
+        request("POST", EVENTS, b'{"player_id":"MARKER"}', length=10**12),
+    )
+    c.raw(
+        "huge/url-10k",
+        request("GET", "/buy_a_sword?sword_type=MARKER&x=" + "a" * 10_000, content_type=None),
+    )
+    c.raw(
+        "huge/header-16k",
+        request("POST", EVENTS, b'{"player_id":"MARKER"}', headers=[("X-Big", "b" * 16_384)]),
+    )
+    c.raw(
+        "huge/200-headers",
+        request(
+            "POST",
+            EVENTS,
+            b'{"player_id":"MARKER"}',
+            headers=[(f"X-H{i}", "v") for i in range(200)],
+        ),
+    )
 
 
 def _duplicate_keys(c: _Corpus) -> None:
@@ -389,69 +478,105 @@ def _duplicate_keys(c: _Corpus) -> None:
         "event-id": lambda m: ev(m)[:-1] + f',"event_id":"{uuid.uuid4()}"}}',
         "properties-object": lambda m: ev(m)[:-1] + ',"properties":{"sword_type":"x"}}',
         "in-properties": lambda m: ev(m).replace('"quantity":1', '"quantity":1,"quantity":2'),
-        "sword-type": lambda m: ev(m).replace('"sword_type":"katana"',
-                                              '"sword_type":"katana","sword_type":"rapier"'),
+        "sword-type": lambda m: ev(m).replace(
+            '"sword_type":"katana"', '"sword_type":"katana","sword_type":"rapier"'
+        ),
         "same-value": lambda m: ev(m).replace('"quantity":1', '"quantity":1,"quantity":1'),
         "with-spaces": lambda m: ev(m).replace('"quantity":1', '"quantity" : 1 , "quantity" : 2'),
         "unicode-escaped-key": lambda m: ev(m)[:-1] + ',"player\\u005fid":"someone-else"}',
-        "escaped-quote-decoy": lambda m: ev(m).replace(
-            '"quantity":1', '"quantity":1,"quantity":2').replace(
-            '"currency":"USD"', '"currency":"USD","session_id_x":"a\\":"'),
+        "escaped-quote-decoy": lambda m: (
+            ev(m)
+            .replace('"quantity":1', '"quantity":1,"quantity":2')
+            .replace('"currency":"USD"', '"currency":"USD","session_id_x":"a\\":"')
+        ),
         "schema-version": lambda m: ev(m)[:-1] + ',"schema_version":1,"schema_version":2}',
         "in-array-item": lambda m: "[" + ev(m) + "," + ev(m)[:-1] + ',"player_id":"x"}]',
-        "pretty-printed": lambda m: json.dumps(_ev(m), indent=2)[:-2]
-        + ',\n  "player_id": "dup"\n}',
+        "pretty-printed": lambda m: (
+            json.dumps(_ev(m), indent=2)[:-2] + ',\n  "player_id": "dup"\n}'
+        ),
     }
     for name, body_of in cases.items():
         c.event(f"dupkeys/{name}", body_of)
-    c.event("dupkeys/ndjson-line", lambda m: ev(m) + "\n" + ev(m)[:-1] + ',"player_id":"z"}\n',
-            content_type="application/x-ndjson")
+    c.event(
+        "dupkeys/ndjson-line",
+        lambda m: ev(m) + "\n" + ev(m)[:-1] + ',"player_id":"z"}\n',
+        content_type="application/x-ndjson",
+    )
 
 
 def _numbers(c: _Corpus) -> None:
-    for name, literal in {"nan": "NaN", "infinity": "Infinity", "minus-infinity": "-Infinity",
-                          "1e309": "1e309", "minus-1e309": "-1e309", "1e400": "1e400",
-                          "nan-lower": "nan", "inf-lower": "inf"}.items():
-        c.event(f"numbers/price-{name}",
-                lambda m, v=literal: _evtext(m).replace('"price":4.99', f'"price":{v}'))
-    c.event("numbers/quantity-1e309", lambda m: _evtext(m).replace('"quantity":1',
-                                                                  '"quantity":1e309'))
+    for name, literal in {
+        "nan": "NaN",
+        "infinity": "Infinity",
+        "minus-infinity": "-Infinity",
+        "1e309": "1e309",
+        "minus-1e309": "-1e309",
+        "1e400": "1e400",
+        "nan-lower": "nan",
+        "inf-lower": "inf",
+    }.items():
+        c.event(
+            f"numbers/price-{name}",
+            lambda m, v=literal: _evtext(m).replace('"price":4.99', f'"price":{v}'),
+        )
+    c.event(
+        "numbers/quantity-1e309", lambda m: _evtext(m).replace('"quantity":1', '"quantity":1e309')
+    )
     c.event("numbers/schema-version-nan", lambda m: _evtext(m)[:-1] + ',"schema_version":NaN}')
-    c.event("numbers/price-negative", lambda m: _ev(m, properties={"sword_type": "a",
-                                                                   "price": -1}))
-    c.event("numbers/quantity-2e19", lambda m: _evtext(m).replace('"quantity":1',
-                                                                 '"quantity":20000000000000000000'))
-    c.event("numbers/quantity-float", lambda m: _ev(m, properties={"sword_type": "a",
-                                                                   "quantity": 1.5}))
-    c.event("numbers/quantity-zero", lambda m: _ev(m, properties={"sword_type": "a",
-                                                                  "quantity": 0}))
-    c.event("numbers/price-string-nan", lambda m: _ev(m, properties={"sword_type": "a",
-                                                                     "price": "NaN"}))
-    c.event("numbers/price-bool", lambda m: _ev(m, properties={"sword_type": "a",
-                                                               "price": True}))
+    c.event("numbers/price-negative", lambda m: _ev(m, properties={"sword_type": "a", "price": -1}))
+    c.event(
+        "numbers/quantity-2e19",
+        lambda m: _evtext(m).replace('"quantity":1', '"quantity":20000000000000000000'),
+    )
+    c.event(
+        "numbers/quantity-float", lambda m: _ev(m, properties={"sword_type": "a", "quantity": 1.5})
+    )
+    c.event(
+        "numbers/quantity-zero", lambda m: _ev(m, properties={"sword_type": "a", "quantity": 0})
+    )
+    c.event(
+        "numbers/price-string-nan", lambda m: _ev(m, properties={"sword_type": "a", "price": "NaN"})
+    )
+    c.event("numbers/price-bool", lambda m: _ev(m, properties={"sword_type": "a", "price": True}))
 
 
 def _content_types(c: _Corpus) -> None:
-    for name, ctype in {"text-plain": "text/plain", "form": "application/x-www-form-urlencoded",
-                        "multipart": "multipart/form-data; boundary=x",
-                        "xml": "application/xml", "octet": "application/octet-stream",
-                        "json-suffix": "application/vnd.questlog+json",
-                        "jsonx": "application/jsonx", "json-typo": "application/josn",
-                        "empty": "", "star": "*/*", "html": "text/html",
-                        "json-patch": "application/json-patch+json"}.items():
+    for name, ctype in {
+        "text-plain": "text/plain",
+        "form": "application/x-www-form-urlencoded",
+        "multipart": "multipart/form-data; boundary=x",
+        "xml": "application/xml",
+        "octet": "application/octet-stream",
+        "json-suffix": "application/vnd.questlog+json",
+        "jsonx": "application/jsonx",
+        "json-typo": "application/josn",
+        "empty": "",
+        "star": "*/*",
+        "html": "text/html",
+        "json-patch": "application/json-patch+json",
+    }.items():
         c.event(f"ctype/{name}", lambda m: _ev(m), content_type=ctype)
     c.event("ctype/missing", lambda m: _ev(m), content_type=None)
-    c.event("ctype/two-headers", lambda m: _ev(m), content_type="text/plain",
-            headers=[("Content-Type", "application/json")])
-    c.event("ctype/form-encoded-body", lambda m: f"player_id={m}&event_type=purchase_sword",
-            content_type="application/x-www-form-urlencoded")
+    c.event(
+        "ctype/two-headers",
+        lambda m: _ev(m),
+        content_type="text/plain",
+        headers=[("Content-Type", "application/json")],
+    )
+    c.event(
+        "ctype/form-encoded-body",
+        lambda m: f"player_id={m}&event_type=purchase_sword",
+        content_type="application/x-www-form-urlencoded",
+    )
     for method in ("PUT", "PATCH", "DELETE", "GET"):
-        c.raw(f"method/{method.lower()}-events",
-              request(method, EVENTS, b'{"player_id":"MARKER"}'))
-    c.raw("method/post-legacy", request("POST", "/buy_a_sword?sword_type=MARKER",
-                                        b'{"player_id":"MARKER"}'))
-    c.raw("method/head-legacy", request("HEAD", "/buy_a_sword?sword_type=MARKER",
-                                        content_type=None))
+        c.raw(f"method/{method.lower()}-events", request(method, EVENTS, b'{"player_id":"MARKER"}'))
+    c.raw(
+        "method/post-legacy",
+        request("POST", "/buy_a_sword?sword_type=MARKER", b'{"player_id":"MARKER"}'),
+    )
+    c.raw(
+        "method/head-legacy", request("HEAD", "/buy_a_sword?sword_type=MARKER", content_type=None)
+    )
     c.raw("method/options-trace", request("TRACE", EVENTS, content_type=None))
     c.raw("method/unknown-verb", request("FROB", EVENTS, b'{"player_id":"MARKER"}'))
 
@@ -465,8 +590,8 @@ def _http_level(c: _Corpus) -> None:
         "bare-cr-in-header": typed + b"X-A: a\rSet-Cookie: x=1\r\nContent-Length: " + n,
         "bare-lf-header-split": typed + b"X-A: a\nSet-Cookie: x=1\r\nContent-Length: " + n,
         "crlf-in-request-line": b"POST /v1/events?x=1\r\nSet-Cookie: a=b HTTP/1.1\r\n"
-                                b"Host: h\r\nContent-Type: application/json\r\n"
-                                b"Content-Length: " + n,
+        b"Host: h\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + n,
         "space-in-header-name": typed + b"X Injected: 1\r\nContent-Length: " + n,
         "header-without-colon": typed + b"Injected\r\nContent-Length: " + n,
         "nul-in-header-value": typed + b"X-A: a\x00b\r\nContent-Length: " + n,
@@ -481,17 +606,17 @@ def _http_level(c: _Corpus) -> None:
         "te-gzip": typed + b"Transfer-Encoding: gzip",
         "te-chunked-identity": typed + b"Transfer-Encoding: chunked, identity",
         "http-2-version": b"POST /v1/events HTTP/2.0\r\nHost: h\r\n"
-                          b"Content-Type: application/json\r\nContent-Length: " + n,
+        b"Content-Type: application/json\r\nContent-Length: " + n,
         "http-9-version": b"POST /v1/events HTTP/9.9\r\nHost: h\r\n"
-                          b"Content-Type: application/json\r\nContent-Length: " + n,
+        b"Content-Type: application/json\r\nContent-Length: " + n,
         "lowercase-version": b"POST /v1/events http/1.1\r\nHost: h\r\n"
-                             b"Content-Type: application/json\r\nContent-Length: " + n,
+        b"Content-Type: application/json\r\nContent-Length: " + n,
         "nul-in-path": b"POST /v1/events\x00x HTTP/1.1\r\nHost: h\r\n"
-                       b"Content-Type: application/json\r\nContent-Length: " + n,
+        b"Content-Type: application/json\r\nContent-Length: " + n,
         "absolute-uri-other-host": b"POST http://evil.example/v1/events HTTP/1.1\r\nHost: h\r\n"
-                                   b"Content-Type: application/json\r\nContent-Length: " + n,
+        b"Content-Type: application/json\r\nContent-Length: " + n,
         "tab-separated-request-line": b"POST\t/v1/events\tHTTP/1.1\r\nHost: h\r\n"
-                                      b"Content-Type: application/json\r\nContent-Length: " + n,
+        b"Content-Type: application/json\r\nContent-Length: " + n,
         "non-ascii-header-name": typed + "X-\u00e9: 1\r\nContent-Length: ".encode("latin-1") + n,
     }
     for name, raw_head in raws.items():
@@ -506,45 +631,69 @@ def _http_level(c: _Corpus) -> None:
     # Content-Length shorter than the body: the rest is read as a (broken) next request
     c.raw("http/cl-shorter-than-body", typed + b"Content-Length: 20\r\n\r\n" + body)
     # path tricks towards the events route
-    for name, target in {"dot-segments": "/v1/../v1/events", "double-slash": "//v1//events",
-                         "encoded-slash": "/v1%2fevents", "trailing-dot": "/v1/events/.",
-                         "backslash": "/v1\\events"}.items():
+    for name, target in {
+        "dot-segments": "/v1/../v1/events",
+        "double-slash": "//v1//events",
+        "encoded-slash": "/v1%2fevents",
+        "trailing-dot": "/v1/events/.",
+        "backslash": "/v1\\events",
+    }.items():
         c.raw(f"path/{name}", request("POST", target, body))
 
 
 def _timestamps(c: _Corpus) -> None:
     now = datetime.now(UTC)
     forged = {
-        "year-9999": "9999-12-31T23:59:59Z", "year-2100": "2100-01-01T00:00:00Z",
+        "year-9999": "9999-12-31T23:59:59Z",
+        "year-2100": "2100-01-01T00:00:00Z",
         "plus-2-days": _iso(now + timedelta(days=2)),
         "plus-30-days": _iso(now + timedelta(days=30)),
         "far-future-offset": "9999-12-31T23:59:59+14:00",
-        "epoch-zero": "1970-01-01T00:00:00Z", "year-1": "0001-01-01T00:00:00Z",
-        "year-1900": "1900-01-01T00:00:00Z", "year-2000-reset-clock": "2000-01-01T00:00:00Z",
+        "epoch-zero": "1970-01-01T00:00:00Z",
+        "year-1": "0001-01-01T00:00:00Z",
+        "year-1900": "1900-01-01T00:00:00Z",
+        "year-2000-reset-clock": "2000-01-01T00:00:00Z",
         "minus-6-years": _iso(now - timedelta(days=6 * 366)),
         "leap-second-1998": "1998-12-31T23:59:60Z",
         "year-1-minus-offset": "0001-01-01T00:00:00-14:00",
-        "feb-30": "2026-02-30T00:00:00Z", "month-13": "2026-13-01T00:00:00Z",
-        "hour-25": "2026-01-01T25:00:00Z", "no-offset": "2026-01-01T00:00:00",
-        "date-only": "2026-01-01", "epoch-seconds-string": "1767225600",
-        "year-10000": "+10000-01-01T00:00:00Z", "negative-year": "-0001-01-01T00:00:00Z",
-        "garbage": "yesterday", "empty": "",
+        "feb-30": "2026-02-30T00:00:00Z",
+        "month-13": "2026-13-01T00:00:00Z",
+        "hour-25": "2026-01-01T25:00:00Z",
+        "no-offset": "2026-01-01T00:00:00",
+        "date-only": "2026-01-01",
+        "epoch-seconds-string": "1767225600",
+        "year-10000": "+10000-01-01T00:00:00Z",
+        "negative-year": "-0001-01-01T00:00:00Z",
+        "garbage": "yesterday",
+        "empty": "",
     }
     for name, value in forged.items():
         c.event(f"time/{name}", lambda m, v=value: _ev(m, event_time=v))
     c.event("time/epoch-seconds-number", lambda m: _ev(m, event_time=1767225600))
     c.event("time/null", lambda m: _ev(m, event_time=None))
-    c.event("time/far-future-in-batch",
-            lambda m: [_ev(m), _ev(m, event_time="9999-01-01T00:00:00Z")])
-    c.event("time/received-at-forged-then-future",
-            lambda m: _ev(m, received_at="2000-01-01T00:00:00Z",
-                          event_time="2999-01-01T00:00:00Z"))
+    c.event(
+        "time/far-future-in-batch", lambda m: [_ev(m), _ev(m, event_time="9999-01-01T00:00:00Z")]
+    )
+    c.event(
+        "time/received-at-forged-then-future",
+        lambda m: _ev(m, received_at="2000-01-01T00:00:00Z", event_time="2999-01-01T00:00:00Z"),
+    )
 
 
 def _schema(c: _Corpus) -> None:
-    for name, version in {"0": 0, "2": 2, "999": 999, "minus-1": -1, "string-1": "1",
-                          "float-1.5": 1.5, "null": None, "true": True, "huge": 10**30,
-                          "list": [1], "object": {"v": 1}}.items():
+    for name, version in {
+        "0": 0,
+        "2": 2,
+        "999": 999,
+        "minus-1": -1,
+        "string-1": "1",
+        "float-1.5": 1.5,
+        "null": None,
+        "true": True,
+        "huge": 10**30,
+        "list": [1],
+        "object": {"v": 1},
+    }.items():
         c.event(f"version/{name}", lambda m, v=version: _ev(m, schema_version=v))
     variants = {
         "unknown-type": {"event_type": "delete_all_players"},
@@ -571,84 +720,125 @@ def _schema(c: _Corpus) -> None:
     }
     for name, changes in variants.items():
         c.event(f"schema/{name}", lambda m, ch=changes: _ev(m, **ch))
-    c.event("schema/event-type-missing", lambda m: {k: v for k, v in _ev(m).items()
-                                                    if k != "event_type"})
-    c.event("schema/no-player-no-host", lambda m: {k: v for k, v in _ev(m).items()
-                                                   if k != "player_id"}, host="")
-    c.event("schema/guild-role-invalid",
-            lambda m: _ev(m, event_type="join_guild", properties={"guild_id": "g",
-                                                                  "role": "god"}))
+    c.event(
+        "schema/event-type-missing",
+        lambda m: {k: v for k, v in _ev(m).items() if k != "event_type"},
+    )
+    c.event(
+        "schema/no-player-no-host",
+        lambda m: {k: v for k, v in _ev(m).items() if k != "player_id"},
+        host="",
+    )
+    c.event(
+        "schema/guild-role-invalid",
+        lambda m: _ev(m, event_type="join_guild", properties={"guild_id": "g", "role": "god"}),
+    )
 
 
 def _batches(c: _Corpus) -> None:
     c.event("batch/501-events", lambda m: [_ev(m) for _ in range(501)])
     c.event("batch/10000-tiny", lambda m: [{"player_id": m}] * 10_000)
-    c.event("batch/ndjson-501-lines", lambda m: "\n".join([_evtext(m)] * 501),
-            content_type="application/x-ndjson")
-    c.event("batch/one-invalid-of-100",
-            lambda m: [_ev(m) for _ in range(99)] + [_ev(m, event_type="nope")])
+    c.event(
+        "batch/ndjson-501-lines",
+        lambda m: "\n".join([_evtext(m)] * 501),
+        content_type="application/x-ndjson",
+    )
+    c.event(
+        "batch/one-invalid-of-100",
+        lambda m: [_ev(m) for _ in range(99)] + [_ev(m, event_type="nope")],
+    )
     c.event("batch/one-non-object-of-50", lambda m: [_ev(m) for _ in range(49)] + [m])
-    c.event("batch/500-valid-plus-one-dup-key",
-            lambda m: "[" + ",".join([_evtext(m)] * 499) + "," + _evtext(m)[:-1]
-            + ',"player_id":"x"}]')
+    c.event(
+        "batch/500-valid-plus-one-dup-key",
+        lambda m: "[" + ",".join([_evtext(m)] * 499) + "," + _evtext(m)[:-1] + ',"player_id":"x"}]',
+    )
 
 
 def _slow(c: _Corpus) -> None:
     """Slow bodies (slowloris): each must be cut off and answered 4xx, not hold a thread."""
+
     def body_for(marker: str) -> bytes:
         return _dumps(_ev(marker))
 
     for index in range(3):
         marker = c.marker()
         body = body_for(marker)
-        c.cases.append(HttpCase(f"slow/trickle-{index}", request("POST", EVENTS, body), marker,
-                                trickle_s=2.0))
+        c.cases.append(
+            HttpCase(f"slow/trickle-{index}", request("POST", EVENTS, body), marker, trickle_s=2.0)
+        )
     marker = c.marker()
     body = body_for(marker)
-    c.cases.append(HttpCase("slow/cl-longer-than-body-stalled",
-                            request("POST", EVENTS, body, length=len(body) * 2), marker,
-                            stall=True))
+    c.cases.append(
+        HttpCase(
+            "slow/cl-longer-than-body-stalled",
+            request("POST", EVENTS, body, length=len(body) * 2),
+            marker,
+            stall=True,
+        )
+    )
     marker = c.marker()
     body = body_for(marker)
-    c.cases.append(HttpCase("slow/half-body-stalled", request("POST", EVENTS, body), marker,
-                            stall=True))
+    c.cases.append(
+        HttpCase("slow/half-body-stalled", request("POST", EVENTS, body), marker, stall=True)
+    )
     marker = c.marker()
     body = body_for(marker)
-    chunked = request("POST", EVENTS, b"", length="",
-                      headers=[("Transfer-Encoding", "chunked")])
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 8]), body[i:i + 8])
-                      for i in range(0, len(body), 8)) + b"0\r\n\r\n"
+    chunked = request("POST", EVENTS, b"", length="", headers=[("Transfer-Encoding", "chunked")])
+    chunks = (
+        b"".join(
+            b"%x\r\n%s\r\n" % (len(body[i : i + 8]), body[i : i + 8])
+            for i in range(0, len(body), 8)
+        )
+        + b"0\r\n\r\n"
+    )
     c.cases.append(HttpCase("slow/chunked-trickle", chunked + chunks, marker, trickle_s=2.0))
 
 
 # ------------------------------------------------------------------ seeded mutations
 
 
-def mutations(token: str, rng: random.Random, count: int, offset: int = 100_000
-              ) -> list[HttpCase]:
+def mutations(token: str, rng: random.Random, count: int, offset: int = 100_000) -> list[HttpCase]:
     """``count`` invalid requests made from valid ones by one seeded mutation each, every
     mutation chosen so the result cannot be valid."""
     out = []
     for index in range(count):
         marker = f"{token}-{offset + index}"
         name, body, ctype = _mutate(rng, marker)
-        out.append(HttpCase(f"mutation/{name}", request("POST", EVENTS, body,
-                                                        content_type=ctype), marker))
+        out.append(
+            HttpCase(f"mutation/{name}", request("POST", EVENTS, body, content_type=ctype), marker)
+        )
     return out
 
 
 def _mutate(rng: random.Random, marker: str) -> tuple[str, bytes, str]:
     events = [valid_event(marker) for _ in range(rng.choice((1, 1, 2, 5, 20)))]
     text = _dumps(events if len(events) > 1 or rng.random() < 0.5 else events[0])
-    kind = rng.choice(("truncate", "bad-byte", "dup-key", "control", "time", "version",
-                       "nest", "number", "ctype", "unknown-field", "surrogate", "oversize"))
+    kind = rng.choice(
+        (
+            "truncate",
+            "bad-byte",
+            "dup-key",
+            "control",
+            "time",
+            "version",
+            "nest",
+            "number",
+            "ctype",
+            "unknown-field",
+            "surrogate",
+            "oversize",
+        )
+    )
     ctype = "application/json"
     if kind == "truncate":
         text = text[: rng.randrange(1, len(text))]
     elif kind == "bad-byte":
         at = rng.randrange(len(text))
-        text = text[:at] + rng.choice((b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\x80",
-                                       b"\xc3")) + text[at:]
+        text = (
+            text[:at]
+            + rng.choice((b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\x80", b"\xc3"))
+            + text[at:]
+        )
     elif kind == "dup-key":
         key = rng.choice((b'"player_id":', b'"event_type":', b'"sword_type":', b'"price":'))
         at = text.index(key)
@@ -670,8 +860,16 @@ def _mutate(rng: random.Random, marker: str) -> tuple[str, bytes, str]:
         literal = rng.choice((b"NaN", b"Infinity", b"-Infinity", b"1e309", b"-1e999"))
         text = text.replace(b"4.99", literal, 1)
     elif kind == "ctype":
-        ctype = rng.choice(("text/plain", "application/xml", "", "application/x-json",
-                            "multipart/form-data", "application/octet-stream"))
+        ctype = rng.choice(
+            (
+                "text/plain",
+                "application/xml",
+                "",
+                "application/x-json",
+                "multipart/form-data",
+                "application/octet-stream",
+            )
+        )
     elif kind == "unknown-field":
         text = text.replace(b'"player_id"', b'"x_%d":1,"player_id"' % rng.randrange(10**6), 1)
     elif kind == "surrogate":
@@ -733,8 +931,9 @@ def sql_cases(home: str, lake: str, scratch: str) -> list[SqlCase]:
         "copy-to-home": f"COPY (SELECT 42 AS x) TO '{home}/pwned.csv'",
         "copy-over-canary": f"COPY (SELECT 'pwned' AS x) TO '{canary}' (HEADER false)",
         "copy-into-lake": f"COPY (SELECT 1 AS x) TO '{table_file}/pwned.parquet' (FORMAT parquet)",
-        "copy-over-delta-log":
-            f"COPY (SELECT 1 AS x) TO '{table_file}/_delta_log/00000000000000000099.json'",
+        "copy-over-delta-log": (
+            f"COPY (SELECT 1 AS x) TO '{table_file}/_delta_log/00000000000000000099.json'"
+        ),
         "copy-table-to": f"COPY purchase_sword TO '{scratch}/dump.parquet' (FORMAT parquet)",
         "copy-from": f"CREATE TABLE t(line VARCHAR); COPY t FROM '{passwd}'",
         "export-database": f"EXPORT DATABASE '{scratch}/export'",
@@ -752,7 +951,7 @@ def sql_cases(home: str, lake: str, scratch: str) -> list[SqlCase]:
         "checkpoint": "CHECKPOINT",
         "create-table-then-copy": f"CREATE TABLE t AS SELECT 1 AS x; COPY t TO '{scratch}/t.csv'",
         "create-macro-read": f"CREATE MACRO r() AS TABLE SELECT * FROM read_text('{canary}'); "
-                             "SELECT * FROM r()",
+        "SELECT * FROM r()",
     }
     settings = {
         "set-external-access": "SET enable_external_access = true",
@@ -771,14 +970,14 @@ def sql_cases(home: str, lake: str, scratch: str) -> list[SqlCase]:
         "set-community-extensions": "SET allow_community_extensions = true",
         "set-unsigned": "SET allow_unsigned_extensions = true",
         "pragma-enable-profiling": f"PRAGMA enable_profiling = 'json'; "
-                                   f"PRAGMA profile_output = '{scratch}/p.json'",
+        f"PRAGMA profile_output = '{scratch}/p.json'",
         "set-python-replacements": "SET python_enable_replacements = true",
     }
     smuggled = {
         "stacked-copy": f"SELECT 1; COPY (SELECT 1) TO '{scratch}/stacked.csv'",
         "copy-then-select": f"COPY (SELECT 1) TO '{scratch}/first.csv'; SELECT 1",
         "stacked-set-then-read": f"SET enable_external_access = true; "
-                                 f"SELECT * FROM read_text('{canary}')",
+        f"SELECT * FROM read_text('{canary}')",
         "comment-hides-statement": f"SELECT 1 /* ; */ ; COPY (SELECT 1) TO '{scratch}/c.csv'",
         "line-comment-newline": f"SELECT 1 -- harmless\n; COPY (SELECT 1) TO '{scratch}/l.csv'",
         "string-with-semicolon": f"SELECT ';' AS x; COPY (SELECT 1) TO '{scratch}/s.csv'",
@@ -804,21 +1003,20 @@ def sql_cases(home: str, lake: str, scratch: str) -> list[SqlCase]:
     runaway = {
         "cross-join": "SELECT count(*) FROM range(1000000) a, range(1000000) b",
         "recursive-cte-union-all": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL "
-                                   "SELECT n + 1 FROM r) SELECT count(*) FROM r",
+        "SELECT n + 1 FROM r) SELECT count(*) FROM r",
         "recursive-cte-union": "WITH RECURSIVE r(n) AS (SELECT 1 UNION SELECT n + 1 FROM r) "
-                               "SELECT max(n) FROM r",
+        "SELECT max(n) FROM r",
         "huge-range-sum": "SELECT sum(x) FROM range(10000000000000) t(x)",
-        "triple-cross-join": "SELECT count(*) FROM range(10000) a, range(10000) b, "
-                             "range(10000) c",
+        "triple-cross-join": "SELECT count(*) FROM range(10000) a, range(10000) b, range(10000) c",
         "cross-join-on-table": "SELECT count(*) FROM purchase_sword a, purchase_sword b, "
-                               "range(100000000) c",
+        "range(100000000) c",
         "sort-huge": "SELECT x FROM range(2000000000) t(x) ORDER BY x DESC LIMIT 1",
         "distinct-huge": "SELECT count(DISTINCT x % 1000000007) FROM range(10000000000) t(x)",
         "join-explosion": "SELECT count(*) FROM range(100000) a JOIN range(100000) b "
-                          "ON a.range % 2 = b.range % 2",
+        "ON a.range % 2 = b.range % 2",
         "generate-series-window": "SELECT max(s) FROM (SELECT sum(x) OVER (ORDER BY x ROWS "
-                                  "BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) s "
-                                  "FROM range(3000000000) t(x))",
+        "BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) s "
+        "FROM range(3000000000) t(x))",
     }
     cases = [SqlCase(f"read/{k}", v) for k, v in reads.items()]
     cases += [SqlCase(f"write/{k}", v) for k, v in writes.items()]
@@ -855,8 +1053,11 @@ def sql_variants(cases: list[SqlCase], rng: random.Random, count: int) -> list[S
         elif kind == "wrap" and sql.startswith("SELECT") and ";" not in sql:
             sql = f"SELECT * FROM ({sql}) AS wrapped"
         else:
-            sql = rng.choice(("/* hi */ ", "-- c\n", "\n\n", "(")) + sql + (
-                ")" if sql.startswith("(") else "")
+            sql = (
+                rng.choice(("/* hi */ ", "-- c\n", "\n\n", "("))
+                + sql
+                + (")" if sql.startswith("(") else "")
+            )
         out.append(SqlCase(f"variant-{index}/{kind}/{case.name}", sql))
     return out
 
@@ -890,8 +1091,12 @@ def small_lake(root, rows: int = 200, seed: int = 17) -> None:
             else:
                 columns["seen_date"] = [t.date() for t in columns["seen_at"]]
             table = pa.Table.from_pydict(columns, schema=spec.schema)
-            write_deltalake(layout.table_uri(str(root), name), table, mode="append",
-                            partition_by=[spec.date_column])
+            write_deltalake(
+                layout.table_uri(str(root), name),
+                table,
+                mode="append",
+                partition_by=[spec.date_column],
+            )
             del part
 
 

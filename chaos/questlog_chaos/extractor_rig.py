@@ -57,9 +57,15 @@ def new_topic(kafka, partitions: int = 3) -> str:
     return name
 
 
-def extractor_env(bootstrap: str, topic: str, lake: Path, *, max_offsets: int = 2000,
-                  trigger_seconds: int = 1, extra: dict[str, str] | None = None
-                  ) -> dict[str, str]:
+def extractor_env(
+    bootstrap: str,
+    topic: str,
+    lake: Path,
+    *,
+    max_offsets: int = 2000,
+    trigger_seconds: int = 1,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     from questlog_embedded.spark import spark_jars
 
     return {
@@ -91,8 +97,12 @@ class Driver:
     def start(self) -> Driver:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "questlog_extractor", *self.args], env=self.env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [sys.executable, "-m", "questlog_extractor", *self.args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -132,18 +142,23 @@ class Driver:
             if found:
                 return found["point"], int(found["batch"])
             if self.poll() is not None:
-                raise DriverFailed(f"driver exited ({self.poll()}) before its test pause"
-                                   + self.tail())
+                raise DriverFailed(
+                    f"driver exited ({self.poll()}) before its test pause" + self.tail()
+                )
             time.sleep(0.2)
         raise DriverFailed(f"no test pause within {timeout_s:.0f} s" + self.tail())
 
     def metric(self, name: str) -> float:
         """Sum of a metric's samples on the driver's /metrics (its METRICS_PORT)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                    timeout=5) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as response:
             body = response.read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                   if line.startswith(name + "{") or line.startswith(name + " "))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in body.splitlines()
+            if line.startswith(name + "{") or line.startswith(name + " ")
+        )
 
     def kill(self) -> None:
         """SIGKILL the whole process group and reap the driver."""
@@ -161,8 +176,9 @@ class Driver:
             return self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise DriverFailed(f"driver did not exit within {timeout_s:.0f} s"
-                               + self.tail()) from None
+            raise DriverFailed(
+                f"driver did not exit within {timeout_s:.0f} s" + self.tail()
+            ) from None
 
 
 class Supervisor:
@@ -206,17 +222,27 @@ def make_event(rng: random.Random, i: int, tag: str) -> dict:
     player = f"{tag}-player-{i % 23}"
     if i % 2 == 0:
         event_type = "purchase_sword"
-        properties = {"sword_type": rng.choice(("longsword", "katana", "rapier")),
-                      "price": round(rng.uniform(1, 50), 2), "currency": "EUR", "quantity": 1}
+        properties = {
+            "sword_type": rng.choice(("longsword", "katana", "rapier")),
+            "price": round(rng.uniform(1, 50), 2),
+            "currency": "EUR",
+            "quantity": 1,
+        }
     else:
         event_type = "join_guild"
         properties = {"guild_id": rng.choice(("g-dragons", "g-wolves")), "role": "member"}
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    return {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "event_type": event_type, "event_time": now, "received_at": now,
-            "player_id": player, "session_id": f"s-{i % 7}", "properties": properties,
-            "context": {"host": f"{player}.example.net", "user_agent": "chaos/1.0"},
-            "schema_version": 1}
+    return {
+        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "event_type": event_type,
+        "event_time": now,
+        "received_at": now,
+        "player_id": player,
+        "session_id": f"s-{i % 7}",
+        "properties": properties,
+        "context": {"host": f"{player}.example.net", "user_agent": "chaos/1.0"},
+        "schema_version": 1,
+    }
 
 
 class Producer:
@@ -224,9 +250,17 @@ class Producer:
     few are sent again, as a client retrying after a lost answer would. ``accepted``: the
     distinct event ids Kafka acknowledged."""
 
-    def __init__(self, bootstrap: str, topic: str, seed: int, tag: str = "chaos",
-                 chunk: int = 200, every_s: float = 0.5, resend: float = 0.02,
-                 limit: int | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        seed: int,
+        tag: str = "chaos",
+        chunk: int = 200,
+        every_s: float = 0.5,
+        resend: float = 0.02,
+        limit: int | None = None,
+    ) -> None:
         self.bootstrap, self.topic, self.tag = bootstrap, topic, tag
         self.chunk, self.every_s, self.resend, self.limit = chunk, every_s, resend, limit
         self.rng = random.Random(seed)
@@ -243,17 +277,24 @@ class Producer:
     def _run(self) -> None:
         from kafka import KafkaProducer
 
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
-                                 enable_idempotence=True, linger_ms=5)
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        )
         try:
             i = 0
             while not self._stop.is_set() and (self.limit is None or i < self.limit):
                 events = [make_event(self.rng, n, self.tag) for n in range(i, i + self.chunk)]
                 i += self.chunk
                 again = self.rng.sample(events, int(len(events) * self.resend))
-                futures = [(e["event_id"], producer.send(
-                    self.topic, key=e["player_id"].encode(), value=json.dumps(e).encode()))
-                    for e in events + again]
+                futures = [
+                    (
+                        e["event_id"],
+                        producer.send(
+                            self.topic, key=e["player_id"].encode(), value=json.dumps(e).encode()
+                        ),
+                    )
+                    for e in events + again
+                ]
                 producer.flush(timeout=30)
                 for event_id, future in futures:
                     try:
@@ -294,26 +335,33 @@ def sql_counts(lake: Path, tables: tuple[str, ...] = TABLES) -> Counts:
     from questlog_query.settings import Settings
 
     token = secrets.token_urlsafe(16)
-    client = create_app(Settings(lake_root=lake.as_uri(), read_token=token,
-                                 snapshot_ttl_s=0)).test_client()
+    client = create_app(
+        Settings(lake_root=lake.as_uri(), read_token=token, snapshot_ttl_s=0)
+    ).test_client()
     union = " UNION ALL ".join(f"SELECT event_id FROM {t}" for t in tables)
-    response = client.post("/v1/sql", headers={"Authorization": f"Bearer {token}"}, json={
-        "sql": f"SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM ({union}) AS e"})
+    response = client.post(
+        "/v1/sql",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"sql": f"SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM ({union}) AS e"},
+    )
     body = response.get_json()
     assert response.status_code == 200, body
     row = body["rows"][0]
     return Counts(row["n"], row["d"])
 
 
-def check_exactly_once(result, sql: Counts, delta: Counts, stored: set[str],
-                       accepted: set[str]) -> None:
+def check_exactly_once(
+    result, sql: Counts, delta: Counts, stored: set[str], accepted: set[str]
+) -> None:
     """Stored = accepted, each once, by SQL through the query service and by deltalake."""
-    result.check(sql.rows == sql.distinct == len(accepted),
-                 f"SQL count(*) {sql.rows} / count(distinct) {sql.distinct}"
-                 f" != accepted {len(accepted)}")
-    result.check(delta.rows == delta.distinct == len(accepted),
-                 f"deltalake count {delta.rows} / distinct {delta.distinct}"
-                 f" != accepted {len(accepted)}")
+    result.check(
+        sql.rows == sql.distinct == len(accepted),
+        f"SQL count(*) {sql.rows} / count(distinct) {sql.distinct} != accepted {len(accepted)}",
+    )
+    result.check(
+        delta.rows == delta.distinct == len(accepted),
+        f"deltalake count {delta.rows} / distinct {delta.distinct} != accepted {len(accepted)}",
+    )
     result.check(stored <= accepted, f"{len(stored - accepted)} stored ids never accepted")
 
 
@@ -329,8 +377,13 @@ def event_ids(lake: Path, tables: tuple[str, ...] = TABLES) -> list[str]:
     ids: list[str] = []
     for table in tables:
         try:
-            ids += cast("list[str]", DeltaTable(table_uri(lake, table)).to_pyarrow_table(
-                columns=["event_id"]).column("event_id").to_pylist())  # event_id is never null
+            ids += cast(
+                "list[str]",
+                DeltaTable(table_uri(lake, table))
+                .to_pyarrow_table(columns=["event_id"])
+                .column("event_id")
+                .to_pylist(),
+            )  # event_id is never null
         except TableNotFoundError:
             continue
     return ids
@@ -415,8 +468,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def kafka_lag(bootstrap: str, topic: str, lake: Path,
-              tables: tuple[str, ...] = TABLES) -> int:
+def kafka_lag(bootstrap: str, topic: str, lake: Path, tables: tuple[str, ...] = TABLES) -> int:
     """Records between the topic's end offsets and the highest offset committed to the
     tables, summed over partitions (what the extractor has yet to store)."""
     from deltalake import DeltaTable
@@ -427,11 +479,13 @@ def kafka_lag(bootstrap: str, topic: str, lake: Path,
     for table in tables:
         try:
             rows = DeltaTable(table_uri(lake, table)).to_pyarrow_table(
-                columns=["kafka_partition", "kafka_offset"])
+                columns=["kafka_partition", "kafka_offset"]
+            )
         except TableNotFoundError:
             continue
-        for group in rows.group_by("kafka_partition").aggregate(
-                [("kafka_offset", "max")]).to_pylist():
+        for group in (
+            rows.group_by("kafka_partition").aggregate([("kafka_offset", "max")]).to_pylist()
+        ):
             part = group["kafka_partition"]
             done[part] = max(done.get(part, 0), group["kafka_offset_max"] + 1)
     return sum(max(0, end - done.get(part, 0)) for part, end in ends.items())

@@ -54,22 +54,28 @@ def make_events(n: int, tag: str, start: int = 0) -> list[dict]:
         player = f"{tag}-p{i % 13}"
         if i % 2 == 0:
             event_type = "purchase_sword"
-            props: dict = {"sword_type": SWORDS[i % len(SWORDS)], "price": float(i % 50) + 0.99,
-                           "currency": "EUR", "quantity": 1 + i % 3}
+            props: dict = {
+                "sword_type": SWORDS[i % len(SWORDS)],
+                "price": float(i % 50) + 0.99,
+                "currency": "EUR",
+                "quantity": 1 + i % 3,
+            }
         else:
             event_type = "join_guild"
             props = {"guild_id": GUILDS[i % len(GUILDS)], "role": "member"}
-        out.append({
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}/{i}")),
-            "event_type": event_type,
-            "event_time": iso(now - timedelta(seconds=2)),
-            "received_at": iso(now),
-            "player_id": player,
-            "session_id": f"s-{i % 5}",
-            "properties": props,
-            "context": {"host": f"{player}.example.net", "user_agent": "chaos/1.0"},
-            "schema_version": 1,
-        })
+        out.append(
+            {
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}/{i}")),
+                "event_type": event_type,
+                "event_time": iso(now - timedelta(seconds=2)),
+                "received_at": iso(now),
+                "player_id": player,
+                "session_id": f"s-{i % 5}",
+                "properties": props,
+                "context": {"host": f"{player}.example.net", "user_agent": "chaos/1.0"},
+                "schema_version": 1,
+            }
+        )
     return out
 
 
@@ -105,10 +111,15 @@ class LakeRig:
         lake = Path(folder) / "lake"
         lake.mkdir(parents=True, exist_ok=True)
         self.settings = Settings(
-            kafka_bootstrap=kafka.bootstrap, lake_root=lake.as_uri(), topic=self.topic,
+            kafka_bootstrap=kafka.bootstrap,
+            lake_root=lake.as_uri(),
+            topic=self.topic,
             max_offsets_per_trigger=overrides.pop("max_offsets_per_trigger", 1000),
-            trigger_seconds=overrides.pop("trigger_seconds", 1), metrics_port=0,
-            query_name=f"chaos-{uuid.uuid4().hex[:6]}", **overrides)
+            trigger_seconds=overrides.pop("trigger_seconds", 1),
+            metrics_port=0,
+            query_name=f"chaos-{uuid.uuid4().hex[:6]}",
+            **overrides,
+        )
         self.query: StreamingQuery | None = None
         self._producer: KafkaProducer | None = None
 
@@ -134,24 +145,26 @@ class LakeRig:
             self.query.stop()
 
     # -- Kafka --------------------------------------------------------------------------
-    def produce(self, records: list[tuple[bytes | None, bytes | None]]
-                ) -> list[tuple[int, int]]:
+    def produce(self, records: list[tuple[bytes | None, bytes | None]]) -> list[tuple[int, int]]:
         """Send (key, value) records with acks=all + idempotence, in order; returns each
         one's (partition, offset) once Kafka acknowledged it."""
         from kafka import KafkaProducer
 
         if self._producer is None:
             self._producer = KafkaProducer(
-                bootstrap_servers=self.kafka.bootstrap, acks="all", enable_idempotence=True,
-                linger_ms=5, max_request_size=4 * 1024 * 1024)
+                bootstrap_servers=self.kafka.bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                max_request_size=4 * 1024 * 1024,
+            )
             assert self._producer.config["enable_idempotence"] is True
         futures = [self._producer.send(self.topic, key=k, value=v) for k, v in records]
         self._producer.flush(timeout=60)
         return [(m.partition, m.offset) for m in (f.get(timeout=30) for f in futures)]
 
     def produce_events(self, events: list[dict]) -> list[tuple[int, int]]:
-        return self.produce([(e["player_id"].encode(), json.dumps(e).encode())
-                             for e in events])
+        return self.produce([(e["player_id"].encode(), json.dumps(e).encode()) for e in events])
 
     # -- the lake -----------------------------------------------------------------------
     def uri(self, table: str) -> str:
@@ -204,8 +217,13 @@ def exactly_once(stored_ids: list[str], expected: set[str]) -> tuple[int, int]:
 class QueryService:
     """The real query service (gunicorn, as `make run` starts it) over a lake."""
 
-    def __init__(self, lake_root: str, log: Path, snapshot_ttl_s: float = 1.0,
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        lake_root: str,
+        log: Path,
+        snapshot_ttl_s: float = 1.0,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         import os
 
         from questlog_embedded.process import free_port
@@ -215,13 +233,18 @@ class QueryService:
         self.token = secrets.token_hex(16)
         self.log = Path(log)
         venv_bin = Path(sys.executable).parent
-        self.env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
-                    "QUESTLOG_QUERY_LAKE_ROOT": lake_root,
-                    "QUESTLOG_QUERY_HOST": "127.0.0.1", "QUESTLOG_QUERY_PORT": str(self.port),
-                    "QUESTLOG_QUERY_READ_TOKEN": self.token,
-                    "QUESTLOG_QUERY_WORKERS": "1", "QUESTLOG_QUERY_THREADS": "4",
-                    "QUESTLOG_QUERY_SNAPSHOT_TTL_S": str(snapshot_ttl_s),
-                    **(extra_env or {})}
+        self.env = {
+            **os.environ,
+            "PATH": f"{venv_bin}:{os.environ['PATH']}",
+            "QUESTLOG_QUERY_LAKE_ROOT": lake_root,
+            "QUESTLOG_QUERY_HOST": "127.0.0.1",
+            "QUESTLOG_QUERY_PORT": str(self.port),
+            "QUESTLOG_QUERY_READ_TOKEN": self.token,
+            "QUESTLOG_QUERY_WORKERS": "1",
+            "QUESTLOG_QUERY_THREADS": "4",
+            "QUESTLOG_QUERY_SNAPSHOT_TTL_S": str(snapshot_ttl_s),
+            **(extra_env or {}),
+        }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 90.0) -> QueryService:
@@ -231,13 +254,23 @@ class QueryService:
         from questlog_embedded.process import spawn
 
         conf = paths.REPO_ROOT / "services" / "query" / "gunicorn.conf.py"
-        proc = self.proc = spawn([str(Path(sys.executable).parent / "gunicorn"), "-c", str(conf),
-                                  "questlog_query:create_app()"], self.log, env=self.env)
+        proc = self.proc = spawn(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "-c",
+                str(conf),
+                "questlog_query:create_app()",
+            ],
+            self.log,
+            env=self.env,
+        )
 
         def ready() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"query service exited; log {self.log}:\n"
-                                     + self.log.read_text(errors="replace")[-3000:])
+                raise AssertionError(
+                    f"query service exited; log {self.log}:\n"
+                    + self.log.read_text(errors="replace")[-3000:]
+                )
             try:
                 return requests.get(self.url + "/readyz", timeout=2).status_code == 200
             except requests.RequestException:
@@ -254,8 +287,12 @@ class QueryService:
     def sql(self, sql: str, timeout_s: float = 30.0):
         import requests
 
-        return requests.post(self.url + "/v1/sql", json={"sql": sql}, timeout=timeout_s,
-                             headers={"Authorization": f"Bearer {self.token}"})
+        return requests.post(
+            self.url + "/v1/sql",
+            json={"sql": sql},
+            timeout=timeout_s,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
 
     def __enter__(self) -> QueryService:
         return self.start()
@@ -285,14 +322,28 @@ class Poller:
 
         base = self.query.url
         gets: list[tuple[str, Callable[..., Any]]] = [
-            ("tables", lambda: requests.get(base + "/v1/tables", timeout=30))]
+            ("tables", lambda: requests.get(base + "/v1/tables", timeout=30))
+        ]
         for t in self.tables:
-            gets.append((f"counts {t}", lambda t=t: requests.get(
-                base + "/v1/stats/counts", params={"event_type": t, "group_by": "event_date"},
-                timeout=30)))
+            gets.append(
+                (
+                    f"counts {t}",
+                    lambda t=t: requests.get(
+                        base + "/v1/stats/counts",
+                        params={"event_type": t, "group_by": "event_date"},
+                        timeout=30,
+                    ),
+                )
+            )
         union = " UNION ALL ".join(f"SELECT event_id FROM {t}" for t in self.tables)
-        gets.append(("sql", lambda: self.query.sql(
-            f"SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM ({union})")))
+        gets.append(
+            (
+                "sql",
+                lambda: self.query.sql(
+                    f"SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM ({union})"
+                ),
+            )
+        )
         return gets
 
     def _run(self) -> None:

@@ -39,8 +39,7 @@ def spread(values: list[float], unit: str = "", digits: int = 2) -> str:
     med = fmt.format(statistics.median(values))
     if len(values) == 1:
         return f"{med}{unit}"
-    return (f"{med}{unit} ({fmt.format(min(values))}-{fmt.format(max(values))}, "
-            f"n={len(values)})")
+    return f"{med}{unit} ({fmt.format(min(values))}-{fmt.format(max(values))}, n={len(values)})"
 
 
 @dataclass
@@ -69,13 +68,17 @@ class Result:
     def line(self) -> str:
         extra = "; ".join(f"{k} {v}" for k, v in self.figures.items())
         verdict = "ok" if self.passed else "FAILED: " + "; ".join(self.problems)
-        return (f"{self.scenario} {self.title} | load {self.load} | faults {self.faults} | "
-                f"inputs {self.inputs} | lost {self.lost} | duplicates {self.duplicates} | "
-                f"5xx {self.errors_5xx} | {extra or '-'} | {verdict}")
+        return (
+            f"{self.scenario} {self.title} | load {self.load} | faults {self.faults} | "
+            f"inputs {self.inputs} | lost {self.lost} | duplicates {self.duplicates} | "
+            f"5xx {self.errors_5xx} | {extra or '-'} | {verdict}"
+        )
 
 
-HEADER = ("| | scenario | load | faults | inputs | lost | duplicates | 5xx | figures "
-          "(median (min-max, n)) | verdict |\n|---|---|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| | scenario | load | faults | inputs | lost | duplicates | 5xx | figures "
+    "(median (min-max, n)) | verdict |\n|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def table(results: list[Result]) -> str:
@@ -83,18 +86,27 @@ def table(results: list[Result]) -> str:
     for r in sorted(results, key=lambda r: int(r.scenario.lstrip("T") or 0)):
         extra = "; ".join(f"{k} {v}" for k, v in r.figures.items()) or "-"
         verdict = "ok" if r.passed else "FAILED: " + "; ".join(r.problems)
-        rows.append(f"| {r.scenario} | {r.title} | {r.load} | {r.faults} | {r.inputs} | "
-                    f"{r.lost} | {r.duplicates} | {r.errors_5xx} | {extra} | {verdict} |")
+        rows.append(
+            f"| {r.scenario} | {r.title} | {r.load} | {r.faults} | {r.inputs} | "
+            f"{r.lost} | {r.duplicates} | {r.errors_5xx} | {extra} | {verdict} |"
+        )
     return "\n".join([HEADER, *rows])
 
 
 def write(results: list[Result], folder: Path, command: str, scale: Scale) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "latest.json").write_text(json.dumps(
-        {"command": command, "scale": asdict(scale), "results": [asdict(r) for r in results]},
-        indent=2) + "\n")
+    (folder / "latest.json").write_text(
+        json.dumps(
+            {"command": command, "scale": asdict(scale), "results": [asdict(r) for r in results]},
+            indent=2,
+        )
+        + "\n"
+    )
     out = folder / "latest.md"
-    out.write_text(f"# questlog reliability figures ({scale.name} scale, seed {scale.seed}, "
-                   f"{scale.runs} run(s) per timing figure)\n\nReproduce: `{command}`\n\n"
-                   + table(results) + "\n")
+    out.write_text(
+        f"# questlog reliability figures ({scale.name} scale, seed {scale.seed}, "
+        f"{scale.runs} run(s) per timing figure)\n\nReproduce: `{command}`\n\n"
+        + table(results)
+        + "\n"
+    )
     return out

@@ -58,8 +58,13 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
     return conn, parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def _exchange(conn: http.client.HTTPConnection, method: str, target: str,
-              body: bytes | None, headers: dict[str, str]) -> Answer:
+def _exchange(
+    conn: http.client.HTTPConnection,
+    method: str,
+    target: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> Answer:
     # skip_host: a Host header the caller gives is sent as given, never a second one
     conn.putrequest(method, target, skip_host="Host" in headers, skip_accept_encoding=True)
     for name, value in headers.items():
@@ -74,8 +79,13 @@ def _exchange(conn: http.client.HTTPConnection, method: str, target: str,
     return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
 
 
-def request(method: str, url: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None, timeout: float = 30.0) -> Answer:
+def request(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> Answer:
     """One request on a fresh connection; an error status is an answer, not an exception."""
     conn, target = _connection(url, timeout)
     try:
@@ -89,22 +99,28 @@ def request(method: str, url: str, body: bytes | None = None,
 JSON = {"Content-Type": "application/json"}
 
 
-def post_events(api: str, events: list[dict] | dict, headers: dict[str, str] | None = None,
-                ledger=None) -> Answer:
+def post_events(
+    api: str, events: list[dict] | dict, headers: dict[str, str] | None = None, ledger=None
+) -> Answer:
     """POST /v1/events; with a ``questlog_loadtest`` ledger, each event is recorded as sent
     before the request and with its answer after (the verifier's exact accounting)."""
     batch = events if isinstance(events, list) else [events]
     types = sorted({e["event_type"] for e in batch})
     if ledger is not None:
         for event_type in types:
-            ledger.record([e["event_id"] for e in batch if e["event_type"] == event_type],
-                          event_type, -1)
-    answer = request("POST", f"{api}/v1/events", json.dumps(events).encode(),
-                     {**JSON, **(headers or {})})
+            ledger.record(
+                [e["event_id"] for e in batch if e["event_type"] == event_type], event_type, -1
+            )
+    answer = request(
+        "POST", f"{api}/v1/events", json.dumps(events).encode(), {**JSON, **(headers or {})}
+    )
     if ledger is not None:
         for event_type in types:
-            ledger.record([e["event_id"] for e in batch if e["event_type"] == event_type],
-                          event_type, answer.status)
+            ledger.record(
+                [e["event_id"] for e in batch if e["event_type"] == event_type],
+                event_type,
+                answer.status,
+            )
     return answer
 
 
@@ -112,9 +128,14 @@ def event(event_type: str, player_id: str, **properties) -> dict:
     """A valid event of the registered types (client-chosen id, as the SDKs send)."""
     defaults: dict[str, dict[str, Any]] = {
         "purchase_sword": {"sword_type": "katana", "price": 4.99, "currency": "EUR"},
-        "join_guild": {"guild_id": "g-wolves"}}
-    return {"event_id": str(uuid.uuid4()), "event_type": event_type, "player_id": player_id,
-            "properties": {**defaults.get(event_type, {}), **properties}}
+        "join_guild": {"guild_id": "g-wolves"},
+    }
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "player_id": player_id,
+        "properties": {**defaults.get(event_type, {}), **properties},
+    }
 
 
 @dataclass(frozen=True)
@@ -124,9 +145,16 @@ class Shot:
     retry_after: str | None
 
 
-def flood(url: str, body: Callable[[int], bytes], headers: dict[str, str], rate: float,
-          seconds: float, connections: int = 4, keep_alive: bool = True,
-          timeout: float = 10.0) -> list[Shot]:
+def flood(
+    url: str,
+    body: Callable[[int], bytes],
+    headers: dict[str, str],
+    rate: float,
+    seconds: float,
+    connections: int = 4,
+    keep_alive: bool = True,
+    timeout: float = 10.0,
+) -> list[Shot]:
     """``rate`` POSTs a second for ``seconds`` from one client (request i carries
     ``body(i)``), paced on a shared schedule (request i leaves at start + i/rate) over
     ``connections`` threads. With
@@ -159,8 +187,7 @@ def flood(url: str, body: Callable[[int], bytes], headers: dict[str, str], rate:
                 answer = Answer(0, {}, b"")
                 conn.close()
                 conn = None
-            if conn is not None and (not keep_alive
-                                     or answer.headers.get("connection") == "close"):
+            if conn is not None and (not keep_alive or answer.headers.get("connection") == "close"):
                 conn.close()
                 conn = None
             with lock:
@@ -182,18 +209,22 @@ class ApiProcess:
     """The event API under gunicorn (its real Kafka sink) with settings of the caller's,
     ready once every worker said so (so keep-alive clients do not all land on the first)."""
 
-    def __init__(self, env: dict[str, str], log: Path, workers: int = 1,
-                 threads: int = 8) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 1, threads: int = 8) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.workers = workers
         prom = log.parent / f"{log.stem}-metrics"
         prom.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-                    "QUESTLOG_API_WORKERS": str(workers), "QUESTLOG_API_THREADS": str(threads),
-                    "PROMETHEUS_MULTIPROC_DIR": str(prom), **env,
-                    "QUESTLOG_API_BIND": f"127.0.0.1:{self.port}"}
+        self.env = {
+            **os.environ,
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+            "QUESTLOG_API_WORKERS": str(workers),
+            "QUESTLOG_API_THREADS": str(threads),
+            "PROMETHEUS_MULTIPROC_DIR": str(prom),
+            **env,
+            "QUESTLOG_API_BIND": f"127.0.0.1:{self.port}",
+        }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _ready(self) -> bool:
@@ -203,9 +234,16 @@ class ApiProcess:
         return request("GET", f"{self.url}/readyz", timeout=2).status == 200
 
     def __enter__(self) -> ApiProcess:
-        self.proc = spawn([str(VENV_BIN / "gunicorn"), "-c",
-                           str(paths.REPO_ROOT / "services/api/gunicorn.conf.py"),
-                           "questlog_api:create_app()"], self.log, env=self.env)
+        self.proc = spawn(
+            [
+                str(VENV_BIN / "gunicorn"),
+                "-c",
+                str(paths.REPO_ROOT / "services/api/gunicorn.conf.py"),
+                "questlog_api:create_app()",
+            ],
+            self.log,
+            env=self.env,
+        )
         try:
             wait_until(self._ready, 90, "questlog api (gunicorn)", self.proc, self.log)
         except BaseException:
@@ -217,27 +255,38 @@ class ApiProcess:
         stop(self.proc, timeout=30)
 
 
-def topic_records(bootstrap: str, topic: str, timeout: float = 60.0
-                  ) -> list[tuple[bytes | None, bytes | None]]:
+def topic_records(
+    bootstrap: str, topic: str, timeout: float = 60.0
+) -> list[tuple[bytes | None, bytes | None]]:
     """Every record (key, value) of ``topic`` from the first offset to the end it had when
     asked, every partition; headers are appended to the value so a scan sees them too."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"chaos-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10)
         partitions = sorted(meta.topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                for p in partitions}
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for p in partitions
+        }
         todo = {p: high for p, (low, high) in ends.items() if high > low}
         consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in todo])
         records: list[tuple[bytes | None, bytes | None]] = []
         deadline = time.monotonic() + timeout
         while todo:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic}: partitions {sorted(todo)} not read to "
-                                   f"their end within {timeout:.0f}s")
+                raise TimeoutError(
+                    f"topic {topic}: partitions {sorted(todo)} not read to "
+                    f"their end within {timeout:.0f}s"
+                )
             for msg in consumer.consume(num_messages=5000, timeout=1.0):
                 if msg.error():
                     continue

@@ -90,11 +90,15 @@ class MiniHdfs:
     the ports actually bound. The log defaults to <base_dir>.log next to the base dir.
     """
 
-    def __init__(self, base_dir: Path, rpc_port: int = 0, http_port: int = 0,
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self, base_dir: Path, rpc_port: int = 0, http_port: int = 0, log_path: Path | None = None
+    ) -> None:
         self.base_dir = Path(base_dir).resolve()
-        self.log_path = (Path(log_path) if log_path is not None
-                         else self.base_dir.with_name(self.base_dir.name + ".log")).resolve()
+        self.log_path = (
+            Path(log_path)
+            if log_path is not None
+            else self.base_dir.with_name(self.base_dir.name + ".log")
+        ).resolve()
         self._want_rpc = rpc_port
         self._want_http = http_port
         self._rpc_port: int | None = None
@@ -168,12 +172,17 @@ class MiniHdfs:
     def command(self) -> list[str]:
         extra = [jars.classes_dir()]
         return [
-            _java(), *JAVA_OPTS,
-            "-cp", jars.classpath("hdfs", *extra),
+            _java(),
+            *JAVA_OPTS,
+            "-cp",
+            jars.classpath("hdfs", *extra),
             MAIN_CLASS,
-            "--base-dir", str(self.base_dir),
-            "--rpc-port", str(self._want_rpc),
-            "--http-port", str(self._want_http),
+            "--base-dir",
+            str(self.base_dir),
+            "--rpc-port",
+            str(self._want_rpc),
+            "--http-port",
+            str(self._want_http),
         ]
 
     def start(self, timeout: float = 120) -> MiniHdfs:
@@ -197,12 +206,17 @@ class MiniHdfs:
             started = time.monotonic()
             # stdin stays an open pipe: the JVM exits on its EOF, so it never outlives us.
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
                 cwd=self.base_dir,
             )
             self._reader = threading.Thread(
-                target=self._pump, args=(self._proc.stdout, self._log),
-                name=f"minihdfs-stdout-{self._proc.pid}", daemon=True,
+                target=self._pump,
+                args=(self._proc.stdout, self._log),
+                name=f"minihdfs-stdout-{self._proc.pid}",
+                daemon=True,
             )
             self._reader.start()
 
@@ -282,8 +296,12 @@ class MiniHdfs:
     def __enter__(self) -> MiniHdfs:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -292,13 +310,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="questlog-hdfs",
         description="Run questlog's embedded HDFS (MiniDFSCluster) in the foreground.",
     )
-    parser.add_argument("--base-dir", type=Path, default=paths.var_dir() / "hdfs",
-                        help="cluster state; formatted on first use (default: var/hdfs)")
+    parser.add_argument(
+        "--base-dir",
+        type=Path,
+        default=paths.var_dir() / "hdfs",
+        help="cluster state; formatted on first use (default: var/hdfs)",
+    )
     parser.add_argument("--rpc-port", type=int, default=0, help="NameNode RPC (0 = free port)")
-    parser.add_argument("--http-port", type=int, default=0,
-                        help="NameNode HTTP / WebHDFS (0 = free port)")
-    parser.add_argument("--log", type=Path, default=None,
-                        help="JVM log file (default: <base-dir>.log)")
+    parser.add_argument(
+        "--http-port", type=int, default=0, help="NameNode HTTP / WebHDFS (0 = free port)"
+    )
+    parser.add_argument(
+        "--log", type=Path, default=None, help="JVM log file (default: <base-dir>.log)"
+    )
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for ready")
     args = parser.parse_args(argv)
 

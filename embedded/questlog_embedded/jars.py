@@ -97,9 +97,15 @@ def fetch(profile: str, log=print) -> bool:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         staging = Path(tmp) / profile
         cmd = [
-            _mvn(), "-B", "-ntp", "-f", str(paths.POM),
+            _mvn(),
+            "-B",
+            "-ntp",
+            "-f",
+            str(paths.POM),
             f"-Dmaven.repo.local={paths.cache_dir() / 'm2'}",
-            "-P", profile, "dependency:copy-dependencies",
+            "-P",
+            profile,
+            "dependency:copy-dependencies",
             f"-DoutputDirectory={staging}",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -126,9 +132,7 @@ def fetch(profile: str, log=print) -> bool:
 def jars(profile: str) -> list[Path]:
     folder = paths.jars_dir(profile)
     if not is_fresh(profile):
-        raise SetupError(
-            f"the {profile} jars are missing or stale in {folder}: run `make setup`"
-        )
+        raise SetupError(f"the {profile} jars are missing or stale in {folder}: run `make setup`")
     return sorted(folder.glob("*.jar"))
 
 
@@ -160,7 +164,9 @@ def compile_java(log=print) -> bool:
     log(f"[setup] compiling {', '.join(s.name for s in sources)}")
     proc = subprocess.run(
         [javac, "-d", str(out), "-cp", classpath("hdfs"), *map(str, sources)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise SetupError(f"javac failed:\n{proc.stderr[-2000:]}")

@@ -43,9 +43,15 @@ logger.server.level = INFO
 class KafkaBroker:
     """One KRaft broker+controller on 127.0.0.1. Ports of 0 mean "pick a free one"."""
 
-    def __init__(self, data_dir: Path, port: int = 0, controller_port: int = 0,
-                 heap: str = "512m", log_level: str = "WARN",
-                 default_partitions: int = 1) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        controller_port: int = 0,
+        heap: str = "512m",
+        log_level: str = "WARN",
+        default_partitions: int = 1,
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
@@ -66,38 +72,48 @@ class KafkaBroker:
     def _write_config(self) -> Path:
         logs = self.data_dir / "logs"
         cfg = self.data_dir / "server.properties"
-        cfg.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-            f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={logs}",
-            f"num.partitions={self.default_partitions}",
-            "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=3",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "min.insync.replicas=1",
-            "",
-        ]))
+        cfg.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={logs}",
+                    f"num.partitions={self.default_partitions}",
+                    "auto.create.topics.enable=false",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=3",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "min.insync.replicas=1",
+                    "",
+                ]
+            )
+        )
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(level=self.log_level))
         return cfg
 
     def _java(self, main_class: str, *args: str) -> list[str]:
         return [
-            java_bin(), f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
+            java_bin(),
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-            "-cp", jars.classpath("kafka"), main_class, *args,
+            "-cp",
+            jars.classpath("kafka"),
+            main_class,
+            *args,
         ]
 
     def _format_once(self, cfg: Path) -> None:
@@ -106,8 +122,12 @@ class KafkaBroker:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt_log = self.data_dir / "format.log"
         # One id in 64 starts with "-": as a separate argument, argparse reads it as an option.
-        proc = spawn(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                "-c", str(cfg)), fmt_log)
+        proc = spawn(
+            self._java(
+                "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(cfg)
+            ),
+            fmt_log,
+        )
         if proc.wait(timeout=120) != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{tail(fmt_log)}")
 
@@ -143,14 +163,18 @@ class KafkaBroker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def create_topic(self, name: str, partitions: int = 1,
-                     config: dict[str, str] | None = None) -> None:
+    def create_topic(
+        self, name: str, partitions: int = 1, config: dict[str, str] | None = None
+    ) -> None:
         """Create a topic (idempotent: an existing topic is left as it is)."""
         from kafka.admin import KafkaAdminClient, NewTopic
         from kafka.errors import TopicAlreadyExistsError
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap,
-                                 client_id="questlog-embedded", request_timeout_ms=30000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap,
+            client_id="questlog-embedded",
+            request_timeout_ms=30000,
+        )
         try:
             admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config or {})])
         except TopicAlreadyExistsError:
@@ -168,17 +192,22 @@ class KafkaBroker:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="questlog-kafka", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=paths.var_dir() / "kafka")
-    parser.add_argument("--port", type=int,
-                        default=int(os.environ.get("QUESTLOG_KAFKA_PORT", "9092")))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("QUESTLOG_KAFKA_PORT", "9092"))
+    )
     parser.add_argument("--controller-port", type=int, default=0)
-    parser.add_argument("--topic", action="append", default=[],
-                        help="topic to create (repeatable)")
+    parser.add_argument("--topic", action="append", default=[], help="topic to create (repeatable)")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--heap", default="1g")
     args = parser.parse_args(argv)
 
-    broker = KafkaBroker(args.data_dir, port=args.port, controller_port=args.controller_port,
-                         heap=args.heap, default_partitions=args.partitions)
+    broker = KafkaBroker(
+        args.data_dir,
+        port=args.port,
+        controller_port=args.controller_port,
+        heap=args.heap,
+        default_partitions=args.partitions,
+    )
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -186,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         for topic in args.topic:
             broker.create_topic(topic, partitions=args.partitions)
-        print(f"kafka ready on {broker.bootstrap} (data {broker.data_dir}, "
-              f"log {broker.log_path}); topics: {', '.join(args.topic) or '-'}", flush=True)
+        print(
+            f"kafka ready on {broker.bootstrap} (data {broker.data_dir}, "
+            f"log {broker.log_path}); topics: {', '.join(args.topic) or '-'}",
+            flush=True,
+        )
         while not done.wait(1.0):
             if not broker.running():
                 print(f"kafka exited unexpectedly:\n{tail(broker.log_path)}", file=sys.stderr)

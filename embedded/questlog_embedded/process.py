@@ -51,14 +51,19 @@ def _die_with_parent() -> None:
     os.setpgrp()
 
 
-def spawn(cmd: list[str], log_path: Path, env: dict | None = None,
-          tie_to_parent: bool = True) -> subprocess.Popen:
+def spawn(
+    cmd: list[str], log_path: Path, env: dict | None = None, tie_to_parent: bool = True
+) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")
     try:
         return subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, preexec_fn=_die_with_parent if tie_to_parent else os.setpgrp,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent if tie_to_parent else os.setpgrp,
         )
     finally:
         log.close()
@@ -83,8 +88,14 @@ def tail(path: Path, lines: int = 40) -> str:
         return "".join(deque(f, maxlen=lines))
 
 
-def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None,
-               log_path: Path | None = None, interval: float = 0.2):
+def wait_until(
+    predicate,
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+    interval: float = 0.2,
+):
     """Poll predicate() until truthy; fail clearly if the process dies or time runs out."""
     deadline = time.monotonic() + timeout
     while True:

@@ -22,13 +22,15 @@ def spark_jars() -> str:
     return ",".join(str(j) for j in jars.jars("spark"))
 
 
-def local_session(work_dir: Path, cores: int = 2, app_name: str = "questlog-test",
-                  driver_memory: str = "1g"):
+def local_session(
+    work_dir: Path, cores: int = 2, app_name: str = "questlog-test", driver_memory: str = "1g"
+):
     from pyspark.sql import SparkSession
 
     work_dir = Path(work_dir)
     builder = (
-        SparkSession.builder.master(f"local[{cores}]").appName(app_name)
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
         .config("spark.jars", spark_jars())
         .config("spark.driver.memory", driver_memory)
         .config("spark.ui.enabled", "false")
@@ -39,8 +41,7 @@ def local_session(work_dir: Path, cores: int = 2, app_name: str = "questlog-test
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={work_dir}")
         # the embedded HDFS has one DataNode: write one replica, never retry elsewhere
         .config("spark.hadoop.dfs.replication", "1")
-        .config("spark.hadoop.dfs.client.block.write.replace-datanode-on-failure.enable",
-                "false")
+        .config("spark.hadoop.dfs.client.block.write.replace-datanode-on-failure.enable", "false")
     )
     for key, value in DELTA_CONF.items():
         builder = builder.config(key, value)

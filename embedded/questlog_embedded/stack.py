@@ -62,7 +62,8 @@ def trino_enabled() -> bool:
     value = os.environ.get("QUESTLOG_TRINO", "").strip().lower()
     if value not in ("", "0", "1"):
         raise StackError(
-            f"TRINO={value!r}: use TRINO=1 to start Trino, TRINO=0 (the default) not to")
+            f"TRINO={value!r}: use TRINO=1 to start Trino, TRINO=0 (the default) not to"
+        )
     return value == "1"
 
 
@@ -88,8 +89,10 @@ def api_server_config() -> dict[str, str]:
     """The API's gunicorn sizing in `make run`; `make bench` serves the API with exactly
     this too. 8 threads per worker, not the service's 32: on one machine shared with Spark
     and Kafka, fewer threads contend less for the GIL and the CPU (docs/benchmarks.md)."""
-    return {"QUESTLOG_API_WORKERS": os.environ.get("QUESTLOG_API_WORKERS", "2"),
-            "QUESTLOG_API_THREADS": os.environ.get("QUESTLOG_API_THREADS", "8")}
+    return {
+        "QUESTLOG_API_WORKERS": os.environ.get("QUESTLOG_API_WORKERS", "2"),
+        "QUESTLOG_API_THREADS": os.environ.get("QUESTLOG_API_THREADS", "8"),
+    }
 
 
 def environment(var: Path | None = None) -> dict[str, str]:
@@ -122,17 +125,20 @@ def environment(var: Path | None = None) -> dict[str, str]:
         "QUESTLOG_EXTRACTOR_LAKE_ROOT": lake,
         "QUESTLOG_EXTRACTOR_SPARK_JARS": spark_jars(),
         "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS": os.environ.get(
-            "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS", "1"),
+            "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS", "1"
+        ),
         "QUESTLOG_EXTRACTOR_METRICS_PORT": str(EXTRACTOR_METRICS_PORT),
         # The `compact` process. At one micro-batch a second each table partition gains a
         # file a second; a pass every 5 minutes keeps that to a few hundred, while a pass
         # (it rewrites the day's partition) stays rare next to the stream's own work.
         "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S": os.environ.get(
-            "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S", "300"),
+            "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S", "300"
+        ),
         # Removed files stay an hour: far longer than a query service snapshot lives (see
         # questlog_extractor.compact); `maintain` by hand uses it too.
         "QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS": os.environ.get(
-            "QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS", "1"),
+            "QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS", "1"
+        ),
         "QUESTLOG_QUERY_HOST": "127.0.0.1",
         "QUESTLOG_QUERY_PORT": str(QUERY_PORT),
         "QUESTLOG_QUERY_LAKE_ROOT": lake,
@@ -141,8 +147,7 @@ def environment(var: Path | None = None) -> dict[str, str]:
         # (the service's default, 1 s, spares a remote store), so answers are fresher.
         "QUESTLOG_QUERY_SNAPSHOT_TTL_S": os.environ.get("QUESTLOG_QUERY_SNAPSHOT_TTL_S", "0.25"),
         # /v1/pipeline relays what only these two know (dedup, lag, refusals)
-        "QUESTLOG_QUERY_EXTRACTOR_METRICS_URL":
-            f"http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics",
+        "QUESTLOG_QUERY_EXTRACTOR_METRICS_URL": f"http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics",
         "QUESTLOG_QUERY_API_METRICS_URL": f"http://127.0.0.1:{API_PORT}/metrics",
         "PYTHONUNBUFFERED": "1",
     }
@@ -187,8 +192,7 @@ def wait_topic(timeout: float = 180.0) -> int:
         if port_open(KAFKA_PORT) and topic_exists(bootstrap, TOPIC):
             return 0
         time.sleep(1)
-    print(f"Kafka topic {TOPIC!r} on {bootstrap} not there after {timeout:.0f}s",
-          file=sys.stderr)
+    print(f"Kafka topic {TOPIC!r} on {bootstrap} not there after {timeout:.0f}s", file=sys.stderr)
     return 1
 
 
@@ -206,8 +210,7 @@ def wait_lake(timeout: float = 180.0) -> int:
         if hdfs_ready():
             return 0
         time.sleep(1)
-    print(f"HDFS on 127.0.0.1:{HDFS_HTTP_PORT} not answering after {timeout:.0f}s",
-          file=sys.stderr)
+    print(f"HDFS on 127.0.0.1:{HDFS_HTTP_PORT} not answering after {timeout:.0f}s", file=sys.stderr)
     return 1
 
 
@@ -244,8 +247,11 @@ def banner(timeout: float = 300.0) -> int:
                 pending.discard(name)
         time.sleep(1)
     if pending:
-        print(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))} "
-              "(see its log lines above)", flush=True)
+        print(
+            f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))} "
+            "(see its log lines above)",
+            flush=True,
+        )
         return 1
     var = paths.var_dir()
     every = os.environ.get("QUESTLOG_EXTRACTOR_COMPACT_EVERY_S", "?")
@@ -253,12 +259,17 @@ def banner(timeout: float = 300.0) -> int:
     lake = os.environ.get("QUESTLOG_LAKE_ROOT") or (var / "lake").as_uri()
     optional = ""
     if lake_on_hdfs():
-        optional += (f"  HDFS            {lake.split('/questlog')[0]}  (NameNode UI "
-                     f"http://127.0.0.1:{HDFS_HTTP_PORT})\n")
+        optional += (
+            f"  HDFS            {lake.split('/questlog')[0]}  (NameNode UI "
+            f"http://127.0.0.1:{HDFS_HTTP_PORT})\n"
+        )
     if trino_enabled():
-        optional += (f"  Trino           http://127.0.0.1:{TRINO_PORT}  catalog questlog, schema "
-                     f"default: bin/trino --catalog questlog --schema default\n")
-    print(f"""
+        optional += (
+            f"  Trino           http://127.0.0.1:{TRINO_PORT}  catalog questlog, schema "
+            f"default: bin/trino --catalog questlog --schema default\n"
+        )
+    print(
+        f"""
 questlog is running (Ctrl-C stops everything)
   event API       http://127.0.0.1:{API_PORT}      POST /v1/events, GET /purchase_sword, /join_guild
   query service   http://127.0.0.1:{QUERY_PORT}      GET /v1/tables, /v1/stats/counts, /v1/kpis/...
@@ -266,10 +277,12 @@ questlog is running (Ctrl-C stops everything)
   extractor       metrics on http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics
   compaction      every {every} s (process "compact"), removed files kept {retain} h
   lake            {lake}
-{optional}  read token      {var / 'secrets' / 'query_read_token'} (for POST /v1/sql)
+{optional}  read token      {var / "secrets" / "query_read_token"} (for POST /v1/sql)
 try:  curl -H 'Host: user1.comcast.com' http://127.0.0.1:{API_PORT}/purchase_sword
       curl 'http://127.0.0.1:{QUERY_PORT}/v1/stats/counts?event_type=purchase_sword&group_by=host'
-""", flush=True)
+""",
+        flush=True,
+    )
     return 0  # a one-shot (`# once` in the Procfile): the supervisor does not restart it
 
 
@@ -287,26 +300,33 @@ def status() -> int:
     up = {name: check() for name, check in checks().items()}
     for name, ok in up.items():
         print(f"{name:10s} {'up' if ok else 'DOWN'}")
-    print(f"lake       {os.environ.get('QUESTLOG_LAKE_ROOT') or lake_root(paths.var_dir())}"
-          + ("  (HDFS, make run LAKE=hdfs)" if lake_on_hdfs() else "  (local disk)"))
+    print(
+        f"lake       {os.environ.get('QUESTLOG_LAKE_ROOT') or lake_root(paths.var_dir())}"
+        + ("  (HDFS, make run LAKE=hdfs)" if lake_on_hdfs() else "  (local disk)")
+    )
     if up["extractor"]:
         try:
             with urllib.request.urlopen(
-                    f"http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics", timeout=3) as r:
+                f"http://127.0.0.1:{EXTRACTOR_METRICS_PORT}/metrics", timeout=3
+            ) as r:
                 text = r.read().decode()
             behind = _metric(text, "questlog_extractor_offsets_behind_latest")
             last = _metric(text, "questlog_extractor_last_progress_timestamp_seconds")
             ago = f"{time.time() - last:.0f}s ago" if last else "never"
-            print(f"extractor lag: {behind if behind is not None else '?'} records behind; "
-                  f"last micro-batch {ago}")
+            print(
+                f"extractor lag: {behind if behind is not None else '?'} records behind; "
+                f"last micro-batch {ago}"
+            )
         except OSError as exc:
             print(f"extractor metrics unreadable: {exc}")
     if up["query"]:
         tables = _http_json(f"http://127.0.0.1:{QUERY_PORT}/v1/tables") or {}
         for t in tables.get("tables", []):
             fresh = t.get("freshness_seconds")
-            print(f"table {t['name']:16s} rows {t.get('rows', 0):>10}  version "
-                  f"{t.get('version')}  freshness {fresh if fresh is not None else '-'} s")
+            print(
+                f"table {t['name']:16s} rows {t.get('rows', 0):>10}  version "
+                f"{t.get('version')}  freshness {fresh if fresh is not None else '-'} s"
+            )
     return 0 if all(up.values()) else 1
 
 
@@ -319,19 +339,24 @@ class Stack:
 
     def __init__(self, var: Path, extra_env: dict[str, str] | None = None) -> None:
         self.var = Path(var)
-        self.ports = {name: free_port() for name in (
-            "API", "QUERY", "KAFKA", "METRICS", "HDFS", "HDFS_HTTP", "TRINO")}
+        self.ports = {
+            name: free_port()
+            for name in ("API", "QUERY", "KAFKA", "METRICS", "HDFS", "HDFS_HTTP", "TRINO")
+        }
         venv_bin = Path(sys.executable).parent
-        self.env = dict(os.environ, PATH=f"{venv_bin}:{os.environ['PATH']}",
-                        QUESTLOG_VAR_DIR=str(self.var),
-                        QUESTLOG_API_PORT=str(self.ports["API"]),
-                        QUESTLOG_QUERY_PORT=str(self.ports["QUERY"]),
-                        QUESTLOG_KAFKA_PORT=str(self.ports["KAFKA"]),
-                        QUESTLOG_EXTRACTOR_METRICS_PORT=str(self.ports["METRICS"]),
-                        QUESTLOG_HDFS_PORT=str(self.ports["HDFS"]),
-                        QUESTLOG_HDFS_HTTP_PORT=str(self.ports["HDFS_HTTP"]),
-                        QUESTLOG_TRINO_PORT=str(self.ports["TRINO"]),
-                        **(extra_env or {}))
+        self.env = dict(
+            os.environ,
+            PATH=f"{venv_bin}:{os.environ['PATH']}",
+            QUESTLOG_VAR_DIR=str(self.var),
+            QUESTLOG_API_PORT=str(self.ports["API"]),
+            QUESTLOG_QUERY_PORT=str(self.ports["QUERY"]),
+            QUESTLOG_KAFKA_PORT=str(self.ports["KAFKA"]),
+            QUESTLOG_EXTRACTOR_METRICS_PORT=str(self.ports["METRICS"]),
+            QUESTLOG_HDFS_PORT=str(self.ports["HDFS"]),
+            QUESTLOG_HDFS_HTTP_PORT=str(self.ports["HDFS_HTTP"]),
+            QUESTLOG_TRINO_PORT=str(self.ports["TRINO"]),
+            **(extra_env or {}),
+        )
         self.trino = f"http://127.0.0.1:{self.ports['TRINO']}"
         self.api = f"http://127.0.0.1:{self.ports['API']}"
         self.query = f"http://127.0.0.1:{self.ports['QUERY']}"
@@ -341,22 +366,44 @@ class Stack:
     def start(self, timeout: float = 240.0) -> Stack:
         self.var.mkdir(parents=True, exist_ok=True)
         env_file = self.var / "run.env"
-        env_file.write_text(subprocess.run(
-            [sys.executable, "-m", "questlog_embedded.stack", "env"], env=self.env,
-            check=True, capture_output=True, text=True).stdout)
+        env_file.write_text(
+            subprocess.run(
+                [sys.executable, "-m", "questlog_embedded.stack", "env"],
+                env=self.env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "questlog_embedded.supervise",
-                 "-f", str(paths.REPO_ROOT / "embedded" / "Procfile"),
-                 "-d", str(paths.REPO_ROOT), "-e", str(env_file), "--colour", "never"],
-                cwd=paths.REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "questlog_embedded.supervise",
+                    "-f",
+                    str(paths.REPO_ROOT / "embedded" / "Procfile"),
+                    "-d",
+                    str(paths.REPO_ROOT),
+                    "-e",
+                    str(env_file),
+                    "--colour",
+                    "never",
+                ],
+                cwd=paths.REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while self.READY_LINE not in self.log.read_bytes():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the stack did not come up; log {self.log}:\n"
-                                   + self.log.read_text(errors="replace")[-6000:])
+                raise RuntimeError(
+                    f"the stack did not come up; log {self.log}:\n"
+                    + self.log.read_text(errors="replace")[-6000:]
+                )
             time.sleep(1)
         return self
 

@@ -64,10 +64,16 @@ def read_procfile(text: str) -> list[Entry]:
             raise ValueError(f"Procfile line {number}: {name!r} is listed twice")
         when = _IF.search(command)
         if when:
-            command = command[:when.start()]
+            command = command[: when.start()]
         once = bool(_ONCE.search(command))
-        entries.append(Entry(name, _ONCE.sub("", command) if once else command, once,
-                             when.group(1) if when else None))
+        entries.append(
+            Entry(
+                name,
+                _ONCE.sub("", command) if once else command,
+                once,
+                when.group(1) if when else None,
+            )
+        )
     if not entries:
         raise ValueError("the Procfile lists no process")
     return entries
@@ -129,7 +135,7 @@ def group_members(pgid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(b")") + 2:].split()  # state ppid pgrp ...
+        fields = stat[stat.rindex(b")") + 2 :].split()  # state ppid pgrp ...
         if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             members.append(int(entry.name))
     return members
@@ -174,10 +180,17 @@ class Supervisor:
     signal. Runs in the main thread (signals, and PDEATHSIG follows the thread that
     forked the child)."""
 
-    def __init__(self, entries: list[Entry], env: dict[str, str], root: Path,
-                 out: TextIO | None = None, backoff: Backoff | None = None,
-                 stop_timeout: float = 10.0, colour: bool = False,
-                 poll_seconds: float = 0.1) -> None:
+    def __init__(
+        self,
+        entries: list[Entry],
+        env: dict[str, str],
+        root: Path,
+        out: TextIO | None = None,
+        backoff: Backoff | None = None,
+        stop_timeout: float = 10.0,
+        colour: bool = False,
+        poll_seconds: float = 0.1,
+    ) -> None:
         self.children = [Child(e) for e in entries]
         self.env = env
         self.root = root
@@ -186,8 +199,11 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.poll_seconds = poll_seconds
         self.width = max(len(SELF), *(len(e.name) for e in entries))
-        self.colours = {c.name: _COLOURS[i % len(_COLOURS)]
-                        for i, c in enumerate(self.children)} if colour else {}
+        self.colours = (
+            {c.name: _COLOURS[i % len(_COLOURS)] for i, c in enumerate(self.children)}
+            if colour
+            else {}
+        )
         self._write_lock = threading.Lock()
         self._signals: list[int] = []
         self._pumps: list[threading.Thread] = []
@@ -219,19 +235,31 @@ class Supervisor:
     def start(self, child: Child) -> None:
         child.restart_at = None
         child.proc = subprocess.Popen(
-            ["/bin/sh", "-c", child.entry.command], cwd=self.root, env=self.env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_child_setup)
+            ["/bin/sh", "-c", child.entry.command],
+            cwd=self.root,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_child_setup,
+        )
         child.started = time.monotonic()
-        pump = threading.Thread(target=self._pump, args=(child.name, child.proc.stdout),
-                                name=f"output-{child.name}", daemon=True)
+        pump = threading.Thread(
+            target=self._pump,
+            args=(child.name, child.proc.stdout),
+            name=f"output-{child.name}",
+            daemon=True,
+        )
         pump.start()
         self._pumps.append(pump)
         if child.restarts:
             self.log(f"{child.name} restarted (pid {child.proc.pid}, restart #{child.restarts})")
         else:
-            self.log(f"{child.name} started (pid {child.proc.pid})"
-                     + (", runs once" if child.entry.once else ""))
+            self.log(
+                f"{child.name} started (pid {child.proc.pid})"
+                + (", runs once" if child.entry.once else "")
+            )
 
     def exited(self, child: Child) -> None:
         """The process of ``child`` ended on its own: end what is left of its group (a
@@ -242,8 +270,10 @@ class Supervisor:
         left = group_members(child.proc.pid)
         if left:
             _signal_group(child.proc.pid, signal.SIGKILL)
-            self.log(f"{child.name}: SIGKILL to what was left of its process group "
-                     f"(pids {', '.join(map(str, left))})")
+            self.log(
+                f"{child.name}: SIGKILL to what was left of its process group "
+                f"(pids {', '.join(map(str, left))})"
+            )
         child.proc = None
         if child.entry.once:
             child.done = True
@@ -259,8 +289,10 @@ class Supervisor:
         child.delay = self.backoff.next(child.delay, uptime)
         child.restarts += 1
         child.restart_at = time.monotonic() + child.delay
-        self.log(f"{child.name} crashed ({describe(code)}) after {uptime:.1f} s up; "
-                 f"restart #{child.restarts} in {child.delay:g} s")
+        self.log(
+            f"{child.name} crashed ({describe(code)}) after {uptime:.1f} s up; "
+            f"restart #{child.restarts} in {child.delay:g} s"
+        )
 
     def _on_signal(self, signum: int, _frame) -> None:
         self._signals.append(signum)
@@ -268,8 +300,10 @@ class Supervisor:
     def run(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
-        self.log(f"supervising {', '.join(c.name for c in self.children)} "
-                 f"(pid {os.getpid()}; Ctrl-C stops everything)")
+        self.log(
+            f"supervising {', '.join(c.name for c in self.children)} "
+            f"(pid {os.getpid()}; Ctrl-C stops everything)"
+        )
         for child in self.children:
             if not self._signals:
                 self.start(child)
@@ -322,21 +356,42 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m questlog_embedded.supervise",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("-f", "--procfile", type=Path,
-                        default=paths.REPO_ROOT / "embedded" / "Procfile")
-    parser.add_argument("-e", "--env-file", type=Path, action="append", default=[],
-                        help="KEY=VALUE file added to every process's environment")
-    parser.add_argument("-d", "--root", type=Path, default=paths.REPO_ROOT,
-                        help="the folder the commands run in")
-    parser.add_argument("--backoff", type=float, default=1.0,
-                        help="first restart delay, doubled at each crash (seconds)")
+    parser = argparse.ArgumentParser(
+        prog="python -m questlog_embedded.supervise", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "-f", "--procfile", type=Path, default=paths.REPO_ROOT / "embedded" / "Procfile"
+    )
+    parser.add_argument(
+        "-e",
+        "--env-file",
+        type=Path,
+        action="append",
+        default=[],
+        help="KEY=VALUE file added to every process's environment",
+    )
+    parser.add_argument(
+        "-d", "--root", type=Path, default=paths.REPO_ROOT, help="the folder the commands run in"
+    )
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=1.0,
+        help="first restart delay, doubled at each crash (seconds)",
+    )
     parser.add_argument("--max-backoff", type=float, default=30.0)
-    parser.add_argument("--stable-after", type=float, default=60.0,
-                        help="uptime after which the restart delay starts over")
-    parser.add_argument("--stop-timeout", type=float, default=10.0,
-                        help="seconds between SIGTERM and SIGKILL when stopping")
+    parser.add_argument(
+        "--stable-after",
+        type=float,
+        default=60.0,
+        help="uptime after which the restart delay starts over",
+    )
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        help="seconds between SIGTERM and SIGKILL when stopping",
+    )
     parser.add_argument("--colour", choices=("auto", "always", "never"), default="auto")
     args = parser.parse_args(argv)
 
@@ -350,10 +405,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     entries = selected(entries, env)
     colour = args.colour == "always" or (
-        args.colour == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+        args.colour == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    )
     supervisor = Supervisor(
-        entries, env, args.root.resolve(), colour=colour, stop_timeout=args.stop_timeout,
-        backoff=Backoff(args.backoff, args.max_backoff, args.stable_after))
+        entries,
+        env,
+        args.root.resolve(),
+        colour=colour,
+        stop_timeout=args.stop_timeout,
+        backoff=Backoff(args.backoff, args.max_backoff, args.stable_after),
+    )
     return supervisor.run()
 
 

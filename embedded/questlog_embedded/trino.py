@@ -42,10 +42,14 @@ from .process import free_port
 
 VERSION = "476"
 MAVEN = "https://repo1.maven.org/maven2/io/trino"
-SERVER = (f"{MAVEN}/trino-server/{VERSION}/trino-server-{VERSION}.tar.gz",
-          "c9b38be4017ebd2f7095455aaac772fb40247ebe")
-CLI = (f"{MAVEN}/trino-cli/{VERSION}/trino-cli-{VERSION}-executable.jar",
-       "c835824e01842036d4e0c071b5e2b7e1d28ba299")
+SERVER = (
+    f"{MAVEN}/trino-server/{VERSION}/trino-server-{VERSION}.tar.gz",
+    "c9b38be4017ebd2f7095455aaac772fb40247ebe",
+)
+CLI = (
+    f"{MAVEN}/trino-cli/{VERSION}/trino-cli-{VERSION}-executable.jar",
+    "c835824e01842036d4e0c071b5e2b7e1d28ba299",
+)
 # What `serve` unpacks: the server's own classpath, the connector questlog's tables use,
 # and TPC-H (0.3 MB of its own: the readiness probe's catalog, see ready()).
 PLUGINS = ("delta-lake", "tpch")
@@ -106,12 +110,16 @@ def _download(url: str, sha1: str, dest: Path, log=print) -> None:
                 tenth = done * 10 // total if total else -1
                 if tenth > shown:
                     shown = tenth
-                    log(f"[trino]   {done / 1e6:7.0f} MB of {total / 1e6:.0f} MB "
-                        f"({time.monotonic() - started:.0f} s)")
+                    log(
+                        f"[trino]   {done / 1e6:7.0f} MB of {total / 1e6:.0f} MB "
+                        f"({time.monotonic() - started:.0f} s)"
+                    )
     except OSError as exc:
         part.unlink(missing_ok=True)
-        raise RuntimeError(f"downloading {url} failed: {exc}. Check that Maven Central "
-                           "(repo1.maven.org) is reachable, then try again.") from exc
+        raise RuntimeError(
+            f"downloading {url} failed: {exc}. Check that Maven Central "
+            "(repo1.maven.org) is reachable, then try again."
+        ) from exc
     got = _sha1(part)
     if got != sha1:
         part.unlink()
@@ -141,15 +149,33 @@ def fetch(log=print) -> Path:
         # The tarball stores each jar once and hard-links its other copies to it, often
         # from a plugin questlog does not unpack: extract those targets too, then drop
         # what is not wanted (the links keep the data).
-        listing = subprocess.run(["tar", "-tvzf", str(tarball)], check=True,
-                                 capture_output=True, text=True).stdout
-        targets = sorted({line.split(" link to ", 1)[1].strip()
-                          for line in listing.splitlines()
-                          if line.startswith("h") and " link to " in line
-                          and _matches(line.split(" link to ", 1)[0].split()[-1], wanted)
-                          and not _matches(line.split(" link to ", 1)[1].strip(), wanted)})
-        subprocess.run(["tar", "-xzf", str(tarball), "-C", str(tmp), "--strip-components=1",
-                        "--wildcards", *wanted, *targets], check=True)
+        listing = subprocess.run(
+            ["tar", "-tvzf", str(tarball)], check=True, capture_output=True, text=True
+        ).stdout
+        targets = sorted(
+            {
+                line.split(" link to ", 1)[1].strip()
+                for line in listing.splitlines()
+                if line.startswith("h")
+                and " link to " in line
+                and _matches(line.split(" link to ", 1)[0].split()[-1], wanted)
+                and not _matches(line.split(" link to ", 1)[1].strip(), wanted)
+            }
+        )
+        subprocess.run(
+            [
+                "tar",
+                "-xzf",
+                str(tarball),
+                "-C",
+                str(tmp),
+                "--strip-components=1",
+                "--wildcards",
+                *wanted,
+                *targets,
+            ],
+            check=True,
+        )
         for plugin in (tmp / "plugin").iterdir():
             if plugin.name not in PLUGINS:
                 shutil.rmtree(plugin)
@@ -170,32 +196,39 @@ def java() -> str:
     """A java of MIN_JAVA or newer: QUESTLOG_TRINO_JAVA_HOME, else the newest JDK under
     /usr/lib/jvm that is new enough (Temurin 25 on these machines)."""
     explicit = os.environ.get("QUESTLOG_TRINO_JAVA_HOME")
-    candidates = [Path(explicit)] if explicit else sorted(
-        Path("/usr/lib/jvm").glob("*"), key=lambda p: ("temurin" not in p.name, p.name))
+    candidates = (
+        [Path(explicit)]
+        if explicit
+        else sorted(Path("/usr/lib/jvm").glob("*"), key=lambda p: ("temurin" not in p.name, p.name))
+    )
     for home in candidates:
         binary = home / "bin" / "java"
         if binary.is_file() and _java_major(binary) >= MIN_JAVA:
             return str(binary)
     where = f"QUESTLOG_TRINO_JAVA_HOME={explicit}" if explicit else "/usr/lib/jvm/*"
-    raise RuntimeError(f"Trino {VERSION} needs Java {MIN_JAVA} or newer; none found in {where}. "
-                       "Install a JDK 25 (e.g. Temurin 25) and set QUESTLOG_TRINO_JAVA_HOME.")
+    raise RuntimeError(
+        f"Trino {VERSION} needs Java {MIN_JAVA} or newer; none found in {where}. "
+        "Install a JDK 25 (e.g. Temurin 25) and set QUESTLOG_TRINO_JAVA_HOME."
+    )
 
 
 def catalog_properties(metastore_dir: Path) -> str:
     """The ``questlog`` catalog: Delta Lake connector, file metastore, local files and HDFS."""
-    return "\n".join([
-        "connector.name=delta_lake",
-        "hive.metastore=file",
-        f"hive.metastore.catalog.dir=local://{metastore_dir.resolve()}",
-        # file:// lakes (and the metastore) through Trino's native local file system,
-        # rooted at / so a table's location is its file:// URI unchanged
-        "fs.native-local.enabled=true",
-        "local.location=/",
-        # hdfs:// lakes (make run LAKE=hdfs, the chart)
-        "fs.hadoop.enabled=true",
-        "delta.register-table-procedure.enabled=true",
-        "",
-    ])
+    return "\n".join(
+        [
+            "connector.name=delta_lake",
+            "hive.metastore=file",
+            f"hive.metastore.catalog.dir=local://{metastore_dir.resolve()}",
+            # file:// lakes (and the metastore) through Trino's native local file system,
+            # rooted at / so a table's location is its file:// URI unchanged
+            "fs.native-local.enabled=true",
+            "local.location=/",
+            # hdfs:// lakes (make run LAKE=hdfs, the chart)
+            "fs.hadoop.enabled=true",
+            "delta.register-table-procedure.enabled=true",
+            "",
+        ]
+    )
 
 
 # Analysts read; only the registrar (questlog_query.trino_sync) may register tables; only
@@ -207,8 +240,13 @@ RULES = {
         {"catalog": f"({CATALOG}|system)", "allow": "read-only"},
     ],
     "procedures": [
-        {"user": "questlog-registrar", "catalog": CATALOG, "schema": "system",
-         "procedure": "register_table", "privileges": ["EXECUTE"]},
+        {
+            "user": "questlog-registrar",
+            "catalog": CATALOG,
+            "schema": "system",
+            "procedure": "register_table",
+            "privileges": ["EXECUTE"],
+        },
     ],
 }
 
@@ -219,28 +257,33 @@ def write_etc(state: Path, port: int) -> Path:
     (etc / "catalog").mkdir(parents=True, exist_ok=True)
     (state / "data").mkdir(parents=True, exist_ok=True)
     (state / "metastore").mkdir(parents=True, exist_ok=True)
-    (etc / "config.properties").write_text("\n".join([
-        "coordinator=true",
-        "node-scheduler.include-coordinator=true",
-        f"http-server.http.port={port}",
-        f"discovery.uri=http://{HOST}:{port}",
-        f"query.max-memory={QUERY_MEMORY}",
-        f"query.max-memory-per-node={QUERY_MEMORY}",
-        # One node, which is also its own worker: nothing to fail over to. Under a busy
-        # 2-core machine its heartbeat to itself can time out, and the failure detector
-        # then takes the only node away ("No nodes available to run query").
-        "failure-detector.enabled=false",
-        f"catalog.config-dir={etc / 'catalog'}",
-        f"access-control.config-files={etc / 'access-control.properties'}",
-        "",
-    ]))
+    (etc / "config.properties").write_text(
+        "\n".join(
+            [
+                "coordinator=true",
+                "node-scheduler.include-coordinator=true",
+                f"http-server.http.port={port}",
+                f"discovery.uri=http://{HOST}:{port}",
+                f"query.max-memory={QUERY_MEMORY}",
+                f"query.max-memory-per-node={QUERY_MEMORY}",
+                # One node, which is also its own worker: nothing to fail over to. Under a busy
+                # 2-core machine its heartbeat to itself can time out, and the failure detector
+                # then takes the only node away ("No nodes available to run query").
+                "failure-detector.enabled=false",
+                f"catalog.config-dir={etc / 'catalog'}",
+                f"access-control.config-files={etc / 'access-control.properties'}",
+                "",
+            ]
+        )
+    )
     # INFO, without a TIMELINE line per query (the registrar asks every few seconds)
     (etc / "log.properties").write_text("io.trino=INFO\nio.trino.event.QueryMonitor=WARN\n")
     (etc / "catalog" / f"{CATALOG}.properties").write_text(catalog_properties(state / "metastore"))
     (etc / "catalog" / f"{READY_CATALOG}.properties").write_text("connector.name=tpch\n")
     (etc / "rules.json").write_text(json.dumps(RULES, indent=2) + "\n")
     (etc / "access-control.properties").write_text(
-        f"access-control.name=file\nsecurity.config-file={etc / 'rules.json'}\n")
+        f"access-control.name=file\nsecurity.config-file={etc / 'rules.json'}\n"
+    )
     return etc
 
 
@@ -251,16 +294,25 @@ def command(state: Path, port: int, home: Path | None = None) -> list[str]:
     state = state.resolve()
     etc = write_etc(state, port)
     return [
-        java(), f"-Xmx{HEAP}", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
-        "-XX:ReservedCodeCacheSize=256M", "-Djdk.attach.allowAttachSelf=true",
-        "-Dfile.encoding=UTF-8", "--enable-native-access=ALL-UNNAMED",
-        "-Dnode.environment=questlog", "-Dnode.id=questlog-embedded",
+        java(),
+        f"-Xmx{HEAP}",
+        "-XX:+UseG1GC",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-XX:ReservedCodeCacheSize=256M",
+        "-Djdk.attach.allowAttachSelf=true",
+        "-Dfile.encoding=UTF-8",
+        "--enable-native-access=ALL-UNNAMED",
+        "-Dnode.environment=questlog",
+        "-Dnode.id=questlog-embedded",
         f"-Dnode.data-dir={state / 'data'}",
-        f"-Dnode.bind-ip={HOST}", f"-Dnode.internal-address={HOST}",
+        f"-Dnode.bind-ip={HOST}",
+        f"-Dnode.internal-address={HOST}",
         f"-Dconfig={etc / 'config.properties'}",
         f"-Dlog.levels-file={etc / 'log.properties'}",
         f"-Dplugin.dir={home / 'plugin'}",
-        "-cp", f"{home / 'lib'}/*", "io.trino.server.TrinoServer",
+        "-cp",
+        f"{home / 'lib'}/*",
+        "io.trino.server.TrinoServer",
     ]
 
 
@@ -288,7 +340,8 @@ def ready(url: str, timeout: float = 10.0) -> bool:
         return False
     headers = {"X-Trino-User": READY_USER}
     request = urllib.request.Request(  # noqa: S310 - the coordinator's loopback URL
-        f"{url}/v1/statement", data=READY_SQL.encode(), method="POST", headers=headers)
+        f"{url}/v1/statement", data=READY_SQL.encode(), method="POST", headers=headers
+    )
     deadline = time.monotonic() + timeout
     rows: list = []
     try:
@@ -323,14 +376,19 @@ class TrinoServer:
         self.state.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(command(self.state, self.port, home), stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                command(self.state, self.port, home),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         while not ready(self.url):
             if self.proc.poll() is not None or time.monotonic() - started > timeout:
                 self.stop()
                 tail = self.log_path.read_text(errors="replace")[-4000:]
-                raise RuntimeError(f"Trino did not start within {timeout:.0f} s "
-                                   f"(log {self.log_path}):\n{tail}")
+                raise RuntimeError(
+                    f"Trino did not start within {timeout:.0f} s (log {self.log_path}):\n{tail}"
+                )
             time.sleep(0.5)
         self.start_seconds = time.monotonic() - started
         return self
@@ -367,10 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="download and unpack the pinned server and CLI (cached)")
     serve = sub.add_parser("serve", help="run the coordinator in the foreground")
-    serve.add_argument("--state-dir", type=Path, default=None,
-                       help="etc/, data/, metastore/ (default <var>/trino)")
-    serve.add_argument("--port", type=int,
-                       default=int(os.environ.get("QUESTLOG_TRINO_PORT", DEFAULT_PORT)))
+    serve.add_argument(
+        "--state-dir", type=Path, default=None, help="etc/, data/, metastore/ (default <var>/trino)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=int(os.environ.get("QUESTLOG_TRINO_PORT", DEFAULT_PORT))
+    )
     sub.add_parser("cli", help="the pinned trino CLI (every later argument is the CLI's)")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["cli"]:
@@ -380,8 +440,16 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as exc:
             print(f"[trino] ERROR: {exc}", file=sys.stderr)
             return 2
-        os.execv(binary, [binary, "--enable-native-access=ALL-UNNAMED", "-jar",  # noqa: S606
-                          str(cli_jar()), *argv[1:]])
+        os.execv(  # noqa: S606 - the pinned CLI jar on the chosen JDK
+            binary,
+            [
+                binary,
+                "--enable-native-access=ALL-UNNAMED",
+                "-jar",
+                str(cli_jar()),
+                *argv[1:],
+            ],
+        )
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
@@ -396,8 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"[trino] ERROR: {exc}", file=sys.stderr)
         return 2
-    print(f"[trino] coordinator on http://{HOST}:{args.port}, catalog {CATALOG!r}, "
-          f"heap {HEAP}, state {state}", flush=True)
+    print(
+        f"[trino] coordinator on http://{HOST}:{args.port}, catalog {CATALOG!r}, "
+        f"heap {HEAP}, state {state}",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.execv(cmd[0], cmd)  # noqa: S606 - the supervisor signals the JVM itself
     return 0  # not reached

@@ -67,8 +67,9 @@ def test_write_read_and_webhdfs(hdfs: MiniHdfs) -> None:
     assert entries["blob.bin"]["length"] == len(PAYLOAD)
     assert entries["blob.bin"]["replication"] == 1
 
-    with urllib.request.urlopen(f"{hdfs.webhdfs_url}/webhdfs/v1/?op=LISTSTATUS",
-                                timeout=10) as resp:
+    with urllib.request.urlopen(
+        f"{hdfs.webhdfs_url}/webhdfs/v1/?op=LISTSTATUS", timeout=10
+    ) as resp:
         assert resp.status == 200
         root = json.load(resp)
     assert "questlog" in {s["pathSuffix"] for s in root["FileStatuses"]["FileStatus"]}

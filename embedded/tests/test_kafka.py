@@ -21,8 +21,13 @@ def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
 
 
 def consume_all(bootstrap: str, topic: str, expected: int) -> list[bytes]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=10000, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+        enable_auto_commit=False,
+    )
     try:
         out = []
         for msg in consumer:
@@ -46,8 +51,9 @@ def test_restart_keeps_topics_and_data(tmp_path):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     # same data dir, same ports: not reformatted, the records survive
-    with KafkaBroker(tmp_path / "kafka", port=broker.port,
-                     controller_port=broker.controller_port) as again:
+    with KafkaBroker(
+        tmp_path / "kafka", port=broker.port, controller_port=broker.controller_port
+    ) as again:
         assert sorted(consume_all(again.bootstrap, "t", len(values))) == sorted(values)
 
 

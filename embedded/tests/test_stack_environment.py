@@ -11,8 +11,12 @@ def test_every_service_accepts_the_stack_environment(tmp_path, monkeypatch):
     from questlog_extractor.settings import Settings as ExtractorSettings
     from questlog_query.settings import Settings as QuerySettings
 
-    for name in ("QUESTLOG_QUERY_SNAPSHOT_TTL_S", "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS",
-                 "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S", "QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS"):
+    for name in (
+        "QUESTLOG_QUERY_SNAPSHOT_TTL_S",
+        "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS",
+        "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S",
+        "QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS",
+    ):
         monkeypatch.delenv(name, raising=False)  # the stack's defaults, not the caller's
     env = stack.environment(tmp_path / "var")
     api = ApiSettings.from_env(env)
@@ -43,8 +47,7 @@ def test_the_stack_environment_gives_gunicorn_its_worker_threads(tmp_path, monke
 
 
 def _clean(monkeypatch):
-    for name in ("QUESTLOG_LAKE", "QUESTLOG_TRINO", "QUESTLOG_LAKE_HDFS",
-                 "QUESTLOG_TRINO_ENABLED"):
+    for name in ("QUESTLOG_LAKE", "QUESTLOG_TRINO", "QUESTLOG_LAKE_HDFS", "QUESTLOG_TRINO_ENABLED"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -19,8 +19,10 @@ from questlog_embedded.supervise import Backoff, describe, read_env_file, read_p
 PY = sys.executable
 LINE = re.compile(r"^\d\d:\d\d:\d\d (\S+)\s* \| (.*)$")
 # a process that stays up, printing its pid and its process group
-STEADY = (f"{PY} -c \"import os, time; print('steady', os.getpid(), os.getpgid(0), "
-          "flush=True); time.sleep(600)\"")
+STEADY = (
+    f"{PY} -c \"import os, time; print('steady', os.getpid(), os.getpgid(0), "
+    'flush=True); time.sleep(600)"'
+)
 
 
 class Run:
@@ -32,9 +34,22 @@ class Run:
         self.out = tmp_path / "out.log"
         with open(self.out, "wb") as out:
             self.proc = subprocess.Popen(
-                [PY, "-m", "questlog_embedded.supervise", "-f", str(tmp_path / "Procfile"),
-                 "-d", str(tmp_path), "--colour", "never", *args],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    PY,
+                    "-m",
+                    "questlog_embedded.supervise",
+                    "-f",
+                    str(tmp_path / "Procfile"),
+                    "-d",
+                    str(tmp_path),
+                    "--colour",
+                    "never",
+                    *args,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def text(self) -> str:
         return self.out.read_text(errors="replace")
@@ -50,13 +65,14 @@ class Run:
             if len(hits) >= count:
                 return hits
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                pytest.fail(f"{pattern!r} x{count} not seen (supervisor "
-                            f"rc {self.proc.poll()}); output:\n{self.text()}")
+                pytest.fail(
+                    f"{pattern!r} x{count} not seen (supervisor "
+                    f"rc {self.proc.poll()}); output:\n{self.text()}"
+                )
             time.sleep(0.05)
 
     def pids(self, name: str) -> list[int]:
-        return [int(p) for p in re.findall(rf"\| {name} (?:re)?started \(pid (\d+)",
-                                           self.text())]
+        return [int(p) for p in re.findall(rf"\| {name} (?:re)?started \(pid (\d+)", self.text())]
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
         self.proc.send_signal(sig)
@@ -111,16 +127,23 @@ def group_alive(pgid: int) -> bool:
 
 
 def test_the_procfile_and_env_file_are_read_like_honcho():
-    entries = read_procfile("# comment\n\nweb: exec gunicorn app  \n"
-                            "ready: exec banner  # once: prints the banner\n")
+    entries = read_procfile(
+        "# comment\n\nweb: exec gunicorn app  \nready: exec banner  # once: prints the banner\n"
+    )
     assert [(e.name, e.command, e.once) for e in entries] == [
-        ("web", "exec gunicorn app", False), ("ready", "exec banner", True)]
+        ("web", "exec gunicorn app", False),
+        ("ready", "exec banner", True),
+    ]
     with pytest.raises(ValueError, match="line 1"):
         read_procfile("no colon here\n")
     with pytest.raises(ValueError, match="twice"):
         read_procfile("a: x\na: y\n")
     assert read_env_file("A=1\n# c\nB='two words'\nC=x=y:z\nexport D=\"4\"\n") == {
-        "A": "1", "B": "two words", "C": "x=y:z", "D": "4"}
+        "A": "1",
+        "B": "two words",
+        "C": "x=y:z",
+        "D": "4",
+    }
 
 
 def test_backoff_doubles_to_its_limit_and_starts_over_after_a_stable_run():
@@ -150,12 +173,24 @@ def test_every_line_carries_its_process_name(run):
 
 
 def test_a_crashing_process_is_restarted_with_backoff_and_the_others_keep_running(run):
-    r = run(f"""
+    r = run(
+        f"""
         steady: {STEADY}
         flaky: {PY} -c "print('up'); raise SystemExit(3)"
-        """, "--backoff", "0.2", "--max-backoff", "0.8", "--stable-after", "30")
-    delays = r.wait_for(r"flaky crashed \(exit code 3\) after [\d.]+ s up; "
-                        r"restart #\d+ in ([\d.]+) s", count=5, timeout=30)
+        """,
+        "--backoff",
+        "0.2",
+        "--max-backoff",
+        "0.8",
+        "--stable-after",
+        "30",
+    )
+    delays = r.wait_for(
+        r"flaky crashed \(exit code 3\) after [\d.]+ s up; "
+        r"restart #\d+ in ([\d.]+) s",
+        count=5,
+        timeout=30,
+    )
     assert [float(d) for d in delays[:5]] == [0.2, 0.4, 0.8, 0.8, 0.8]
     r.wait_for(r"flaky restarted \(pid \d+, restart #4\)")
     assert len(set(r.pids("flaky"))) >= 5  # a new process each time
@@ -166,10 +201,14 @@ def test_a_crashing_process_is_restarted_with_backoff_and_the_others_keep_runnin
 
 
 def test_a_killed_process_is_logged_with_its_signal_and_comes_back(run):
-    r = run(f"""
+    r = run(
+        f"""
         a: {STEADY}
         b: {STEADY}
-        """, "--backoff", "0.1")
+        """,
+        "--backoff",
+        "0.1",
+    )
     r.wait_for(r"\| steady \d+", count=2)
     first_a, first_b = r.pids("a")[0], r.pids("b")[0]
     os.kill(first_a, signal.SIGKILL)
@@ -185,10 +224,14 @@ def test_a_killed_process_is_logged_with_its_signal_and_comes_back(run):
 
 def test_what_a_crashed_process_leaves_in_its_group_is_killed_before_the_restart(run, tmp_path):
     # the leader dies, a child of its group (like a gunicorn worker) would hold on
-    r = run(f"""
+    r = run(
+        f"""
         leader: {PY} -c "import subprocess, time; p = subprocess.Popen(['sleep', '600']); \
 print('child', p.pid, flush=True); time.sleep(0.5); raise SystemExit(1)"
-        """, "--backoff", "5")
+        """,
+        "--backoff",
+        "5",
+    )
     child = int(r.wait_for(r"leader \s*\| child (\d+)")[0])
     r.wait_for(r"leader: SIGKILL to what was left of its process group")
     deadline = time.monotonic() + 10
@@ -199,11 +242,15 @@ print('child', p.pid, flush=True); time.sleep(0.5); raise SystemExit(1)"
 
 
 def test_a_one_shot_runs_once_whatever_its_exit_and_the_stack_stays_up(run):
-    r = run(f"""
+    r = run(
+        f"""
         steady: {STEADY}
         banner: {PY} -c "print('banner')"  # once
         broken: {PY} -c "raise SystemExit(4)"  # once: fails
-        """, "--backoff", "0.1")
+        """,
+        "--backoff",
+        "0.1",
+    )
     r.wait_for(r"banner finished")
     r.wait_for(r"broken failed \(exit code 4\); it runs once: not restarted")
     time.sleep(1.0)  # ten backoff periods: nothing restarts
@@ -231,13 +278,19 @@ def test_ctrl_c_or_sigterm_stops_every_process_group_and_exits_0(run, sig):
 
 
 def test_a_process_that_ignores_sigterm_is_killed_after_the_timeout(run):
-    stubborn = (f"{PY} -c \"import os, signal, time; signal.signal(signal.SIGTERM, "
-                "signal.SIG_IGN); print('steady', os.getpid(), os.getpgid(0), flush=True); "
-                "time.sleep(600)\"")
-    r = run(f"""
+    stubborn = (
+        f'{PY} -c "import os, signal, time; signal.signal(signal.SIGTERM, '
+        "signal.SIG_IGN); print('steady', os.getpid(), os.getpgid(0), flush=True); "
+        'time.sleep(600)"'
+    )
+    r = run(
+        f"""
         stubborn: {stubborn}
         fine: {STEADY}
-        """, "--stop-timeout", "1")
+        """,
+        "--stop-timeout",
+        "1",
+    )
     groups = [int(g) for g in r.wait_for(r"\| steady \d+ (\d+)", count=2)]
     started = time.monotonic()
     assert r.stop() == 1  # not clean: something needed SIGKILL
@@ -262,12 +315,14 @@ def test_children_get_sigterm_when_the_supervisor_itself_is_killed(run):
 def test_optional_entries_run_only_when_their_variable_is_1():
     from questlog_embedded.supervise import selected
 
-    entries = read_procfile("a: run-a\n"
-                            "b: exec run-b --x  # if QUESTLOG_TRINO_ENABLED\n"
-                            "c: run-c  # once\n")
+    entries = read_procfile(
+        "a: run-a\nb: exec run-b --x  # if QUESTLOG_TRINO_ENABLED\nc: run-c  # once\n"
+    )
     assert [(e.name, e.command, e.when) for e in entries] == [
-        ("a", "run-a", None), ("b", "exec run-b --x", "QUESTLOG_TRINO_ENABLED"),
-        ("c", "run-c", None)]
+        ("a", "run-a", None),
+        ("b", "exec run-b --x", "QUESTLOG_TRINO_ENABLED"),
+        ("c", "run-c", None),
+    ]
     assert [e.name for e in selected(entries, {})] == ["a", "c"]
     assert [e.name for e in selected(entries, {"QUESTLOG_TRINO_ENABLED": "0"})] == ["a", "c"]
     assert [e.name for e in selected(entries, {"QUESTLOG_TRINO_ENABLED": "1"})] == ["a", "b", "c"]
@@ -279,6 +334,9 @@ def test_the_procfiles_optional_processes_are_hdfs_and_trino():
 
     entries = read_procfile((paths.REPO_ROOT / "embedded" / "Procfile").read_text())
     optional = {e.name: e.when for e in entries if e.when}
-    assert optional == {"hdfs": "QUESTLOG_LAKE_HDFS", "trino": "QUESTLOG_TRINO_ENABLED",
-                        "trino-sync": "QUESTLOG_TRINO_ENABLED"}
+    assert optional == {
+        "hdfs": "QUESTLOG_LAKE_HDFS",
+        "trino": "QUESTLOG_TRINO_ENABLED",
+        "trino-sync": "QUESTLOG_TRINO_ENABLED",
+    }
     assert "hdfs" not in [e.name for e in selected(entries, {"QUESTLOG_LAKE_HDFS": "0"})]

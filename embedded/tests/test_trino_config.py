@@ -11,8 +11,11 @@ from questlog_embedded import trino
 
 
 def test_the_catalog_reads_local_files_and_hdfs_through_a_file_metastore(tmp_path):
-    props = dict(line.split("=", 1) for line in
-                 trino.catalog_properties(tmp_path / "meta").splitlines() if line)
+    props = dict(
+        line.split("=", 1)
+        for line in trino.catalog_properties(tmp_path / "meta").splitlines()
+        if line
+    )
     assert props["connector.name"] == "delta_lake"
     assert props["hive.metastore"] == "file"
     assert props["hive.metastore.catalog.dir"] == f"local://{tmp_path / 'meta'}"
@@ -27,9 +30,15 @@ def test_etc_binds_loopback_and_only_the_registrar_may_register(tmp_path):
     assert "http-server.http.port=18080" in config
     assert "discovery.uri=http://127.0.0.1:18080" in config
     rules = json.loads((etc / "rules.json").read_text())
-    assert rules["procedures"] == [{"user": "questlog-registrar", "catalog": "questlog",
-                                    "schema": "system", "procedure": "register_table",
-                                    "privileges": ["EXECUTE"]}]
+    assert rules["procedures"] == [
+        {
+            "user": "questlog-registrar",
+            "catalog": "questlog",
+            "schema": "system",
+            "procedure": "register_table",
+            "privileges": ["EXECUTE"],
+        }
+    ]
     assert {"catalog": "(questlog|system)", "allow": "read-only"} in rules["catalogs"]
 
 
@@ -39,8 +48,9 @@ def test_the_readiness_catalog_is_tpch_and_only_the_probe_may_read_it(tmp_path):
     assert "questlog_ready.tiny.region" in trino.READY_SQL
     rules = json.loads((etc / "rules.json").read_text())
     readers = [rule for rule in rules["catalogs"] if "questlog_ready" in rule["catalog"]]
-    assert readers == [{"user": "questlog-ready", "catalog": "questlog_ready",
-                        "allow": "read-only"}]
+    assert readers == [
+        {"user": "questlog-ready", "catalog": "questlog_ready", "allow": "read-only"}
+    ]
     assert "tpch" in trino.PLUGINS
     assert "plugin/tpch/*" in trino.UNPACK
 

@@ -85,8 +85,10 @@ def operator_releases(namespace: str = DEFAULT_NAMESPACE) -> tuple[Release, ...]
         # The chart adds its own namespace to this list: never name "strimzi" here
         # (duplicate RoleBindings, the chart's values.yaml warns).
         values=(("watchNamespaces", f"{{{namespace}}}"),),
-        crds=tuple(Crd(f"{plural}.kafka.strimzi.io", "v1")
-                   for plural in ("kafkas", "kafkanodepools", "kafkatopics")),
+        crds=tuple(
+            Crd(f"{plural}.kafka.strimzi.io", "v1")
+            for plural in ("kafkas", "kafkanodepools", "kafkatopics")
+        ),
         deployments=("strimzi-cluster-operator",),
     )
     spark = Release(
@@ -129,8 +131,9 @@ def namespace_manifest(name: str = DEFAULT_NAMESPACE) -> dict[str, Any]:
     }
 
 
-def helm_command(release: Release, helm: str = "helm", kubeconfig: str | None = None,
-                 context: str | None = None) -> list[str]:
+def helm_command(
+    release: Release, helm: str = "helm", kubeconfig: str | None = None, context: str | None = None
+) -> list[str]:
     cmd = [helm, "upgrade", "--install", release.name, release.chart]
     if release.repo:
         cmd += ["--repo", release.repo]  # no `helm repo add`: nothing left in the user's config
@@ -145,6 +148,7 @@ def helm_command(release: Release, helm: str = "helm", kubeconfig: str | None = 
 
 
 # ---- readiness: pure functions of the objects as the API serves them ------------------
+
 
 def condition(obj: Obj, kind: str) -> Obj | None:
     """The status condition of that type, if the object has one."""
@@ -168,12 +172,16 @@ def crd_problem(crd: Obj | None, version: str) -> str | None:
         return "no Established condition yet"
     if established.get("status") != "True":
         return f"Established={established.get('status')}" + (
-            f" ({condition_reason(established)})" if condition_reason(established) else "")
-    served = [v.get("name") for v in (crd.get("spec") or {}).get("versions") or []
-              if v.get("served")]
+            f" ({condition_reason(established)})" if condition_reason(established) else ""
+        )
+    served = [
+        v.get("name") for v in (crd.get("spec") or {}).get("versions") or [] if v.get("served")
+    ]
     if version not in served:
-        return (f"serves {', '.join(served) or 'no version'}, not {version} "
-                "(CRDs of another operator version already in the cluster?)")
+        return (
+            f"serves {', '.join(served) or 'no version'}, not {version} "
+            "(CRDs of another operator version already in the cluster?)"
+        )
     return None
 
 
@@ -191,8 +199,11 @@ def deployment_problem(dep: Obj | None) -> str | None:
     ready, updated = status.get("readyReplicas", 0), status.get("updatedReplicas", 0)
     if ready >= want and updated >= want:
         return None
-    why = [f"{ready}/{want} replicas ready" if updated >= want
-           else f"rollout in progress ({updated}/{want} updated, {ready} ready)"]
+    why = [
+        f"{ready}/{want} replicas ready"
+        if updated >= want
+        else f"rollout in progress ({updated}/{want} updated, {ready} ready)"
+    ]
     failure = condition(dep, "ReplicaFailure")
     if failure is not None and failure.get("status") == "True":
         why.append(f"pods not created: {condition_reason(failure)}")  # e.g. refused by PodSecurity
@@ -216,8 +227,10 @@ def pod_problems(pods: Iterable[Obj]) -> list[str]:
             lines.append(f"pod {name}: not scheduled: {condition_reason(scheduled)}")
             continue
         before = len(lines)
-        for init, group in ((True, status.get("initContainerStatuses")),
-                                (False, status.get("containerStatuses"))):
+        for init, group in (
+            (True, status.get("initContainerStatuses")),
+            (False, status.get("containerStatuses")),
+        ):
             for cs in group or []:
                 where = f"pod {name} {'init ' if init else ''}container {cs.get('name')}"
                 state = cs.get("state") or {}
@@ -226,14 +239,18 @@ def pod_problems(pods: Iterable[Obj]) -> list[str]:
                     line = f"{where}: {condition_reason(waiting)}"
                     crashed = (cs.get("lastState") or {}).get("terminated")
                     if crashed:
-                        line += (f" (restarts {cs.get('restartCount', 0)}, "
-                                 f"last exit {crashed.get('exitCode')})")
+                        line += (
+                            f" (restarts {cs.get('restartCount', 0)}, "
+                            f"last exit {crashed.get('exitCode')})"
+                        )
                     lines.append(line)
                 elif not init and "running" in state and not cs.get("ready"):
                     lines.append(f"{where}: running, not ready (readiness probe failing)")
         if len(lines) == before and status.get("phase") not in (None, "Running"):
-            lines.append(f"pod {name}: {status.get('phase')}"
-                         + (f" ({status['reason']})" if status.get("reason") else ""))
+            lines.append(
+                f"pod {name}: {status.get('phase')}"
+                + (f" ({status['reason']})" if status.get("reason") else "")
+            )
     return lines
 
 
@@ -254,7 +271,8 @@ def statuses(cluster: Any, releases: Sequence[Release]) -> Status:
             out[crd_part(crd)] = crd_problem(cluster.crd(crd.name), crd.version)
         for name in release.deployments:
             out[deployment_part(release, name)] = deployment_problem(
-                cluster.deployment(release.namespace, name))
+                cluster.deployment(release.namespace, name)
+            )
     return out
 
 
@@ -275,10 +293,14 @@ def diagnose(cluster: Any, releases: Sequence[Release], problems: Mapping[str, s
     return out
 
 
-def wait_until_ready(check: Callable[[], Status], timeout: float, interval: float = 2.0,
-                     log: Callable[[str], None] = print,
-                     clock: Callable[[], float] | None = None,
-                     sleep: Callable[[float], None] | None = None) -> dict[str, str]:
+def wait_until_ready(
+    check: Callable[[], Status],
+    timeout: float,
+    interval: float = 2.0,
+    log: Callable[[str], None] = print,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> dict[str, str]:
     """Poll `check` until every part is ready or `timeout` seconds passed. Logs each part
     when its state changes; answers the parts still not ready (empty: all ready)."""
     clock, sleep = clock or time.monotonic, sleep or time.sleep
@@ -298,6 +320,7 @@ def wait_until_ready(check: Callable[[], Status], timeout: float, interval: floa
 
 # ---- the command ----------------------------------------------------------------------
 
+
 def find_helm(explicit: str | None = None) -> str:
     """--helm, then $HELM, then helm on PATH, then the pinned build (compiled once)."""
     chosen = explicit or os.environ.get("HELM")
@@ -311,12 +334,21 @@ def find_helm(explicit: str | None = None) -> str:
     return str(tools.path("helm"))
 
 
-def plan(namespace: str, releases: Sequence[Release], helm: str = "helm",
-         kubeconfig: str | None = None, context: str | None = None) -> str:
+def plan(
+    namespace: str,
+    releases: Sequence[Release],
+    helm: str = "helm",
+    kubeconfig: str | None = None,
+    context: str | None = None,
+) -> str:
     """What a run would do, as text a user can read or paste (the --dry-run output)."""
-    lines = [f"# 1. the {namespace} namespace (restricted Pod Security Standard)", "---",
-             yaml.safe_dump(namespace_manifest(namespace), sort_keys=False).rstrip(), "---",
-             "# 2. the operators, each its own Helm release"]
+    lines = [
+        f"# 1. the {namespace} namespace (restricted Pod Security Standard)",
+        "---",
+        yaml.safe_dump(namespace_manifest(namespace), sort_keys=False).rstrip(),
+        "---",
+        "# 2. the operators, each its own Helm release",
+    ]
     lines += [shlex.join(helm_command(r, helm, kubeconfig, context)) for r in releases]
     lines.append("# 3. wait until these are ready")
     for r in releases:
@@ -326,21 +358,35 @@ def plan(namespace: str, releases: Sequence[Release], helm: str = "helm",
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="k8s/bootstrap", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--namespace", default=DEFAULT_NAMESPACE,
-                        help="questlog's namespace, watched by both operators "
-                             "(default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help="seconds to wait for the CRDs and operators after the installs "
-                             "(default: %(default).0f)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the namespace and the helm commands; touch no cluster")
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, "
-                                             "then ~/.kube/config)")
+    parser = argparse.ArgumentParser(
+        prog="k8s/bootstrap",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--namespace",
+        default=DEFAULT_NAMESPACE,
+        help="questlog's namespace, watched by both operators (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds to wait for the CRDs and operators after the installs "
+        "(default: %(default).0f)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the namespace and the helm commands; touch no cluster",
+    )
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
+    )
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
-    parser.add_argument("--helm", help="helm binary (default: $HELM, then helm on PATH, "
-                                       "then the pinned build)")
+    parser.add_argument(
+        "--helm", help="helm binary (default: $HELM, then helm on PATH, then the pinned build)"
+    )
     return parser
 
 
@@ -368,23 +414,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"[bootstrap] {shlex.join(cmd)}")
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
-                    print(f"[bootstrap] ERROR: helm could not install {release.name} "
-                          f"{release.version} (exit {proc.returncode}):\n"
-                          f"{proc.stderr.strip()}", file=sys.stderr)
+                    print(
+                        f"[bootstrap] ERROR: helm could not install {release.name} "
+                        f"{release.version} (exit {proc.returncode}):\n"
+                        f"{proc.stderr.strip()}",
+                        file=sys.stderr,
+                    )
                     return 1
             print(f"[bootstrap] waiting up to {args.timeout:.0f} s for the operators")
             problems = wait_until_ready(lambda: statuses(cluster, releases), args.timeout)
             if problems:
-                print(f"[bootstrap] ERROR: not ready after {args.timeout:.0f} s:",
-                      file=sys.stderr)
+                print(f"[bootstrap] ERROR: not ready after {args.timeout:.0f} s:", file=sys.stderr)
                 for part, why in diagnose(cluster, releases, problems).items():
                     print(f"  {part}: {why}", file=sys.stderr)
                 return 1
     except (kube.KubeError, ToolError, OSError) as exc:
         print(f"[bootstrap] ERROR: {exc}", file=sys.stderr)
         return 1
-    print(f"[bootstrap] ready: Strimzi {STRIMZI_VERSION} and Spark Operator "
-          f"{SPARK_OPERATOR_VERSION} watch namespace {args.namespace}")
+    print(
+        f"[bootstrap] ready: Strimzi {STRIMZI_VERSION} and Spark Operator "
+        f"{SPARK_OPERATOR_VERSION} watch namespace {args.namespace}"
+    )
     return 0
 
 

@@ -44,8 +44,12 @@ RELEASE = "questlog"
 NAMESPACE = "questlog"
 # skaffold runs: (label, extra args)
 SKAFFOLD_RUNS: tuple[tuple[str, list[str]], ...] = (
-    ("default", []), ("kind", ["-p", "kind"]), ("minikube", ["-p", "minikube"]),
-    ("locust", ["-m", "locust"]), ("locust-kind", ["-m", "locust", "-p", "kind"]))
+    ("default", []),
+    ("kind", ["-p", "kind"]),
+    ("minikube", ["-p", "minikube"]),
+    ("locust", ["-m", "locust"]),
+    ("locust-kind", ["-m", "locust", "-p", "kind"]),
+)
 
 
 class CheckError(RuntimeError):
@@ -71,8 +75,9 @@ def scenario_name(values: Path | None) -> str:
     return "chart defaults" if values is None else values.name.removesuffix("-values.yaml")
 
 
-def _run(cmd: list[str], env: dict[str, str] | None = None,
-         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
 
 
@@ -80,12 +85,23 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return _run([str(tools.path("helm")), *args])
 
 
-def render(values: Iterable[Path] = (), release: str = RELEASE, namespace: str = NAMESPACE,
-           sets: Iterable[str] = ()) -> str:
+def render(
+    values: Iterable[Path] = (),
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+    sets: Iterable[str] = (),
+) -> str:
     """`helm template` of the chart, as one YAML stream (hooks such as the helm test
     included). Raises CheckError with helm's message when the chart does not render."""
-    args = ["template", release, str(CHART), "--namespace", namespace,
-            "--kube-version", KUBE_VERSION]
+    args = [
+        "template",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--kube-version",
+        KUBE_VERSION,
+    ]
     for path in values:
         args += ["--values", str(path)]
     for item in sets:
@@ -107,8 +123,11 @@ def lint(values: Path | None) -> list[str]:
     proc = helm(*args)
     if proc.returncode == 0:
         return []
-    lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines()
-             if "[ERROR]" in line or "[WARNING]" in line or line.startswith("Error")]
+    lines = [
+        line.strip()
+        for line in (proc.stdout + proc.stderr).splitlines()
+        if "[ERROR]" in line or "[WARNING]" in line or line.startswith("Error")
+    ]
     return [f"helm lint: {line}" for line in lines] or [f"helm lint: exit {proc.returncode}"]
 
 
@@ -125,8 +144,14 @@ def spark_pod_templates(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any
                 continue
             meta = dict(template.get("metadata") or {})
             meta["name"] = f"{obj['metadata']['name']}-{role}-template"
-            pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-                         "spec": template.get("spec") or {}})
+            pods.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": meta,
+                    "spec": template.get("spec") or {},
+                }
+            )
     return pods
 
 
@@ -134,8 +159,10 @@ def validate_objects(stream: str, objects: list[dict[str, Any]]) -> list[str]:
     found = [str(p) for p in validate.validate(stream)]
     extra = spark_pod_templates(objects)
     if extra:
-        found += [f"(SparkApplication pod template) {p}"
-                  for p in validate.validate(yaml.safe_dump_all(extra))]
+        found += [
+            f"(SparkApplication pod template) {p}"
+            for p in validate.validate(yaml.safe_dump_all(extra))
+        ]
     return found
 
 
@@ -157,17 +184,26 @@ def skaffold_env(home: Path) -> dict[str, str]:
     """skaffold with the pinned helm v3 first on PATH, no kube context, no telemetry."""
     helm_dir = str(tools.path("helm").parent)
     kubeconfig = home / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n"
-                          "users: []\ncurrent-context: ''\n")
-    return {**os.environ, "PATH": f"{helm_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(home), "KUBECONFIG": str(kubeconfig),
-            "SKAFFOLD_UPDATE_CHECK": "false", "SKAFFOLD_COLLECT_METRICS": "false"}
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\ncurrent-context: ''\n"
+    )
+    return {
+        **os.environ,
+        "PATH": f"{helm_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(home),
+        "KUBECONFIG": str(kubeconfig),
+        "SKAFFOLD_UPDATE_CHECK": "false",
+        "SKAFFOLD_COLLECT_METRICS": "false",
+    }
 
 
 # skaffold's artifacts -> the containers that must run them: what setValueTemplates wires.
-ARTIFACTS = {"questlog-api": ("Deployment", "api"), "questlog-query": ("Deployment", "query"),
-             "questlog-extractor": ("SparkApplication", "extractor"),
-             "questlog-locust": ("Deployment", "locust-master")}
+ARTIFACTS = {
+    "questlog-api": ("Deployment", "api"),
+    "questlog-query": ("Deployment", "query"),
+    "questlog-extractor": ("SparkApplication", "extractor"),
+    "questlog-locust": ("Deployment", "locust-master"),
+}
 ARTIFACT_TAG = "skaffold-check"
 SKAFFOLD_RELEASES = (RELEASE, "questlog-load")  # skaffold.yaml's two modules
 
@@ -199,8 +235,9 @@ def check_artifact_images(objects: list[dict[str, Any]]) -> list[str]:
             checked += 1
             want = f"{artifact}:{ARTIFACT_TAG}"
             if images[key] != {want}:
-                problems.append(f"{kind} {key[1]}: runs {sorted(images[key])}, "
-                                f"skaffold built {want}")
+                problems.append(
+                    f"{kind} {key[1]}: runs {sorted(images[key])}, skaffold built {want}"
+                )
     if not checked:
         problems.append("no component of skaffold's releases runs a skaffold artifact")
     return problems
@@ -209,8 +246,10 @@ def check_artifact_images(objects: list[dict[str, Any]]) -> list[str]:
 def skaffold_manifests(stdout: str) -> str:
     """skaffold render's output minus the notice lines it prints before the YAML."""
     lines = stdout.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines)
-                  if line.startswith(("apiVersion:", "---", "kind:"))), len(lines))
+    start = next(
+        (i for i, line in enumerate(lines) if line.startswith(("apiVersion:", "---", "kind:"))),
+        len(lines),
+    )
     return "".join(lines[start:])
 
 
@@ -220,30 +259,53 @@ def check_skaffold() -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="questlog-skaffold-") as tmp:
         env = skaffold_env(Path(tmp))
         artifacts = Path(tmp) / "artifacts.json"
-        artifacts.write_text(json.dumps({"builds": [
-            {"imageName": name, "tag": f"{name}:{ARTIFACT_TAG}"} for name in ARTIFACTS]}))
+        artifacts.write_text(
+            json.dumps(
+                {
+                    "builds": [
+                        {"imageName": name, "tag": f"{name}:{ARTIFACT_TAG}"} for name in ARTIFACTS
+                    ]
+                }
+            )
+        )
         _run([skaffold, "config", "set", "--global", "collect-metrics", "false"], env=env)
         diagnose = Result("skaffold diagnose")
-        proc = _run([skaffold, "diagnose", "--yaml-only", "--filename", "skaffold.yaml"],
-                    env=env, cwd=REPO_ROOT)
+        proc = _run(
+            [skaffold, "diagnose", "--yaml-only", "--filename", "skaffold.yaml"],
+            env=env,
+            cwd=REPO_ROOT,
+        )
         if proc.returncode != 0:
             diagnose.problems.append(f"skaffold diagnose: {proc.stderr.strip()[-2000:]}")
         else:
             configs = parse(proc.stdout)
             names = sorted(c.get("metadata", {}).get("name", "?") for c in configs)
             if names != ["locust", "questlog"]:
-                diagnose.problems.append(f"skaffold diagnose: modules {names}, "
-                                         "expected ['locust', 'questlog']")
+                diagnose.problems.append(
+                    f"skaffold diagnose: modules {names}, expected ['locust', 'questlog']"
+                )
             diagnose.objects = configs
         results.append(diagnose)
         for label, args in SKAFFOLD_RUNS:
             result = Result(f"skaffold render {label}")
-            proc = _run([skaffold, "render", "--offline=true", "--digest-source=none",
-                         f"--build-artifacts={artifacts}", "--filename", "skaffold.yaml",
-                         *args], env=env, cwd=REPO_ROOT)
+            proc = _run(
+                [
+                    skaffold,
+                    "render",
+                    "--offline=true",
+                    "--digest-source=none",
+                    f"--build-artifacts={artifacts}",
+                    "--filename",
+                    "skaffold.yaml",
+                    *args,
+                ],
+                env=env,
+                cwd=REPO_ROOT,
+            )
             if proc.returncode != 0:
-                result.problems.append(f"skaffold render {' '.join(args)}: "
-                                       f"{proc.stderr.strip()[-2000:]}")
+                result.problems.append(
+                    f"skaffold render {' '.join(args)}: {proc.stderr.strip()[-2000:]}"
+                )
             else:
                 manifests = skaffold_manifests(proc.stdout)
                 result.objects = parse(manifests)
@@ -255,18 +317,23 @@ def check_skaffold() -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="questlog-chart-check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="questlog-chart-check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--no-skaffold", action="store_true", help="skip the skaffold part")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
         for name in ("helm", "kubeconform", *(() if args.no_skaffold else ("skaffold",))):
             tools.path(name)
-        print(f"[chart-check] helm {tools.TOOLS['helm'].version}, kubeconform "
-              f"{tools.TOOLS['kubeconform'].version}, skaffold "
-              f"{tools.TOOLS['skaffold'].version}; Kubernetes {KUBE_VERSION} schemas",
-              flush=True)
+        print(
+            f"[chart-check] helm {tools.TOOLS['helm'].version}, kubeconform "
+            f"{tools.TOOLS['kubeconform'].version}, skaffold "
+            f"{tools.TOOLS['skaffold'].version}; Kubernetes {KUBE_VERSION} schemas",
+            flush=True,
+        )
         results = []
         for values in scenarios():
             result = check_scenario(values)
@@ -276,21 +343,25 @@ def main(argv: list[str] | None = None) -> int:
             for result in check_skaffold():
                 results.append(result)
                 _report(result)
-    except (CheckError, tools.ToolError, validate.ValidationSetupError,
-            schemas.SchemaError) as exc:
+    except (CheckError, tools.ToolError, validate.ValidationSetupError, schemas.SchemaError) as exc:
         print(f"[chart-check] ERROR: {exc}", file=sys.stderr)
         return 1
     failed = sum(len(r.problems) for r in results)
-    print(f"[chart-check] {len(results)} checks, {failed} problems "
-          f"({time.monotonic() - started:.0f} s)")
+    print(
+        f"[chart-check] {len(results)} checks, {failed} problems "
+        f"({time.monotonic() - started:.0f} s)"
+    )
     return 1 if failed else 0
 
 
 def _report(result: Result) -> None:
     counts = ", ".join(f"{kind} {n}" for kind, n in result.counts.items())
     status = "ok" if not result.problems else f"{len(result.problems)} problem(s)"
-    print(f"[chart-check] {result.scenario}: {len(result.objects)} objects: {status}"
-          + (f" ({counts})" if counts else ""), flush=True)
+    print(
+        f"[chart-check] {result.scenario}: {len(result.objects)} objects: {status}"
+        + (f" ({counts})" if counts else ""),
+        flush=True,
+    )
     for problem in result.problems:
         print(f"  {result.scenario}: {problem}", flush=True)
 

@@ -49,11 +49,11 @@ PROG = "questlog-k8s"
 DEFAULT_NAMESPACE = "questlog"
 DEFAULT_RELEASE = "questlog"
 REQUEST_TIMEOUT = 15.0  # per API request: an unreachable server is an answer, not a hang
-LOG_TARGETS = ("api", "query", "extractor", "executors", "kafka", "namenode", "datanode",
-               "locust")
+LOG_TARGETS = ("api", "query", "extractor", "executors", "kafka", "namenode", "datanode", "locust")
 
 
 # ---- reading a release ----------------------------------------------------------------
+
 
 @dataclass
 class Report:
@@ -69,16 +69,24 @@ class Report:
         return all(p.ready for p in self.parts)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"namespace": self.namespace, "release": self.release, "ready": self.ready,
-                "helm": self.helm, "parts": [p.as_dict() for p in self.parts],
-                "tables": self.tables, "notes": self.notes}
+        return {
+            "namespace": self.namespace,
+            "release": self.release,
+            "ready": self.ready,
+            "helm": self.helm,
+            "parts": [p.as_dict() for p in self.parts],
+            "tables": self.tables,
+            "notes": self.notes,
+        }
 
 
-def _helm_record(cluster: Any, namespace: str, release: str,
-                 notes: list[str]) -> dict[str, Any] | None:
+def _helm_record(
+    cluster: Any, namespace: str, release: str, notes: list[str]
+) -> dict[str, Any] | None:
     try:
         record = state.latest_helm_record(
-            cluster.secrets(namespace, {"owner": "helm", "name": release}))
+            cluster.secrets(namespace, {"owner": "helm", "name": release})
+        )
     except Unreachable:
         raise
     except KubeError as exc:  # e.g. no right to list Secrets: still report every part
@@ -88,8 +96,9 @@ def _helm_record(cluster: Any, namespace: str, release: str,
         notes.append(f"{exc}; expecting every part")
         return None
     if record is None:
-        notes.append(f"no Helm release {release!r} in namespace {namespace!r}; "
-                     "expecting every part")
+        notes.append(
+            f"no Helm release {release!r} in namespace {namespace!r}; expecting every part"
+        )
     return record
 
 
@@ -102,9 +111,13 @@ def _crd_installed(cluster: Any, kind: str) -> bool | None:
         return None
 
 
-def read_parts(cluster: Any, namespace: str, release: str, diagnose: bool = False,
-               notes: list[str] | None = None) -> tuple[dict[str, Any] | None,
-                                                        list[PartStatus]]:
+def read_parts(
+    cluster: Any,
+    namespace: str,
+    release: str,
+    diagnose: bool = False,
+    notes: list[str] | None = None,
+) -> tuple[dict[str, Any] | None, list[PartStatus]]:
     """The release's Helm record and each part's status. `diagnose` adds what the pods of
     a not-ready Deployment or StatefulSet say (one more request per such part)."""
     record = _helm_record(cluster, namespace, release, notes if notes is not None else [])
@@ -140,8 +153,9 @@ def _http_get(url: str, timeout: float = REQUEST_TIMEOUT) -> bytes:
         return response.read()
 
 
-def read_tables(cluster: Any, namespace: str, release: str,
-                query_url: str | None = None) -> dict[str, Any]:
+def read_tables(
+    cluster: Any, namespace: str, release: str, query_url: str | None = None
+) -> dict[str, Any]:
     """GET /v1/tables from the query service: through the API server's service proxy, or
     a URL the user opened (e.g. `kubectl port-forward svc/questlog-query 8000`)."""
     service = f"{state.chart_name(release, 'query')}:http"
@@ -157,12 +171,21 @@ def read_tables(cluster: Any, namespace: str, release: str,
     return {"reachable": True, "via": via, "error": None, "tables": rows}
 
 
-def report(cluster: Any, namespace: str, release: str, query_url: str | None = None,
-           diagnose: bool = True, with_tables: bool = True) -> Report:
+def report(
+    cluster: Any,
+    namespace: str,
+    release: str,
+    query_url: str | None = None,
+    diagnose: bool = True,
+    with_tables: bool = True,
+) -> Report:
     notes: list[str] = []
     record, parts = read_parts(cluster, namespace, release, diagnose, notes)
-    helm = None if record is None else {
-        k: v for k, v in state.release_status(record).detail.items() if v is not None}
+    helm = (
+        None
+        if record is None
+        else {k: v for k, v in state.release_status(record).detail.items() if v is not None}
+    )
     result = Report(namespace, release, parts, helm, notes=notes)
     if with_tables:
         if any(p.part == "query" for p in parts):
@@ -173,6 +196,7 @@ def report(cluster: Any, namespace: str, release: str, query_url: str | None = N
 
 
 # ---- the text a person reads ------------------------------------------------------------
+
 
 def freshness(seconds: float | None) -> str:
     if seconds is None:
@@ -188,31 +212,46 @@ def freshness(seconds: float | None) -> str:
 
 def _columns(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return [indent + "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)),
-                                row[-1]]).rstrip()
-            for row in rows]
+    return [
+        indent
+        + "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]
 
 
 def render(rep: Report) -> str:
     not_ready = [p for p in rep.parts if not p.ready]
-    verdict = ("ready" if not not_ready
-               else f"NOT READY ({len(not_ready)} of {len(rep.parts)} parts)")
+    verdict = (
+        "ready" if not not_ready else f"NOT READY ({len(not_ready)} of {len(rep.parts)} parts)"
+    )
     lines = [f"questlog release {rep.release!r} in namespace {rep.namespace!r}: {verdict}", ""]
-    lines += _columns([("PART", "READY", "STATUS"),
-                       *((p.part, "yes" if p.ready else "no", p.reason) for p in rep.parts)])
+    lines += _columns(
+        [
+            ("PART", "READY", "STATUS"),
+            *((p.part, "yes" if p.ready else "no", p.reason) for p in rep.parts),
+        ]
+    )
     tables = rep.tables
     if tables is not None:
         lines.append("")
         if tables["reachable"]:
             lines.append(f"tables (query service, via {tables['via']}):")
             rows = [("TABLE", "ROWS", "VERSION", "FRESHNESS")]
-            rows += [(str(t["name"]), str(t["rows"]),
-                      "-" if t["version"] is None else str(t["version"]),
-                      freshness(t["freshness_seconds"])) for t in tables["tables"]]
+            rows += [
+                (
+                    str(t["name"]),
+                    str(t["rows"]),
+                    "-" if t["version"] is None else str(t["version"]),
+                    freshness(t["freshness_seconds"]),
+                )
+                for t in tables["tables"]
+            ]
             lines += _columns(rows, "  ") if tables["tables"] else ["  (no tables)"]
         else:
-            lines.append(f"tables: the query service cannot be reached through "
-                         f"{tables['via']}: {tables['error']}")
+            lines.append(
+                f"tables: the query service cannot be reached through "
+                f"{tables['via']}: {tables['error']}"
+            )
     if rep.notes:
         lines.append("")
         lines += [f"note: {note}" for note in rep.notes]
@@ -221,10 +260,15 @@ def render(rep: Report) -> str:
 
 # ---- wait ---------------------------------------------------------------------------------
 
-def wait_for(check: Callable[[], list[PartStatus]], timeout: float, interval: float,
-             log: Callable[[str], None],
-             clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> list[PartStatus] | None:
+
+def wait_for(
+    check: Callable[[], list[PartStatus]],
+    timeout: float,
+    interval: float,
+    log: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[PartStatus] | None:
     """Poll `check` until every part is ready (answers []) or `timeout` seconds passed
     (answers the last statuses). Logs each part whose state changed. A KubeError on the
     first poll is raised (nothing to wait on); later ones are logged and polled again,
@@ -261,12 +305,12 @@ def wait_for(check: Callable[[], list[PartStatus]], timeout: float, interval: fl
 
 # ---- logs --------------------------------------------------------------------------------
 
+
 class NoPods(Exception):
     """No pod to read logs from; the message says what was looked for."""
 
 
-def _workload_pods(cluster: Any, namespace: str, kind: str, name: str
-                   ) -> list[Mapping[str, Any]]:
+def _workload_pods(cluster: Any, namespace: str, kind: str, name: str) -> list[Mapping[str, Any]]:
     read = cluster.deployment if kind == "Deployment" else cluster.statefulset
     obj = read(namespace, name)
     if obj is None:
@@ -274,13 +318,14 @@ def _workload_pods(cluster: Any, namespace: str, kind: str, name: str
     labels = state.selector(obj)
     pods = cluster.pods(namespace, labels) if labels else []
     if not pods:
-        raise NoPods(f"{kind} {name} has no pods (selector "
-                     f"{','.join(f'{k}={v}' for k, v in sorted(labels.items()))})")
+        raise NoPods(
+            f"{kind} {name} has no pods (selector "
+            f"{','.join(f'{k}={v}' for k, v in sorted(labels.items()))})"
+        )
     return pods
 
 
-def log_pods(cluster: Any, namespace: str, release: str, target: str
-             ) -> list[Mapping[str, Any]]:
+def log_pods(cluster: Any, namespace: str, release: str, target: str) -> list[Mapping[str, Any]]:
     """The pods whose logs `logs <target>` shows, by name."""
     name = state.chart_name
     if target in ("api", "query"):
@@ -289,26 +334,32 @@ def log_pods(cluster: Any, namespace: str, release: str, target: str
         pods = []
         for role in ("master", "worker"):
             with contextlib.suppress(NoPods):  # e.g. workers scaled to 0
-                pods += _workload_pods(cluster, namespace, "Deployment",
-                                       name(release, f"locust-{role}"))
+                pods += _workload_pods(
+                    cluster, namespace, "Deployment", name(release, f"locust-{role}")
+                )
         if not pods:
-            raise NoPods(f"no Locust pods (Deployments {name(release, 'locust-master')}, "
-                         f"{name(release, 'locust-worker')}) in namespace {namespace}")
+            raise NoPods(
+                f"no Locust pods (Deployments {name(release, 'locust-master')}, "
+                f"{name(release, 'locust-worker')}) in namespace {namespace}"
+            )
     elif target in ("namenode", "datanode"):
-        pods = _workload_pods(cluster, namespace, "StatefulSet",
-                              name(release, f"hdfs-{target}"))
+        pods = _workload_pods(cluster, namespace, "StatefulSet", name(release, f"hdfs-{target}"))
     elif target == "kafka":
         cluster_name = name(release, "kafka")
         pods = cluster.pods(namespace, state.kafka_labels(cluster_name))
         if not pods:
-            raise NoPods(f"no broker pods of Kafka {cluster_name} in namespace {namespace} "
-                         "(Strimzi creates them once it reconciles the Kafka)")
+            raise NoPods(
+                f"no broker pods of Kafka {cluster_name} in namespace {namespace} "
+                "(Strimzi creates them once it reconciles the Kafka)"
+            )
     elif target == "executors":
         app = name(release, "extractor")
         pods = cluster.pods(namespace, state.executor_labels(app))
         if not pods:
-            raise NoPods(f"no executor pods of SparkApplication {app} in namespace "
-                         f"{namespace} (its driver starts them once it runs)")
+            raise NoPods(
+                f"no executor pods of SparkApplication {app} in namespace "
+                f"{namespace} (its driver starts them once it runs)"
+            )
     elif target == "extractor":
         pods = [_driver_pod(cluster, namespace, name(release, "extractor"))]
     else:
@@ -329,8 +380,10 @@ def _driver_pod(cluster: Any, namespace: str, app_name: str) -> Mapping[str, Any
         if app is None:
             raise NoPods(f"SparkApplication {app_name} not found in namespace {namespace}")
         app_state = ((app.get("status") or {}).get("applicationState") or {}).get("state")
-        raise NoPods(f"no driver pod of SparkApplication {app_name} "
-                     f"(state {app_state or 'not submitted yet'})")
+        raise NoPods(
+            f"no driver pod of SparkApplication {app_name} "
+            f"(state {app_state or 'not submitted yet'})"
+        )
     return driver
 
 
@@ -347,8 +400,16 @@ class _Printer:
             self._stream.flush()
 
 
-def show_logs(cluster: Any, namespace: str, pods: Sequence[Mapping[str, Any]], follow: bool,
-              tail: int | None, prefix: bool, out: Any, err: TextIO) -> int:
+def show_logs(
+    cluster: Any,
+    namespace: str,
+    pods: Sequence[Mapping[str, Any]],
+    follow: bool,
+    tail: int | None,
+    prefix: bool,
+    out: Any,
+    err: TextIO,
+) -> int:
     """Every pod's log; with `follow`, all at once until they end or Ctrl-C. Answers 1 if
     the server refused any of them (its message on stderr, naming the pod)."""
     printer = _Printer(out)
@@ -360,16 +421,20 @@ def show_logs(cluster: Any, namespace: str, pods: Sequence[Mapping[str, Any]], f
         blocked = state.log_blocker(pod)
         if blocked:
             failed.append(name)
-            print(f"{PROG}: logs of pod {name} (container {container}): {blocked}", file=err,
-                  flush=True)
+            print(
+                f"{PROG}: logs of pod {name} (container {container}): {blocked}",
+                file=err,
+                flush=True,
+            )
             return
         try:
             for data in cluster.pod_log(namespace, name, container, tail, follow):
                 printer.line(head, data)
         except KubeError as exc:
             failed.append(name)
-            print(f"{PROG}: logs of pod {name} (container {container}): {exc}", file=err,
-                  flush=True)
+            print(
+                f"{PROG}: logs of pod {name} (container {container}): {exc}", file=err, flush=True
+            )
 
     if not follow or len(pods) == 1:
         for pod in pods:
@@ -386,33 +451,53 @@ def show_logs(cluster: Any, namespace: str, pods: Sequence[Mapping[str, Any]], f
 
 # ---- the command ----------------------------------------------------------------------
 
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--namespace", "-n", default=DEFAULT_NAMESPACE,
-                        help="the release's namespace (default: %(default)s)")
-    common.add_argument("--release", default=DEFAULT_RELEASE,
-                        help="the Helm release name (default: %(default)s)")
-    common.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then "
-                                             "~/.kube/config, then in-cluster)")
+    common.add_argument(
+        "--namespace",
+        "-n",
+        default=DEFAULT_NAMESPACE,
+        help="the release's namespace (default: %(default)s)",
+    )
+    common.add_argument(
+        "--release", default=DEFAULT_RELEASE, help="the Helm release name (default: %(default)s)"
+    )
+    common.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)",
+    )
     common.add_argument("--context", help="kubeconfig context (default: the current one)")
 
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     status = commands.add_parser("status", parents=[common], help="every part, once")
     status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    status.add_argument("--query-url", help="read the tables from this URL (e.g. "
-                        "http://127.0.0.1:8000 with a port-forward) instead of the API "
-                        "server's service proxy")
+    status.add_argument(
+        "--query-url",
+        help="read the tables from this URL (e.g. "
+        "http://127.0.0.1:8000 with a port-forward) instead of the API "
+        "server's service proxy",
+    )
     wait = commands.add_parser("wait", parents=[common], help="until every part is ready")
-    wait.add_argument("--timeout", type=float, default=600.0,
-                      help="seconds before giving up (default: %(default).0f)")
-    wait.add_argument("--interval", type=float, default=5.0,
-                      help="seconds between polls (default: %(default).0f)")
+    wait.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds before giving up (default: %(default).0f)",
+    )
+    wait.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between polls (default: %(default).0f)"
+    )
     logs = commands.add_parser("logs", parents=[common], help="the right pods' logs")
-    logs.add_argument("target", choices=LOG_TARGETS,
-                      help="extractor: the driver of the current run; executors: all "
-                           "executors; the others: every pod of the component")
+    logs.add_argument(
+        "target",
+        choices=LOG_TARGETS,
+        help="extractor: the driver of the current run; executors: all "
+        "executors; the others: every pod of the component",
+    )
     logs.add_argument("--follow", "-f", action="store_true", help="stream until Ctrl-C")
     logs.add_argument("--tail", type=int, help="only the last N lines of each pod")
     return parser
@@ -446,15 +531,16 @@ def _wait(cluster: Any, args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"[wait] {msg}", flush=True)
 
-    log(f"release {args.release!r} in namespace {args.namespace!r}, up to "
-        f"{args.timeout:g} s")
+    log(f"release {args.release!r} in namespace {args.namespace!r}, up to {args.timeout:g} s")
     left = wait_for(check, args.timeout, args.interval, log)
     if left == []:
         log("every part is ready")
         return 0
     if left is None:
-        print(f"{PROG}: not ready after {args.timeout:g} s: the cluster could not be read",
-              file=sys.stderr)
+        print(
+            f"{PROG}: not ready after {args.timeout:g} s: the cluster could not be read",
+            file=sys.stderr,
+        )
         return 2
     # the final word says what the pods of each not-ready workload say
     _, left = read_parts(cluster, args.namespace, args.release, diagnose=True)
@@ -476,8 +562,9 @@ def _logs(cluster: Any, args: argparse.Namespace) -> int:
     if out is None:  # a text stream without bytes (a test's capture)
         out = _TextBytes(sys.stdout)
     try:
-        return show_logs(cluster, args.namespace, pods, args.follow, args.tail, prefix,
-                         out, sys.stderr)
+        return show_logs(
+            cluster, args.namespace, pods, args.follow, args.tail, prefix, out, sys.stderr
+        )
     except KeyboardInterrupt:
         return 0
 

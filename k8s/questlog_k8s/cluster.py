@@ -87,26 +87,41 @@ def _openssl(*args: str, cwd: Path) -> None:
     openssl = shutil.which("openssl")
     if openssl is None:
         raise ClusterError("openssl not found: it makes the control plane's certificates")
-    proc = subprocess.run([openssl, *args], cwd=cwd, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run([openssl, *args], cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ClusterError(f"openssl {args[0]} failed: {proc.stderr.strip()[-2000:]}")
 
 
 def _ec_key(name: str, cwd: Path) -> None:
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-out", name, cwd=cwd)
+    _openssl(
+        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name, cwd=cwd
+    )
 
 
 def _signed_cert(name: str, subject: str, extensions: str, cwd: Path) -> None:
     """<name>.key and <name>.crt, signed by ca.key for 10 years."""
     _ec_key(f"{name}.key", cwd)
-    _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr",
-             cwd=cwd)
+    _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr", cwd=cwd)
     (cwd / f"{name}.ext").write_text(extensions)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-set_serial", f"0x{secrets.token_hex(16)}", "-days", "3650",
-             "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=cwd)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        f"0x{secrets.token_hex(16)}",
+        "-days",
+        "3650",
+        "-extfile",
+        f"{name}.ext",
+        "-out",
+        f"{name}.crt",
+        cwd=cwd,
+    )
     (cwd / f"{name}.csr").unlink()
     (cwd / f"{name}.ext").unlink()
 
@@ -122,22 +137,49 @@ def make_pki(folder: Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".pki-", dir=folder.parent))
     _ec_key("ca.key", staging)
-    _openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=questlog-local-ca",
-             "-days", "3650", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", "ca.crt",
-             cwd=staging)
-    names = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-             "kubernetes.default.svc.cluster.local"]
+    _openssl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=questlog-local-ca",
+        "-days",
+        "3650",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-out",
+        "ca.crt",
+        cwd=staging,
+    )
+    names = [
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ]
     san = ",".join(["IP:127.0.0.1", f"IP:{SERVICE_IP}", *(f"DNS:{n}" for n in names)])
-    _signed_cert("apiserver", "/CN=kube-apiserver",
-                 "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                 f"extendedKeyUsage=serverAuth\nsubjectAltName={san}\n", staging)
-    _signed_cert("admin", f"/O=system:masters/CN={ADMIN}",
-                 "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                 "extendedKeyUsage=clientAuth\n", staging)
+    _signed_cert(
+        "apiserver",
+        "/CN=kube-apiserver",
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        f"extendedKeyUsage=serverAuth\nsubjectAltName={san}\n",
+        staging,
+    )
+    _signed_cert(
+        "admin",
+        f"/O=system:masters/CN={ADMIN}",
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+        staging,
+    )
     _ec_key("service-account.key", staging)
-    _openssl("pkey", "-in", "service-account.key", "-pubout", "-out", "service-account.pub",
-             cwd=staging)
+    _openssl(
+        "pkey", "-in", "service-account.key", "-pubout", "-out", "service-account.pub", cwd=staging
+    )
     for path in staging.iterdir():
         path.chmod(0o600)
     staging.rename(folder)
@@ -155,8 +197,13 @@ class _Process:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = log_path.open("ab")
         # Own session: a Ctrl-C in the terminal reaches only us; we stop children in order.
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -166,8 +213,10 @@ class _Process:
         return "\n".join(text[-lines:])
 
     def died(self) -> ClusterError:
-        return ClusterError(f"{self.name} exited with {self.proc.returncode}; the end of "
-                            f"{self.log_path}:\n{self.tail()}")
+        return ClusterError(
+            f"{self.name} exited with {self.proc.returncode}; the end of "
+            f"{self.log_path}:\n{self.tail()}"
+        )
 
     def stop(self) -> None:
         if self.alive():
@@ -233,24 +282,37 @@ class ControlPlane:
         started = time.monotonic()
         deadline = started + timeout
         try:
-            self._etcd = _Process("etcd", self._etcd_cmd(etcd, etcd_client, etcd_peer),
-                                  self.log_paths[0])
-            self._wait(self._etcd, f"http://127.0.0.1:{etcd_client}/health", deadline,
-                       lambda body: json.loads(body).get("health") == "true")
+            self._etcd = _Process(
+                "etcd", self._etcd_cmd(etcd, etcd_client, etcd_peer), self.log_paths[0]
+            )
+            self._wait(
+                self._etcd,
+                f"http://127.0.0.1:{etcd_client}/health",
+                deadline,
+                lambda body: json.loads(body).get("health") == "true",
+            )
             self._port = api_port
             self._write_kubeconfig()
             self._apiserver = _Process(
-                "kube-apiserver", self._apiserver_cmd(apiserver, etcd_client, api_port),
-                self.log_paths[1])
-            self._wait(self._apiserver, f"{self.server}/readyz", deadline,
-                       lambda body: body.strip() == "ok")
+                "kube-apiserver",
+                self._apiserver_cmd(apiserver, etcd_client, api_port),
+                self.log_paths[1],
+            )
+            self._wait(
+                self._apiserver,
+                f"{self.server}/readyz",
+                deadline,
+                lambda body: body.strip() == "ok",
+            )
         except BaseException:
             self.stop()
             raise
         self.start_seconds = time.monotonic() - started
-        self._logger(f"[cluster] kube-apiserver ready at {self.server} in "
-                     f"{self.start_seconds:.1f} s (etcd and kube-apiserver launched, "
-                     "/readyz ok)")
+        self._logger(
+            f"[cluster] kube-apiserver ready at {self.server} in "
+            f"{self.start_seconds:.1f} s (etcd and kube-apiserver launched, "
+            "/readyz ok)"
+        )
 
     def stop(self) -> None:
         """The API server first (its shutdown still talks to etcd), then etcd. Safe to
@@ -262,33 +324,62 @@ class ControlPlane:
 
     def problems(self) -> list[str]:
         """For each child of a started plane that exited: its name and its log's end."""
-        return [str(p.died()) for p in (self._etcd, self._apiserver)
-                if p is not None and not p.alive()]
+        return [
+            str(p.died()) for p in (self._etcd, self._apiserver) if p is not None and not p.alive()
+        ]
 
     # ---- commands
 
     def _etcd_cmd(self, binary: Path, client: int, peer: int) -> list[str]:
         client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
-        return [str(binary), "--name", "questlog", "--data-dir", str(self.base_dir / "etcd"),
-                "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
-                "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-                "--initial-cluster", f"questlog={peer_url}", "--log-level", "warn"]
+        return [
+            str(binary),
+            "--name",
+            "questlog",
+            "--data-dir",
+            str(self.base_dir / "etcd"),
+            "--listen-client-urls",
+            client_url,
+            "--advertise-client-urls",
+            client_url,
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+            "--initial-cluster",
+            f"questlog={peer_url}",
+            "--log-level",
+            "warn",
+        ]
 
     def _apiserver_cmd(self, binary: Path, etcd_client: int, port: int) -> list[str]:
         pki = self.pki
         return [
             str(binary),
-            "--etcd-servers", f"http://127.0.0.1:{etcd_client}",
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-            "--secure-port", str(port),
-            "--tls-cert-file", str(pki / "apiserver.crt"),
-            "--tls-private-key-file", str(pki / "apiserver.key"),
-            "--client-ca-file", str(pki / "ca.crt"),
-            "--service-account-key-file", str(pki / "service-account.pub"),
-            "--service-account-signing-key-file", str(pki / "service-account.key"),
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-cluster-ip-range", SERVICE_CIDR,
-            "--authorization-mode", "Node,RBAC",
+            "--etcd-servers",
+            f"http://127.0.0.1:{etcd_client}",
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(port),
+            "--tls-cert-file",
+            str(pki / "apiserver.crt"),
+            "--tls-private-key-file",
+            str(pki / "apiserver.key"),
+            "--client-ca-file",
+            str(pki / "ca.crt"),
+            "--service-account-key-file",
+            str(pki / "service-account.pub"),
+            "--service-account-signing-key-file",
+            str(pki / "service-account.key"),
+            "--service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range",
+            SERVICE_CIDR,
+            "--authorization-mode",
+            "Node,RBAC",
             # Admission: the server's default plugin set (PodSecurity, NamespaceLifecycle,
             # ServiceAccount, LimitRanger, ResourceQuota, the webhooks, ...).
             # Privileged pods allowed cluster-wide as kubeadm does, so that refusing one
@@ -296,7 +387,8 @@ class ControlPlane:
             "--allow-privileged=true",
             # The "kubernetes" service's endpoints would be 127.0.0.1, which Endpoints
             # validation refuses (loopback): keep the reconciler off rather than log errors.
-            "--endpoint-reconciler-type", "none",
+            "--endpoint-reconciler-type",
+            "none",
             "--profiling=false",
         ]
 
@@ -305,12 +397,27 @@ class ControlPlane:
             return base64.b64encode((self.pki / name).read_bytes()).decode()
 
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": CONTEXT,
-            "clusters": [{"name": CONTEXT, "cluster": {
-                "server": self.server, "certificate-authority-data": data("ca.crt")}}],
-            "users": [{"name": ADMIN, "user": {
-                "client-certificate-data": data("admin.crt"),
-                "client-key-data": data("admin.key")}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": CONTEXT,
+            "clusters": [
+                {
+                    "name": CONTEXT,
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": data("ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": ADMIN,
+                    "user": {
+                        "client-certificate-data": data("admin.crt"),
+                        "client-key-data": data("admin.key"),
+                    },
+                }
+            ],
             "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": ADMIN}}],
             "preferences": {},
         }
@@ -326,8 +433,7 @@ class ControlPlane:
         ctx.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
         return ctx
 
-    def _wait(self, proc: _Process, url: str, deadline: float,
-              ok: Callable[[str], bool]) -> None:
+    def _wait(self, proc: _Process, url: str, deadline: float, ok: Callable[[str], bool]) -> None:
         # no proxy for loopback, whatever the environment says
         handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
         if url.startswith("https:"):
@@ -348,8 +454,10 @@ class ControlPlane:
             except (OSError, ValueError) as exc:
                 last = str(exc)
             time.sleep(0.25)
-        raise ClusterError(f"{proc.name} not ready at {url} in time; last answer: {last}\n"
-                           f"the end of {proc.log_path}:\n{proc.tail()}")
+        raise ClusterError(
+            f"{proc.name} not ready at {url} in time; last answer: {last}\n"
+            f"the end of {proc.log_path}:\n{proc.tail()}"
+        )
 
     # ---- what no controller-manager does
 
@@ -363,15 +471,21 @@ class ControlPlane:
 
         with kube.connect(str(self.kubeconfig)) as api:
             kube.Cluster(api).apply_namespace(
-                {"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": name, "labels": dict(labels or {})}})
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": name, "labels": dict(labels or {})},
+                }
+            )
             try:
                 client.CoreV1Api(api).create_namespaced_service_account(
-                    name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default")))
+                    name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
+                )
             except ApiException as exc:
                 if exc.status != 409:
-                    raise ClusterError(f"creating {name}/default service account: "
-                                       f"{exc.status} {exc.body}") from exc
+                    raise ClusterError(
+                        f"creating {name}/default service account: {exc.status} {exc.body}"
+                    ) from exc
 
 
 # --------------------------------------------------------------------------- make cluster
@@ -382,14 +496,22 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="questlog-k8s-cluster", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="state folder (default: var/cluster)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="delete the folder's etcd data, certificates and logs first")
-    parser.add_argument("--timeout", type=float, default=180.0,
-                        help="seconds to wait for /readyz (default 180)")
+    parser = argparse.ArgumentParser(
+        prog="questlog-k8s-cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="state folder (default: var/cluster)"
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="delete the folder's etcd data, certificates and logs first",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=180.0, help="seconds to wait for /readyz (default 180)"
+    )
     args = parser.parse_args(argv)
     base = (args.dir or var_cluster_dir()).resolve()
     if args.fresh and base.exists():
@@ -400,12 +522,15 @@ def main(argv: list[str] | None = None) -> int:
         kubectl = tools.path("kubectl")  # built with kube-apiserver: one `go build`
         plane.start(timeout=args.timeout)
         plane.ensure_namespace("default")
-        print(f"kube-apiserver {plane.server} (etcd and kube-apiserver, no nodes)\n"
-              f"kubeconfig: {plane.kubeconfig}\n"
-              f"logs: {', '.join(str(p) for p in plane.log_paths)}\n"
-              f"kubectl: {kubectl}\n\n"
-              f"export KUBECONFIG={plane.kubeconfig}\n\n"
-              "Ctrl-C stops etcd and kube-apiserver.", flush=True)
+        print(
+            f"kube-apiserver {plane.server} (etcd and kube-apiserver, no nodes)\n"
+            f"kubeconfig: {plane.kubeconfig}\n"
+            f"logs: {', '.join(str(p) for p in plane.log_paths)}\n"
+            f"kubectl: {kubectl}\n\n"
+            f"export KUBECONFIG={plane.kubeconfig}\n\n"
+            "Ctrl-C stops etcd and kube-apiserver.",
+            flush=True,
+        )
         while not (problems := plane.problems()):
             time.sleep(1)
         print("\n".join(problems), file=sys.stderr)
@@ -447,11 +572,16 @@ def apply_crds(api: object, operators: tuple[str, ...], timeout: float = 90.0) -
                 names.append(crd["metadata"]["name"])
                 try:
                     ext.patch_custom_resource_definition(
-                        names[-1], crd, field_manager="kubectl", force=True,
-                        _content_type="application/apply-patch+yaml")
+                        names[-1],
+                        crd,
+                        field_manager="kubectl",
+                        force=True,
+                        _content_type="application/apply-patch+yaml",
+                    )
                 except ApiException as exc:
-                    raise ClusterError(f"CRD {names[-1]} from {path}: {exc.status} "
-                                       f"{exc.body}") from exc
+                    raise ClusterError(
+                        f"CRD {names[-1]} from {path}: {exc.status} {exc.body}"
+                    ) from exc
     deadline = time.monotonic() + timeout
     for name in names:
         while True:

@@ -25,13 +25,23 @@ METRIC = re.compile(r"questlog_[a-z0-9_]+")
 # a query variable's Grafana function: label_values(<series selector>, <label>)
 LABEL_VALUES = re.compile(r"^\s*label_values\((.+),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$")
 # Grafana's variables, replaced by values Prometheus would accept, to parse a query offline
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h",
-                     "$namespace": ".*"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__interval": "1m",
+    "$__range": "1h",
+    "$namespace": ".*",
+}
 # the series Prometheus stores for one exposition family of each type
-SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
-            "summary": ("", "_sum", "_count"), "gauge": ("",), "unknown": ("",),
-            "info": ("_info",), "stateset": ("",), "gaugehistogram": ("_bucket", "_gsum",
-                                                                      "_gcount")}
+SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("", "_sum", "_count"),
+    "gauge": ("",),
+    "unknown": ("",),
+    "info": ("_info",),
+    "stateset": ("",),
+    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
+}
 
 
 def files(chart: Path = CHART) -> list[Path]:
@@ -46,8 +56,12 @@ def load(chart: Path = CHART) -> Iterator[tuple[Path, dict[str, Any]]]:
 def queries(dashboard: dict[str, Any]) -> list[str]:
     """Every PromQL query: the panels' targets and the query variables' (the series
     selector inside a ``label_values(...)``)."""
-    found = [target["expr"] for panel in dashboard.get("panels", [])
-             for target in panel.get("targets", []) if target.get("expr")]
+    found = [
+        target["expr"]
+        for panel in dashboard.get("panels", [])
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable.get("type") == "query":
             query = variable.get("query")

@@ -39,15 +39,17 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> client
     """A client for the kubeconfig's context (default: $KUBECONFIG, then ~/.kube/config),
     or the pod's service account when run inside a cluster without a kubeconfig."""
     try:
-        return config.new_client_from_config(config_file=kubeconfig, context=context,
-                                             persist_config=False)
+        return config.new_client_from_config(
+            config_file=kubeconfig, context=context, persist_config=False
+        )
     except (ConfigException, FileNotFoundError) as exc:
         if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
             configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)
             return client.ApiClient(configuration)
-        raise KubeError(f"no usable kubeconfig ({exc}); pass --kubeconfig/--context or "
-                        "set KUBECONFIG") from exc
+        raise KubeError(
+            f"no usable kubeconfig ({exc}); pass --kubeconfig/--context or set KUBECONFIG"
+        ) from exc
 
 
 class Cluster:
@@ -74,12 +76,15 @@ class Cluster:
         try:
             return call(*args, **kwargs)
         except urllib3.exceptions.HTTPError as exc:
-            raise Unreachable(f"cannot reach the Kubernetes API at "
-                              f"{self._api.configuration.host}: {exc}") from exc
+            raise Unreachable(
+                f"cannot reach the Kubernetes API at {self._api.configuration.host}: {exc}"
+            ) from exc
         except ApiException as exc:
             if exc.status == 0:  # how the client reports a TLS failure: no answer either
-                raise Unreachable(f"cannot reach the Kubernetes API at "
-                                  f"{self._api.configuration.host}: {exc.reason}") from exc
+                raise Unreachable(
+                    f"cannot reach the Kubernetes API at "
+                    f"{self._api.configuration.host}: {exc.reason}"
+                ) from exc
             raise
 
     def _read(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj | None:
@@ -107,17 +112,18 @@ class Cluster:
     def pod(self, namespace: str, name: str) -> Obj | None:
         return self._read(self._core.read_namespaced_pod, name, namespace)
 
-    def custom(self, group: str, version: str, plural: str, namespace: str,
-               name: str) -> Obj | None:
+    def custom(
+        self, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> Obj | None:
         """A custom resource (Kafka, SparkApplication, ...); None also when its CRD is
         not installed (the API answers 404 for the whole resource type)."""
-        return self._read(self._custom.get_namespaced_custom_object, group, version,
-                          namespace, plural, name)
+        return self._read(
+            self._custom.get_namespaced_custom_object, group, version, namespace, plural, name
+        )
 
     def secrets(self, namespace: str, match_labels: Mapping[str, str]) -> list[Obj]:
         selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
-        found = self._read(self._core.list_namespaced_secret, namespace,
-                           label_selector=selector)
+        found = self._read(self._core.list_namespaced_secret, namespace, label_selector=selector)
         return list((found or {}).get("items") or [])
 
     def service_get(self, namespace: str, service: str, path: str) -> bytes:
@@ -125,31 +131,46 @@ class Cluster:
         (/api/v1/namespaces/N/services/<service>/proxy/<path>); `service` may name a
         port ("name:port"). A refusal (no endpoints, the backend's error) is a KubeError."""
         request = self._api.param_serialize(
-            "GET", f"/api/v1/namespaces/{{namespace}}/services/{{name}}/proxy/{path}",
+            "GET",
+            f"/api/v1/namespaces/{{namespace}}/services/{{name}}/proxy/{path}",
             path_params={"namespace": namespace, "name": service},
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
         response = self._call(self._api.call_api, *request)
         body = response.read()
         if not 200 <= response.status <= 299:
-            raise KubeError(f"the API server's proxy answered {response.status} "
-                            f"{response.reason}: {_message(body)}")
+            raise KubeError(
+                f"the API server's proxy answered {response.status} "
+                f"{response.reason}: {_message(body)}"
+            )
         return body
 
-    def pod_log(self, namespace: str, name: str, container: str | None = None,
-                tail: int | None = None, follow: bool = False) -> Iterator[bytes]:
+    def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        container: str | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> Iterator[bytes]:
         """The container's log, line by line as the server sends it. When the server cannot
         serve it (no node, the kubelet unreachable, the container not started) the
         KubeError carries the server's own message."""
-        kwargs: dict[str, Any] = {"container": container, "tail_lines": tail,
-                                  "follow": follow, "_preload_content": False}
+        kwargs: dict[str, Any] = {
+            "container": container,
+            "tail_lines": tail,
+            "follow": follow,
+            "_preload_content": False,
+        }
         if follow:
             kwargs["_request_timeout"] = None  # a quiet log is no timeout
         try:
-            response = self._call(self._core.read_namespaced_pod_log, name, namespace,
-                                  **kwargs)
+            response = self._call(self._core.read_namespaced_pod_log, name, namespace, **kwargs)
         except ApiException as exc:
-            raise KubeError(f"Kubernetes API answered {exc.status} {exc.reason}: "
-                            f"{_message(exc.body)}") from exc
+            raise KubeError(
+                f"Kubernetes API answered {exc.status} {exc.reason}: {_message(exc.body)}"
+            ) from exc
         try:
             yield from response
         except urllib3.exceptions.HTTPError as exc:

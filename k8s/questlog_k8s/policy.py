@@ -23,8 +23,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
-          "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of")
+LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of",
+)
 VERSION_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 
@@ -43,6 +48,7 @@ class Problem:
 @dataclass(frozen=True)
 class Pod:
     """One pod shape to check: where it sits in its object, and what it is."""
+
     path: str
     spec: dict[str, Any]
     long_running: bool = True  # probes expected
@@ -61,15 +67,19 @@ def pods_of(obj: dict[str, Any]) -> Iterator[Pod]:
             path = "spec"
         template = spec.get("template", {})
         # a Job's pod runs to completion: no probes expected
-        yield Pod(f"{path}.template.spec", template.get("spec") or {},
-                  long_running=kind not in ("Job", "CronJob"))
+        yield Pod(
+            f"{path}.template.spec",
+            template.get("spec") or {},
+            long_running=kind not in ("Job", "CronJob"),
+        )
     elif kind == "Pod":
         yield Pod("spec", spec)
     elif kind == "SparkApplication":
         for role in ("driver", "executor"):
             template = (spec.get(role) or {}).get("template") or {}
-            yield Pod(f"spec.{role}.template.spec", template.get("spec") or {},
-                      operator_managed=True)
+            yield Pod(
+                f"spec.{role}.template.spec", template.get("spec") or {}, operator_managed=True
+            )
 
 
 def _containers(pod: Pod) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -120,8 +130,11 @@ def _check_pod(obj: dict[str, Any], pod: Pod) -> Iterator[tuple[str, str]]:
         is_init = ".initContainers[" in where
         if pod.long_running and not is_init:
             # Spark's executors get liveness only: the driver decides whether one is used.
-            wanted = ("livenessProbe",) if where.startswith("spec.executor") else (
-                "livenessProbe", "readinessProbe")
+            wanted = (
+                ("livenessProbe",)
+                if where.startswith("spec.executor")
+                else ("livenessProbe", "readinessProbe")
+            )
             for probe in wanted:
                 if not c.get(probe):
                     yield f"{where}.{probe}", "missing"
@@ -149,8 +162,12 @@ def _check_labels(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
     elif obj.get("kind") == "Service" and isinstance(spec.get("selector"), dict):
         selectors.append(("spec.selector", spec["selector"]))
     if obj.get("kind") == "NetworkPolicy":
-        selectors.append(("spec.podSelector.matchLabels",
-                          (spec.get("podSelector") or {}).get("matchLabels") or {}))
+        selectors.append(
+            (
+                "spec.podSelector.matchLabels",
+                (spec.get("podSelector") or {}).get("matchLabels") or {},
+            )
+        )
     for field, selector in selectors:
         for label in VERSION_LABELS:
             if label in selector:
@@ -172,21 +189,27 @@ def _check_spark(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
 def _check_strimzi_kafka(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
     spec = obj.get("spec") or {}
     templates = {
-        "spec.kafka.template": ((spec.get("kafka") or {}).get("template") or {},
-                                ("kafkaContainer",)),
+        "spec.kafka.template": (
+            (spec.get("kafka") or {}).get("template") or {},
+            ("kafkaContainer",),
+        ),
         "spec.entityOperator.template": (
             (spec.get("entityOperator") or {}).get("template") or {},
-            ("topicOperatorContainer", "userOperatorContainer")),
+            ("topicOperatorContainer", "userOperatorContainer"),
+        ),
     }
     for where, (template, containers) in templates.items():
         psc = (template.get("pod") or {}).get("securityContext") or {}
-        if psc.get("runAsNonRoot") is not True or \
-                (psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        if (
+            psc.get("runAsNonRoot") is not True
+            or (psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault"
+        ):
             yield f"{where}.pod.securityContext", "must be restricted (runAsNonRoot, seccomp)"
         for name in containers:
             sc = (template.get(name) or {}).get("securityContext") or {}
-            if sc.get("allowPrivilegeEscalation") is not False or \
-                    "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+            if sc.get("allowPrivilegeEscalation") is not False or "ALL" not in (
+                (sc.get("capabilities") or {}).get("drop") or []
+            ):
                 yield f"{where}.{name}.securityContext", "must be restricted"
 
 

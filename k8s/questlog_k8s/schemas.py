@@ -124,10 +124,14 @@ def _close(node: Any) -> None:
         props = node.setdefault("properties", {})
         props.setdefault("apiVersion", {"type": "string"})
         props.setdefault("kind", {"type": "string"})
-        props.setdefault("metadata", {"type": "object",
-                                      "x-kubernetes-preserve-unknown-fields": True})
-    if (is_object and "additionalProperties" not in node
-            and node.get("x-kubernetes-preserve-unknown-fields") is not True):
+        props.setdefault(
+            "metadata", {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        )
+    if (
+        is_object
+        and "additionalProperties" not in node
+        and node.get("x-kubernetes-preserve-unknown-fields") is not True
+    ):
         node["additionalProperties"] = False
     for child in (node.get("properties") or {}).values():
         _close(child)
@@ -137,8 +141,9 @@ def _close(node: Any) -> None:
     _close(node.get("additionalProperties"))
 
 
-def crd_json_schemas(crd: dict[str, Any],
-                     object_meta: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def crd_json_schemas(
+    crd: dict[str, Any], object_meta: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """kubeconform schemas for each served version of one CRD, by file name.
 
     ``object_meta`` is a ``definitions`` mapping holding OBJECT_META (see
@@ -215,7 +220,7 @@ def _relative_refs(schema: dict[str, Any]) -> dict[str, Any]:
     for node in _ref_nodes(schema):
         ref = node["$ref"]
         if ref.startswith(_CORE_REF_PREFIX):
-            node["$ref"] = _CORE_DEFS + ref[len(_CORE_REF_PREFIX):]
+            node["$ref"] = _CORE_DEFS + ref[len(_CORE_REF_PREFIX) :]
         elif not ref.startswith("#"):
             raise SchemaError(f"unexpected $ref {ref!r} in the kubernetes-validate schemas")
     return schema
@@ -257,8 +262,9 @@ def _run(step: str, cmd: list[str], **kwargs: Any) -> str:
 class _Step:
     """One cached folder: its name, the stamp it must carry, and how to make it."""
 
-    def __init__(self, name: str, version: str, want: str,
-                 make: Callable[[Path, Log], None]) -> None:
+    def __init__(
+        self, name: str, version: str, want: str, make: Callable[[Path, Log], None]
+    ) -> None:
         self.name, self.version, self.want, self._make = name, version, want, make
 
     @property
@@ -286,8 +292,10 @@ class _Step:
                 raise SchemaError(f"{self.name} {self.version}: {exc!r}") from exc
             _publish(staging, target, self.want)
         size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) / 2**20
-        log(f"[schemas] {self.name} {self.version}: {size:.1f} MiB "
-            f"in {time.monotonic() - started:.1f} s")
+        log(
+            f"[schemas] {self.name} {self.version}: {size:.1f} MiB "
+            f"in {time.monotonic() - started:.1f} s"
+        )
         return target
 
 
@@ -296,13 +304,29 @@ def _make_kubernetes(out: Path, log: Log) -> None:
     folder = f"kubernetes_validate/kubernetes-json-schema/v{KUBERNETES_VERSION}-local-strict/"
     with tempfile.TemporaryDirectory(prefix="questlog-kv-") as tmp:
         reqs = Path(tmp) / "requirements.txt"
-        reqs.write_text(f"kubernetes-validate=={KUBERNETES_VERSION} "
-                        f"--hash=sha256:{KUBERNETES_VALIDATE_WHEEL_SHA256}\n")
+        reqs.write_text(
+            f"kubernetes-validate=={KUBERNETES_VERSION} "
+            f"--hash=sha256:{KUBERNETES_VALIDATE_WHEEL_SHA256}\n"
+        )
         log(f"[schemas] {step}: downloading the kubernetes-validate wheel from PyPI")
-        _run(f"{step} (pip download kubernetes-validate=={KUBERNETES_VERSION})",
-             [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-              "--no-deps", "--only-binary=:all:", "--require-hashes", "-r", str(reqs),
-              "-d", tmp])
+        _run(
+            f"{step} (pip download kubernetes-validate=={KUBERNETES_VERSION})",
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--require-hashes",
+                "-r",
+                str(reqs),
+                "-d",
+                tmp,
+            ],
+        )
         wheels = list(Path(tmp).glob("kubernetes_validate-*.whl"))
         if len(wheels) != 1:
             raise SchemaError(f"{step}: expected one wheel, pip left {wheels}")
@@ -319,12 +343,18 @@ def _make_kubernetes(out: Path, log: Log) -> None:
 def _go_module_dir(step: str, module: str, version: str) -> Path:
     go = shutil.which("go")
     if go is None:
-        raise SchemaError(f"{step}: go not found (the CRDs come from the Go module proxy; "
-                          "install Go 1.24 or newer)")
+        raise SchemaError(
+            f"{step}: go not found (the CRDs come from the Go module proxy; "
+            "install Go 1.24 or newer)"
+        )
     with tempfile.TemporaryDirectory(prefix="questlog-gomod-") as tmp:  # outside any go.mod
-        info = json.loads(_run(f"{step} (go mod download {module}@{version})",
-                               [go, "mod", "download", "-json", f"{module}@{version}"],
-                               cwd=tmp))
+        info = json.loads(
+            _run(
+                f"{step} (go mod download {module}@{version})",
+                [go, "mod", "download", "-json", f"{module}@{version}"],
+                cwd=tmp,
+            )
+        )
     if info.get("Error") or not info.get("Dir"):
         raise SchemaError(f"{step}: go mod download {module}@{version}: {info.get('Error')}")
     return Path(info["Dir"])
@@ -377,9 +407,11 @@ def java_home_for_strimzi() -> Path:
         if major >= STRIMZI_MIN_JAVA and (best is None or major > best[0]):
             best = (major, home)
     if best is None:
-        raise SchemaError(f"strimzi {STRIMZI_VERSION} CRDs: no JDK {STRIMZI_MIN_JAVA}+ found "
-                          "(io.strimzi classes are built for Java 21); install one (e.g. "
-                          "Temurin 25) or set QUESTLOG_STRIMZI_JAVA_HOME")
+        raise SchemaError(
+            f"strimzi {STRIMZI_VERSION} CRDs: no JDK {STRIMZI_MIN_JAVA}+ found "
+            "(io.strimzi classes are built for Java 21); install one (e.g. "
+            "Temurin 25) or set QUESTLOG_STRIMZI_JAVA_HOME"
+        )
     return best[1]
 
 
@@ -392,17 +424,46 @@ def _make_strimzi(out: Path, log: Log) -> None:
     crds = out / "crds"
     crds.mkdir()
     with tempfile.TemporaryDirectory(prefix="questlog-strimzi-") as tmp:
-        log(f"[schemas] {step}: resolving io.strimzi:api and crd-generator from Maven "
-            f"Central ({POM.name})")
-        _run(f"{step} (mvn dependency:copy-dependencies)",
-             [mvn, "-q", "-B", "-ntp", "-f", str(POM), f"-Dstrimzi.version={STRIMZI_VERSION}",
-              "dependency:copy-dependencies", f"-DoutputDirectory={tmp}"])
+        log(
+            f"[schemas] {step}: resolving io.strimzi:api and crd-generator from Maven "
+            f"Central ({POM.name})"
+        )
+        _run(
+            f"{step} (mvn dependency:copy-dependencies)",
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-ntp",
+                "-f",
+                str(POM),
+                f"-Dstrimzi.version={STRIMZI_VERSION}",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={tmp}",
+            ],
+        )
         log(f"[schemas] {step}: running io.strimzi.crdgenerator.CrdGenerator on {java}")
-        _run(f"{step} (CrdGenerator on {java})",
-             [str(java), "-cp", f"{tmp}/*", "io.strimzi.crdgenerator.CrdGenerator",
-              "--yaml", "--label", "app:strimzi", "--target-kube", "1.25+",
-              "--crd-api-version", "v1", "--api-versions", "v1", "--storage-version", "v1",
-              *(f"{cls}={crds / name}" for name, cls in STRIMZI_KINDS.items())])
+        _run(
+            f"{step} (CrdGenerator on {java})",
+            [
+                str(java),
+                "-cp",
+                f"{tmp}/*",
+                "io.strimzi.crdgenerator.CrdGenerator",
+                "--yaml",
+                "--label",
+                "app:strimzi",
+                "--target-kube",
+                "1.25+",
+                "--crd-api-version",
+                "v1",
+                "--api-versions",
+                "v1",
+                "--storage-version",
+                "v1",
+                *(f"{cls}={crds / name}" for name, cls in STRIMZI_KINDS.items()),
+            ],
+        )
     missing = [name for name in STRIMZI_KINDS if not (crds / name).is_file()]
     if missing:
         raise SchemaError(f"{step}: CrdGenerator wrote no {', '.join(missing)}")
@@ -412,20 +473,32 @@ def _make_strimzi(out: Path, log: Log) -> None:
 STEPS = {
     step.name: step
     for step in (
-        _Step("kubernetes", KUBERNETES_VERSION,
-              f"kubernetes-validate=={KUBERNETES_VERSION} "
-              f"sha256:{KUBERNETES_VALIDATE_WHEEL_SHA256} rev{CONVERTER_REVISION}",
-              _make_kubernetes),
-        _Step("spark-operator", SPARK_OPERATOR_VERSION,
-              f"{SPARK_OPERATOR_MODULE}@v{SPARK_OPERATOR_VERSION}/{SPARK_OPERATOR_CRDS}",
-              _make_spark_operator),
-        _Step("strimzi", STRIMZI_VERSION,
-              f"io.strimzi:crd-generator:{STRIMZI_VERSION} {' '.join(STRIMZI_KINDS.values())}",
-              _make_strimzi),
-        _Step("prometheus-operator", PROMETHEUS_OPERATOR_VERSION,
-              f"{PROMETHEUS_OPERATOR_MODULE}@v{PROMETHEUS_OPERATOR_VERSION} "
-              f"{' '.join(PROMETHEUS_OPERATOR_CRDS)}",
-              _make_prometheus_operator),
+        _Step(
+            "kubernetes",
+            KUBERNETES_VERSION,
+            f"kubernetes-validate=={KUBERNETES_VERSION} "
+            f"sha256:{KUBERNETES_VALIDATE_WHEEL_SHA256} rev{CONVERTER_REVISION}",
+            _make_kubernetes,
+        ),
+        _Step(
+            "spark-operator",
+            SPARK_OPERATOR_VERSION,
+            f"{SPARK_OPERATOR_MODULE}@v{SPARK_OPERATOR_VERSION}/{SPARK_OPERATOR_CRDS}",
+            _make_spark_operator,
+        ),
+        _Step(
+            "strimzi",
+            STRIMZI_VERSION,
+            f"io.strimzi:crd-generator:{STRIMZI_VERSION} {' '.join(STRIMZI_KINDS.values())}",
+            _make_strimzi,
+        ),
+        _Step(
+            "prometheus-operator",
+            PROMETHEUS_OPERATOR_VERSION,
+            f"{PROMETHEUS_OPERATOR_MODULE}@v{PROMETHEUS_OPERATOR_VERSION} "
+            f"{' '.join(PROMETHEUS_OPERATOR_CRDS)}",
+            _make_prometheus_operator,
+        ),
     )
 }
 OPERATORS = ("spark-operator", "strimzi", "prometheus-operator")
@@ -439,8 +512,7 @@ def core_schema_dir(log: Log = _stderr) -> Path:
 def crd_files(log: Log = _stderr) -> dict[str, list[Path]]:
     """The operators' CRD YAMLs, by operator ("spark-operator", "strimzi",
     "prometheus-operator"), ready to apply to an API server."""
-    return {name: sorted((STEPS[name].ensure(log) / "crds").glob("*.yaml"))
-            for name in OPERATORS}
+    return {name: sorted((STEPS[name].ensure(log) / "crds").glob("*.yaml")) for name in OPERATORS}
 
 
 def _crd_json_step() -> _Step:
@@ -464,8 +536,10 @@ def _make_crd_json(out: Path, log: Log) -> None:
                     raise SchemaError(f"converting {operator} {path.name}: {exc!r}") from exc
                 for name, schema in schemas.items():
                     if (out / name).exists():
-                        raise SchemaError(f"converting {operator} {path.name}: {name} "
-                                          "made twice (two CRDs with one kind and group label)")
+                        raise SchemaError(
+                            f"converting {operator} {path.name}: {name} "
+                            "made twice (two CRDs with one kind and group label)"
+                        )
                     (out / name).write_text(json.dumps(schema, indent=1, sort_keys=True))
                     count += 1
     log(f"[schemas] crd-json: {count} schemas")
@@ -478,23 +552,32 @@ def crd_schema_dir(log: Log = _stderr) -> Path:
 
 def schema_locations(log: Log = _stderr) -> list[str]:
     """kubeconform -schema-location values: local folders only, core first."""
-    return [str(folder / LOCATION_TEMPLATE)
-            for folder in (core_schema_dir(log), crd_schema_dir(log))]
+    return [
+        str(folder / LOCATION_TEMPLATE) for folder in (core_schema_dir(log), crd_schema_dir(log))
+    ]
 
 
 def ensure_all(log: Log = _stderr) -> dict[str, Any]:
-    return {"kubernetes": core_schema_dir(log), "crd-json": crd_schema_dir(log),
-            "crds": crd_files(log)}
+    return {
+        "kubernetes": core_schema_dir(log),
+        "crd-json": crd_schema_dir(log),
+        "crds": crd_files(log),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m questlog_k8s.schemas", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m questlog_k8s.schemas",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true",
-                      help="exit 1 if a folder is missing or stale; fetch nothing")
-    mode.add_argument("--locations", action="store_true",
-                      help="print kubeconform's -schema-location values")
+    mode.add_argument(
+        "--check", action="store_true", help="exit 1 if a folder is missing or stale; fetch nothing"
+    )
+    mode.add_argument(
+        "--locations", action="store_true", help="print kubeconform's -schema-location values"
+    )
     args = parser.parse_args(argv)
     if args.check:
         stale = [s for s in [*STEPS.values(), _crd_json_step()] if not s.fresh()]

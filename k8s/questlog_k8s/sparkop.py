@@ -57,8 +57,7 @@ from questlog_k8s import bootstrap, schemas, tools
 TOOL = "spark-operator"
 CHART = "charts/spark-operator-chart"  # inside the operator's Go module
 # the chart's files that make the controller's identity
-IDENTITY_TEMPLATES = ("templates/controller/serviceaccount.yaml",
-                      "templates/controller/rbac.yaml")
+IDENTITY_TEMPLATES = ("templates/controller/serviceaccount.yaml", "templates/controller/rbac.yaml")
 ACCOUNT_TOKEN_HOURS = 24  # a longer run needs a new kubeconfig
 # where the controller writes each submission's pod templates (fixed in the operator)
 SUBMISSIONS = Path("/tmp/spark")  # noqa: S108 (not ours to choose)
@@ -76,8 +75,10 @@ def spark_home() -> Path:
     """pyspark's package folder, found without importing pyspark."""
     spec = importlib.util.find_spec("pyspark")
     if spec is None or spec.origin is None:
-        raise OperatorError("pyspark is not installed in this environment: the operator "
-                            "needs its spark-submit and Kubernetes jars")
+        raise OperatorError(
+            "pyspark is not installed in this environment: the operator "
+            "needs its spark-submit and Kubernetes jars"
+        )
     home = Path(spec.origin).parent
     if not (home / "bin" / "spark-submit").is_file():
         raise OperatorError(f"{home} has no bin/spark-submit")
@@ -87,15 +88,18 @@ def spark_home() -> Path:
 def _run(cmd: list[str], stdin: str | None = None) -> str:
     proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise OperatorError(f"{' '.join(cmd[:4])} ... failed (exit {proc.returncode}):\n"
-                            f"{proc.stderr.strip()[-3000:]}")
+        raise OperatorError(
+            f"{' '.join(cmd[:4])} ... failed (exit {proc.returncode}):\n"
+            f"{proc.stderr.strip()[-3000:]}"
+        )
     return proc.stdout
 
 
 def _current(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The current context's cluster entry and context."""
-    context = next(c["context"] for c in config["contexts"]
-                   if c["name"] == config["current-context"])
+    context = next(
+        c["context"] for c in config["contexts"] if c["name"] == config["current-context"]
+    )
     cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
     return cluster, context
 
@@ -111,20 +115,26 @@ def identity_objects(job_namespaces: Sequence[str]) -> list[dict[str, Any]]:
     root = schemas._go_module_dir(f"{TOOL} chart", tool.module, tool.version)
     release = next(r for r in bootstrap.operator_releases() if r.chart == TOOL)
     values = {**dict(release.values), "spark.jobNamespaces": f"{{{','.join(job_namespaces)}}}"}
-    cmd = [str(tools.path("helm")), "template", release.name, str(root / CHART),
-           "--namespace", release.namespace]
+    cmd = [
+        str(tools.path("helm")),
+        "template",
+        release.name,
+        str(root / CHART),
+        "--namespace",
+        release.namespace,
+    ]
     for key, value in values.items():
         cmd += ["--set", f"{key}={value}"]
     for template in IDENTITY_TEMPLATES:
         cmd += ["--show-only", template]
     objects = [o for o in yaml.safe_load_all(_run(cmd)) if o]
-    namespace = {"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": release.namespace}}
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": release.namespace}}
     return [namespace, *objects]
 
 
-def controller_kubeconfig(admin_kubeconfig: Path, job_namespaces: Sequence[str],
-                          folder: Path) -> Path:
+def controller_kubeconfig(
+    admin_kubeconfig: Path, job_namespaces: Sequence[str], folder: Path
+) -> Path:
     """Apply the controller's identity with the admin's kubeconfig (server-side apply, so a
     second call is harmless) and write ``folder/controller.kubeconfig`` with a fresh token of
     its ServiceAccount (TokenRequest: the API server issues it, no controller needed).
@@ -134,11 +144,22 @@ def controller_kubeconfig(admin_kubeconfig: Path, job_namespaces: Sequence[str],
     none; a token works with any key type."""
     kubectl = [str(tools.path("kubectl")), "--kubeconfig", str(admin_kubeconfig)]
     objects = identity_objects(job_namespaces)
-    _run([*kubectl, "apply", "--server-side", "--field-manager=questlog-sparkop", "-f", "-"],
-         stdin=yaml.safe_dump_all(objects))
+    _run(
+        [*kubectl, "apply", "--server-side", "--field-manager=questlog-sparkop", "-f", "-"],
+        stdin=yaml.safe_dump_all(objects),
+    )
     account = next(o for o in objects if o["kind"] == "ServiceAccount")["metadata"]
-    token = _run([*kubectl, "create", "token", account["name"], "--namespace",
-                  account["namespace"], f"--duration={ACCOUNT_TOKEN_HOURS}h"]).strip()
+    token = _run(
+        [
+            *kubectl,
+            "create",
+            "token",
+            account["name"],
+            "--namespace",
+            account["namespace"],
+            f"--duration={ACCOUNT_TOKEN_HOURS}h",
+        ]
+    ).strip()
 
     admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
     cluster, _ = _current(admin)
@@ -146,10 +167,14 @@ def controller_kubeconfig(admin_kubeconfig: Path, job_namespaces: Sequence[str],
         ca = Path(cluster.pop("certificate-authority")).read_bytes()
         cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
     user = f"{account['namespace']}:{account['name']}"
-    config = {"apiVersion": "v1", "kind": "Config", "current-context": TOOL,
-              "clusters": [{"name": TOOL, "cluster": cluster}],
-              "users": [{"name": user, "user": {"token": token}}],
-              "contexts": [{"name": TOOL, "context": {"cluster": TOOL, "user": user}}]}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": TOOL,
+        "clusters": [{"name": TOOL, "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": TOOL, "context": {"cluster": TOOL, "user": user}}],
+    }
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "controller.kubeconfig"
     partial = path.with_name(f".{path.name}.partial")
@@ -189,22 +214,28 @@ class SparkOperator:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        return [str(tools.path(TOOL)), "controller", "start",
-                f"--kubeconfig={self.kubeconfig}",
-                f"--namespaces={','.join(self.namespaces)}",
-                f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
-                "--zap-encoder=json"]  # watching() reads the log
+        return [
+            str(tools.path(TOOL)),
+            "controller",
+            "start",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--namespaces={','.join(self.namespaces)}",
+            f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
+            "--zap-encoder=json",
+        ]  # watching() reads the log
 
     def environment(self) -> dict[str, str]:
         url = urllib.parse.urlsplit(self.server)
         if url.scheme != "https" or not url.hostname or not url.port:
             raise OperatorError(f"the API server must be https://host:port, not {self.server}")
-        return {**os.environ,
-                "SPARK_HOME": str(spark_home()),
-                "SPARK_USER": SPARK_USER,
-                "KUBERNETES_SERVICE_HOST": url.hostname,
-                "KUBERNETES_SERVICE_PORT": str(url.port),
-                "KUBECONFIG": str(self.kubeconfig)}
+        return {
+            **os.environ,
+            "SPARK_HOME": str(spark_home()),
+            "SPARK_USER": SPARK_USER,
+            "KUBERNETES_SERVICE_HOST": url.hostname,
+            "KUBERNETES_SERVICE_PORT": str(url.port),
+            "KUBECONFIG": str(self.kubeconfig),
+        }
 
     def start(self, timeout: float = 60.0) -> SparkOperator:
         if self._proc is not None:
@@ -213,21 +244,30 @@ class SparkOperator:
         command, env = self.command(), self.environment()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, env=env,
-                                          preexec_fn=_die_with_parent)
+            self._proc = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=_die_with_parent,
+            )
         deadline = time.monotonic() + timeout
         while not (self.ready() and self.watching()):
             if not self.alive():
                 code = self._proc.returncode
                 self._proc = None
-                raise OperatorError(f"the spark-operator controller exited with {code} while "
-                                    f"starting; the end of {self.log_path}:\n{self.log_tail()}")
+                raise OperatorError(
+                    f"the spark-operator controller exited with {code} while "
+                    f"starting; the end of {self.log_path}:\n{self.log_tail()}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise OperatorError(f"the spark-operator controller was not watching after "
-                                    f"{timeout:.0f} s; the end of {self.log_path}:\n"
-                                    f"{self.log_tail()}")
+                raise OperatorError(
+                    f"the spark-operator controller was not watching after "
+                    f"{timeout:.0f} s; the end of {self.log_path}:\n"
+                    f"{self.log_tail()}"
+                )
             time.sleep(0.3)
         return self
 
@@ -249,8 +289,10 @@ class SparkOperator:
                 entry = json.loads(line)
             except ValueError:
                 continue  # client-go's klog lines
-            if (entry.get("msg") == "Starting workers"
-                    and entry.get("controller") == "sparkapplication"):
+            if (
+                entry.get("msg") == "Starting workers"
+                and entry.get("controller") == "sparkapplication"
+            ):
                 return True
         return False
 
@@ -272,15 +314,26 @@ class SparkOperator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m questlog_k8s.sparkop",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kubeconfig", type=Path, required=True,
-                        help="an admin's kubeconfig (applies the controller's RBAC)")
-    parser.add_argument("--namespace", action="append", required=True,
-                        help="a namespace to watch (repeatable)")
-    parser.add_argument("--state", type=Path, default=Path("var/spark-operator"),
-                        help="where its kubeconfig and log go (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m questlog_k8s.sparkop",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        required=True,
+        help="an admin's kubeconfig (applies the controller's RBAC)",
+    )
+    parser.add_argument(
+        "--namespace", action="append", required=True, help="a namespace to watch (repeatable)"
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=Path("var/spark-operator"),
+        help="where its kubeconfig and log go (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     try:
         kubeconfig = controller_kubeconfig(args.kubeconfig, args.namespace, args.state)
@@ -289,8 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OperatorError, tools.ToolError, schemas.SchemaError) as exc:
         print(f"[sparkop] {exc}", file=sys.stderr)
         return 1
-    print(f"[sparkop] watching {', '.join(args.namespace)}; log: {operator.log_path}; "
-          "Ctrl-C stops", flush=True)
+    print(
+        f"[sparkop] watching {', '.join(args.namespace)}; log: {operator.log_path}; Ctrl-C stops",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while operator.alive():

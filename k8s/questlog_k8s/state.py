@@ -50,7 +50,7 @@ STRIMZI_NAME = "strimzi.io/name"
 class Part:
     """One thing `questlog-k8s status` reports: the object it reads and its name."""
 
-    name: str    # what a user types and reads: "kafka", "api"
+    name: str  # what a user types and reads: "kafka", "api"
     kind: str
     suffix: str  # the object is "<release>-<suffix>", the chart's common.nameFor
 
@@ -76,8 +76,7 @@ CUSTOM_KINDS = {
     "KafkaTopic": ("kafka.strimzi.io", "v1", "kafkatopics"),
     "SparkApplication": ("sparkoperator.k8s.io", "v1beta2", "sparkapplications"),
 }
-_OPERATOR = {"Kafka": "Strimzi", "KafkaTopic": "Strimzi topic",
-             "SparkApplication": "Spark"}
+_OPERATOR = {"Kafka": "Strimzi", "KafkaTopic": "Strimzi topic", "SparkApplication": "Spark"}
 
 
 def chart_name(release: str, suffix: str) -> str:
@@ -108,6 +107,7 @@ class PartStatus:
 
 # ---- Helm's release record: which parts this release has -----------------------------
 
+
 def helm_record(secret: Obj) -> dict[str, Any]:
     """A Helm 3 release record out of its Secret ("sh.helm.release.v1.<name>.v<n>"):
     the Secret's data holds base64 of Helm's own base64 of gzipped JSON."""
@@ -126,6 +126,7 @@ def helm_record(secret: Obj) -> dict[str, Any]:
 
 def latest_helm_record(secrets: Iterable[Obj]) -> dict[str, Any] | None:
     """The newest revision among a release's record Secrets (label owner=helm)."""
+
     def revision(secret: Obj) -> int:
         version = ((secret.get("metadata") or {}).get("labels") or {}).get("version", "0")
         return int(version) if str(version).isdigit() else 0
@@ -157,12 +158,23 @@ def release_status(record: Obj) -> PartStatus:
     info = record.get("info") or {}
     name, revision = record.get("name", "?"), record.get("version", "?")
     status = info.get("status", "unknown")
-    chart = ((record.get("chart") or {}).get("metadata") or {})
-    detail = {"revision": revision, "status": status, "chart": chart.get("version"),
-              "app_version": chart.get("appVersion"), "description": info.get("description")}
+    chart = (record.get("chart") or {}).get("metadata") or {}
+    detail = {
+        "revision": revision,
+        "status": status,
+        "chart": chart.get("version"),
+        "app_version": chart.get("appVersion"),
+        "description": info.get("description"),
+    }
     if status == "deployed":
-        return PartStatus("release", "HelmRelease", name, True,
-                          f"Helm release {name} revision {revision} deployed", detail)
+        return PartStatus(
+            "release",
+            "HelmRelease",
+            name,
+            True,
+            f"Helm release {name} revision {revision} deployed",
+            detail,
+        )
     why = f"Helm release {name} revision {revision} {status}"
     if info.get("description"):
         why += f": {info['description']}"
@@ -171,16 +183,20 @@ def release_status(record: Obj) -> PartStatus:
 
 # ---- each kind ------------------------------------------------------------------------
 
+
 def missing(part: str, kind: str, name: str, crd_installed: bool | None = None) -> PartStatus:
     why = f"{kind} {name} not found"
     if crd_installed is False:
-        why += (f" (the {crd_name(kind)} CRD is not installed: install the "
-                f"{_OPERATOR[kind].split()[0]} operator, see k8s/bootstrap)")
+        why += (
+            f" (the {crd_name(kind)} CRD is not installed: install the "
+            f"{_OPERATOR[kind].split()[0]} operator, see k8s/bootstrap)"
+        )
     return PartStatus(part, kind, name, False, why)
 
 
-def strimzi_status(part: str, kind: str, name: str, obj: Obj | None,
-                   crd_installed: bool | None = None) -> PartStatus:
+def strimzi_status(
+    part: str, kind: str, name: str, obj: Obj | None, crd_installed: bool | None = None
+) -> PartStatus:
     """A Kafka or KafkaTopic: ready when Strimzi says Ready=True for its latest spec."""
     if obj is None:
         return missing(part, kind, name, crd_installed)
@@ -188,29 +204,50 @@ def strimzi_status(part: str, kind: str, name: str, obj: Obj | None,
     spec = obj.get("spec") or {}
     detail: dict[str, Any] = {}
     if kind == "KafkaTopic":
-        detail = {"topic": status.get("topicName") or spec.get("topicName") or name,
-                  "partitions": spec.get("partitions"), "replicas": spec.get("replicas")}
+        detail = {
+            "topic": status.get("topicName") or spec.get("topicName") or name,
+            "partitions": spec.get("partitions"),
+            "replicas": spec.get("replicas"),
+        }
     else:
-        detail = {"kafka_version": status.get("kafkaVersion"),
-                  "bootstrap": [listener.get("bootstrapServers")
-                                for listener in status.get("listeners") or []]}
-    warnings = [_why(c) for c in status.get("conditions") or []
-                if c.get("type") == "Warning" and c.get("status") == "True"]
+        detail = {
+            "kafka_version": status.get("kafkaVersion"),
+            "bootstrap": [
+                listener.get("bootstrapServers") for listener in status.get("listeners") or []
+            ],
+        }
+    warnings = [
+        _why(c)
+        for c in status.get("conditions") or []
+        if c.get("type") == "Warning" and c.get("status") == "True"
+    ]
     if warnings:
         detail["warnings"] = warnings
     not_ready = f"{kind} {name} not Ready"
     ready = _condition(obj, "Ready")
     if not status.get("conditions"):
         namespace = (obj.get("metadata") or {}).get("namespace", "its namespace")
-        return PartStatus(part, kind, name, False,
-                          f"{not_ready}: no status yet (is the {_OPERATOR[kind]} operator "
-                          f"running and watching {namespace}?)", detail)
+        return PartStatus(
+            part,
+            kind,
+            name,
+            False,
+            f"{not_ready}: no status yet (is the {_OPERATOR[kind]} operator "
+            f"running and watching {namespace}?)",
+            detail,
+        )
     generation = (obj.get("metadata") or {}).get("generation")
     observed = status.get("observedGeneration")
     if generation is not None and observed is not None and observed < generation:
-        return PartStatus(part, kind, name, False,
-                          f"{not_ready}: the operator has not reconciled its latest spec "
-                          f"yet (generation {generation}, observed {observed})", detail)
+        return PartStatus(
+            part,
+            kind,
+            name,
+            False,
+            f"{not_ready}: the operator has not reconciled its latest spec "
+            f"yet (generation {generation}, observed {observed})",
+            detail,
+        )
     if ready is not None and ready.get("status") == "True":
         summary = f"{kind} {name} Ready"
         if kind == "KafkaTopic":
@@ -220,8 +257,14 @@ def strimzi_status(part: str, kind: str, name: str, obj: Obj | None,
         return PartStatus(part, kind, name, True, summary, detail)
     # Strimzi writes NotReady=True with the reason (Creating, or the exception) while not
     # ready; Ready=False would carry it otherwise.
-    failing = next((c for c in status.get("conditions") or []
-                    if c.get("type") != "Warning" and c.get("status") == "True"), None)
+    failing = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if c.get("type") != "Warning" and c.get("status") == "True"
+        ),
+        None,
+    )
     cond = failing or ready or {}
     why = _why(cond) or f"{cond.get('type', 'no Ready condition')}"
     return PartStatus(part, kind, name, False, f"{not_ready}: {why}", detail)
@@ -232,8 +275,9 @@ def restarts(app: Obj) -> int:
     return max(0, int((app.get("status") or {}).get("executionAttempts") or 0) - 1)
 
 
-def spark_status(part: str, name: str, app: Obj | None,
-                 crd_installed: bool | None = None) -> PartStatus:
+def spark_status(
+    part: str, name: str, app: Obj | None, crd_installed: bool | None = None
+) -> PartStatus:
     """The extractor: ready while its SparkApplication is RUNNING (its driver pod runs)."""
     kind = "SparkApplication"
     if app is None:
@@ -244,21 +288,33 @@ def spark_status(part: str, name: str, app: Obj | None,
     executors: dict[str, int] = {}
     for executor_state in (status.get("executorState") or {}).values():
         executors[executor_state] = executors.get(executor_state, 0) + 1
-    detail = {"state": state or None, "restarts": restarts(app),
-              "execution_attempts": status.get("executionAttempts", 0),
-              "submission_attempts": status.get("submissionAttempts", 0),
-              "driver": (status.get("driverInfo") or {}).get("podName"),
-              "executors": executors, "error": app_state.get("errorMessage")}
+    detail = {
+        "state": state or None,
+        "restarts": restarts(app),
+        "execution_attempts": status.get("executionAttempts", 0),
+        "submission_attempts": status.get("submissionAttempts", 0),
+        "driver": (status.get("driverInfo") or {}).get("podName"),
+        "executors": executors,
+        "error": app_state.get("errorMessage"),
+    }
     if not state:
         namespace = (app.get("metadata") or {}).get("namespace", "its namespace")
-        return PartStatus(part, kind, name, False,
-                          f"{kind} {name} not submitted yet (no state: is the Spark Operator "
-                          f"running with {namespace} in spark.jobNamespaces?)", detail)
+        return PartStatus(
+            part,
+            kind,
+            name,
+            False,
+            f"{kind} {name} not submitted yet (no state: is the Spark Operator "
+            f"running with {namespace} in spark.jobNamespaces?)",
+            detail,
+        )
     if state == "RUNNING":
         running = executors.get("RUNNING", 0)
-        summary = (f"{kind} {name} RUNNING (restarts {detail['restarts']}), driver "
-                   f"{detail['driver'] or '?'}, "
-                   f"{running} executor{'s' if running != 1 else ''} running")
+        summary = (
+            f"{kind} {name} RUNNING (restarts {detail['restarts']}), driver "
+            f"{detail['driver'] or '?'}, "
+            f"{running} executor{'s' if running != 1 else ''} running"
+        )
         return PartStatus(part, kind, name, True, summary, detail)
     again = f" (restarts {detail['restarts']})" if detail["restarts"] else ""
     why = f"{kind} {name} state {state}{again}"
@@ -313,27 +369,41 @@ def with_pods(status: PartStatus, pods: Iterable[Obj]) -> PartStatus:
     lines = pod_problems(pods)
     if status.ready or not lines:
         return status
-    return PartStatus(status.part, status.kind, status.name, False,
-                      "; ".join([status.reason, *lines]), {**status.detail, "pods": lines})
+    return PartStatus(
+        status.part,
+        status.kind,
+        status.name,
+        False,
+        "; ".join([status.reason, *lines]),
+        {**status.detail, "pods": lines},
+    )
 
 
 def selector(obj: Obj | None) -> dict[str, str]:
-    return dict((((obj or {}).get("spec") or {}).get("selector") or {}).get("matchLabels")
-                or {})
+    return dict((((obj or {}).get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
 
 
 # ---- the query service's tables --------------------------------------------------------
 
+
 def tables(payload: Any) -> list[dict[str, Any]]:
     """GET /v1/tables' rows: name, rows, version (None: not written yet), freshness."""
     if not isinstance(payload, dict) or not isinstance(payload.get("tables"), list):
-        raise ValueError("not a /v1/tables answer (no \"tables\" list)")
-    return [{"name": t.get("name"), "rows": t.get("rows"), "version": t.get("version"),
-             "freshness_seconds": t.get("freshness_seconds")}
-            for t in payload["tables"] if isinstance(t, dict)]
+        raise ValueError('not a /v1/tables answer (no "tables" list)')
+    return [
+        {
+            "name": t.get("name"),
+            "rows": t.get("rows"),
+            "version": t.get("version"),
+            "freshness_seconds": t.get("freshness_seconds"),
+        }
+        for t in payload["tables"]
+        if isinstance(t, dict)
+    ]
 
 
 # ---- logs: which pods ----------------------------------------------------------------
+
 
 def driver_labels(app_name: str) -> dict[str, str]:
     return {SPARK_ROLE: "driver", SPARK_APP_NAME: app_name}
@@ -361,9 +431,12 @@ def current_driver(app: Obj | None, pods: Sequence[Obj]) -> Obj | None:
     for pod in pods:
         if recorded and (pod.get("metadata") or {}).get("name") == recorded:
             return pod
-    current = [p for p in pods
-               if submission and ((p.get("metadata") or {}).get("labels") or {})
-               .get(SPARK_SUBMISSION_ID) == submission]
+    current = [
+        p
+        for p in pods
+        if submission
+        and ((p.get("metadata") or {}).get("labels") or {}).get(SPARK_SUBMISSION_ID) == submission
+    ]
     return max(current or pods, key=_created, default=None)
 
 

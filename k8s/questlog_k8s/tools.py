@@ -50,8 +50,7 @@ class Tool:
     @property
     def recipe(self) -> tuple[str, ...]:
         """What the build depends on besides the name: tools sharing it build together."""
-        return (self.module, self.version, str(self.own_module), self.ldflags,
-                self.staging_version)
+        return (self.module, self.version, str(self.own_module), self.ldflags, self.staging_version)
 
     @property
     def binary(self) -> Path:
@@ -66,18 +65,30 @@ class Tool:
 # helm's release build stamps its version and the Kubernetes version of its client-go
 # (v0.37 -> 1.37); without them helm assumes Kubernetes 1.20 for .Capabilities and lint.
 _HELM_LDFLAGS = " ".join(
-    f"-X helm.sh/helm/v3/{var}" for var in (
-        "internal/version.version=v3.22.0", "internal/version.gitTreeState=clean",
-        "pkg/chartutil.k8sVersionMajor=1", "pkg/chartutil.k8sVersionMinor=37",
-        "pkg/lint/rules.k8sVersionMajor=1", "pkg/lint/rules.k8sVersionMinor=37"))
+    f"-X helm.sh/helm/v3/{var}"
+    for var in (
+        "internal/version.version=v3.22.0",
+        "internal/version.gitTreeState=clean",
+        "pkg/chartutil.k8sVersionMajor=1",
+        "pkg/chartutil.k8sVersionMinor=37",
+        "pkg/lint/rules.k8sVersionMajor=1",
+        "pkg/lint/rules.k8sVersionMinor=37",
+    )
+)
 
 # hack/lib/version.sh stamps both version packages; buildDate is the tag's time on the proxy.
 # Unstamped, the server reports v0.0.0-master and helm refuses the chart's kubeVersion.
 _KUBE_LDFLAGS = " ".join(
     f"-X k8s.io/{pkg}.{key}={value}"
     for pkg in ("client-go/pkg/version", "component-base/version")
-    for key, value in (("gitVersion", "v1.37.2"), ("gitMajor", "1"), ("gitMinor", "37"),
-                       ("gitTreeState", "clean"), ("buildDate", "2026-10-27T12:01:04Z")))
+    for key, value in (
+        ("gitVersion", "v1.37.2"),
+        ("gitMajor", "1"),
+        ("gitMinor", "37"),
+        ("gitTreeState", "clean"),
+        ("buildDate", "2026-10-27T12:01:04Z"),
+    )
+)
 
 # helm v3, not v4: skaffold calls `helm version --client`, which helm v4 refuses.
 TOOLS = {
@@ -85,23 +96,44 @@ TOOLS = {
     for tool in (
         Tool("helm", "helm.sh/helm/v3", "v3.22.0", "cmd/helm", ldflags=_HELM_LDFLAGS),
         Tool("kubeconform", "github.com/yannh/kubeconform", "v0.7.0", "cmd/kubeconform"),
-        Tool("skaffold", "github.com/GoogleContainerTools/skaffold/v2", "v2.16.1",
-             "cmd/skaffold", own_module=True),
+        Tool(
+            "skaffold",
+            "github.com/GoogleContainerTools/skaffold/v2",
+            "v2.16.1",
+            "cmd/skaffold",
+            own_module=True,
+        ),
         # the control plane of the cluster tests (questlog_k8s.cluster); etcd's main package
         # is its server module's root
         Tool("etcd", "go.etcd.io/etcd/server/v3", "v3.6.16", "", own_module=True),
         # same recipe: built by one `go build`, in a module whose replaces point each
         # staging module (./staging/src/k8s.io/...) at its published v0.37.2
-        *(Tool(name, "k8s.io/kubernetes", "v1.37.2", f"cmd/{name}", own_module=True,
-               ldflags=_KUBE_LDFLAGS, staging_version="v0.37.2")
-          for name in ("kube-apiserver", "kubectl")),
+        *(
+            Tool(
+                name,
+                "k8s.io/kubernetes",
+                "v1.37.2",
+                f"cmd/{name}",
+                own_module=True,
+                ldflags=_KUBE_LDFLAGS,
+                staging_version="v0.37.2",
+            )
+            for name in ("kube-apiserver", "kubectl")
+        ),
         # its go.mod pins client-go & co with replace directives; stamps as its Makefile does
-        Tool("spark-operator", "github.com/kubeflow/spark-operator/v2", "v2.5.2", "cmd/operator",
-             own_module=True, ldflags=(
-                 "-X k8s.io/component-base/version.gitVersion=v2.5.2 "
-                 "-X k8s.io/component-base/version.gitCommit="
-                 "43afb8bbd32463037d8fb6e414e252c69081882b "
-                 "-X k8s.io/component-base/version.gitTreeState=clean")),
+        Tool(
+            "spark-operator",
+            "github.com/kubeflow/spark-operator/v2",
+            "v2.5.2",
+            "cmd/operator",
+            own_module=True,
+            ldflags=(
+                "-X k8s.io/component-base/version.gitVersion=v2.5.2 "
+                "-X k8s.io/component-base/version.gitCommit="
+                "43afb8bbd32463037d8fb6e414e252c69081882b "
+                "-X k8s.io/component-base/version.gitTreeState=clean"
+            ),
+        ),
     )
 }
 
@@ -118,16 +150,17 @@ def tools_dir() -> Path:
 def _go() -> str:
     go = shutil.which("go")
     if go is None:
-        raise ToolError("go not found: the Kubernetes tools build from the Go module proxy "
-                        "(install Go 1.24 or newer)")
+        raise ToolError(
+            "go not found: the Kubernetes tools build from the Go module proxy "
+            "(install Go 1.24 or newer)"
+        )
     return go
 
 
 def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise ToolError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n"
-                        f"{proc.stderr[-4000:]}")
+        raise ToolError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc.stdout
 
 
@@ -145,7 +178,7 @@ def _replaces(gomod: str) -> list[str]:
         elif re.match(r"^replace\s*\($", line):
             in_block = True
         elif line.startswith("replace "):
-            out.append(line[len("replace "):].strip())
+            out.append(line[len("replace ") :].strip())
     return out
 
 
@@ -186,31 +219,60 @@ def build(tool: Tool, log=print) -> Path:
     names = ", ".join(t.name for t in batch)
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false -trimpath"}
     started = time.monotonic()
-    log(f"[tools] {time.strftime('%H:%M:%S')} building {names} {tool.version} from "
-        f"{tool.module} (once; cached in {tools_dir()})")
+    log(
+        f"[tools] {time.strftime('%H:%M:%S')} building {names} {tool.version} from "
+        f"{tool.module} (once; cached in {tools_dir()})"
+    )
     with tempfile.TemporaryDirectory(prefix=f"questlog-{tool.name}-") as tmp:
         outdir = Path(tmp) / "bin"
         outdir.mkdir()
         if tool.own_module:
-            info = json.loads(_run([go, "mod", "download", "-json",
-                                    f"{tool.module}@{tool.version}"], env=env))
-            replaces = [_local_replace(line, tool.staging_version)
-                        for line in _replaces(Path(info["GoMod"]).read_text())]
+            info = json.loads(
+                _run([go, "mod", "download", "-json", f"{tool.module}@{tool.version}"], env=env)
+            )
+            replaces = [
+                _local_replace(line, tool.staging_version)
+                for line in _replaces(Path(info["GoMod"]).read_text())
+            ]
             mod = Path(tmp) / "mod"
             mod.mkdir()
-            lines = ["module questlog.local/tools", "", "go 1.24", "",
-                     f"require {tool.module} {tool.version}", ""]
+            lines = [
+                "module questlog.local/tools",
+                "",
+                "go 1.24",
+                "",
+                f"require {tool.module} {tool.version}",
+                "",
+            ]
             lines += [f"replace {line}" for line in replaces if line]
             (mod / "go.mod").write_text("\n".join(lines) + "\n")
             imports = "".join(f'import _ "{t.import_path}"\n' for t in batch)
             (mod / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\n{imports}")
             _run([go, "mod", "tidy"], cwd=mod, env=env)
-            _run([go, "build", "-ldflags", tool.ldflags, "-o", f"{outdir}/",
-                  *(t.import_path for t in batch)], cwd=mod, env=env)
+            _run(
+                [
+                    go,
+                    "build",
+                    "-ldflags",
+                    tool.ldflags,
+                    "-o",
+                    f"{outdir}/",
+                    *(t.import_path for t in batch),
+                ],
+                cwd=mod,
+                env=env,
+            )
         else:
-            _run([go, "install", "-ldflags", tool.ldflags,
-                  *(f"{t.import_path}@{t.version}" for t in batch)],
-                 env={**env, "GOBIN": str(outdir)})
+            _run(
+                [
+                    go,
+                    "install",
+                    "-ldflags",
+                    tool.ldflags,
+                    *(f"{t.import_path}@{t.version}" for t in batch),
+                ],
+                env={**env, "GOBIN": str(outdir)},
+            )
         for t in batch:
             built = outdir / _go_binary_name(t.import_path)
             t.binary.parent.mkdir(parents=True, exist_ok=True)
@@ -219,8 +281,10 @@ def build(tool: Tool, log=print) -> Path:
             partial = t.binary.with_name(f".{t.name}.partial")
             shutil.move(str(built), partial)
             partial.replace(t.binary)
-    log(f"[tools] {time.strftime('%H:%M:%S')} {names} {tool.version} built in "
-        f"{time.monotonic() - started:.0f} s")
+    log(
+        f"[tools] {time.strftime('%H:%M:%S')} {names} {tool.version} built in "
+        f"{time.monotonic() - started:.0f} s"
+    )
     return tool.binary
 
 
@@ -229,10 +293,14 @@ def path(name: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="questlog-k8s-tools", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="TOOL",
-                        help=f"some of: {', '.join(TOOLS)} (default: all)")
+    parser = argparse.ArgumentParser(
+        prog="questlog-k8s-tools",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "names", nargs="*", metavar="TOOL", help=f"some of: {', '.join(TOOLS)} (default: all)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a tool is missing")
     args = parser.parse_args(argv)
     names = args.names or list(TOOLS)

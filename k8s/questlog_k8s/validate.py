@@ -54,8 +54,9 @@ class Problem:
     source: str = ""  # Helm's "# Source:" template, else "document N" of the stream
 
     def __str__(self) -> str:
-        obj = f"{self.kind or '?'} {self.namespace + '/' if self.namespace else ''}" \
-              f"{self.name or '?'}"
+        obj = (
+            f"{self.kind or '?'} {self.namespace + '/' if self.namespace else ''}{self.name or '?'}"
+        )
         where = f"{self.path}: " if self.path else ""
         return f"{obj} ({self.source}): {where}{self.message}"
 
@@ -87,8 +88,15 @@ def _describe(index: int, text: str) -> _Document:
         return _Document(index, text, source=source)
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, dict) else {}
-    return _Document(index, text, str(obj.get("kind") or ""), str(obj.get("apiVersion") or ""),
-                     str(meta.get("namespace") or ""), str(meta.get("name") or ""), source)
+    return _Document(
+        index,
+        text,
+        str(obj.get("kind") or ""),
+        str(obj.get("apiVersion") or ""),
+        str(meta.get("namespace") or ""),
+        str(meta.get("name") or ""),
+        source,
+    )
 
 
 def field_path(pointer: str) -> str:
@@ -110,14 +118,26 @@ def problems_from_result(result: dict, doc: _Document) -> list[Problem]:
     name = result.get("name") or doc.name
 
     def problem(path: str, message: str) -> Problem:
-        return Problem(kind, result.get("version") or doc.api_version, doc.namespace, name,
-                       path, message, doc.source)
+        return Problem(
+            kind,
+            result.get("version") or doc.api_version,
+            doc.namespace,
+            name,
+            path,
+            message,
+            doc.source,
+        )
 
     msg = result.get("msg") or result.get("status", "invalid")
     if msg.startswith("could not find schema"):
-        return [problem("", f"no schema for {result.get('version') or doc.api_version} {kind}: "
-                            f"neither a Kubernetes {schemas.KUBERNETES_VERSION} kind nor one "
-                            "of the operators' CRDs in questlog_k8s.schemas")]
+        return [
+            problem(
+                "",
+                f"no schema for {result.get('version') or doc.api_version} {kind}: "
+                f"neither a Kubernetes {schemas.KUBERNETES_VERSION} kind nor one "
+                "of the operators' CRDs in questlog_k8s.schemas",
+            )
+        ]
     leaves = [(field_path(m["path"]), m["msg"].strip()) for m in _LEAF.finditer(msg)]
     leaves = [(p, m) for p, m in leaves if m != "validation failed"]  # inner nodes of the tree
     if not leaves:
@@ -134,8 +154,15 @@ def problems_from_result(result: dict, doc: _Document) -> list[Problem]:
 
 
 def kubeconform_command(files: list[Path]) -> list[str]:
-    cmd = [str(tools.path("kubeconform")), "-strict", "-summary", "-output", "json",
-           "-kubernetes-version", schemas.KUBERNETES_VERSION]
+    cmd = [
+        str(tools.path("kubeconform")),
+        "-strict",
+        "-summary",
+        "-output",
+        "json",
+        "-kubernetes-version",
+        schemas.KUBERNETES_VERSION,
+    ]
     for location in schemas.schema_locations():
         cmd += ["-schema-location", location]
     return cmd + [str(f) for f in files]
@@ -158,21 +185,28 @@ def validate(manifests_yaml: str) -> list[Problem]:
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
-        raise ValidationSetupError(f"kubeconform gave no JSON report (exit {proc.returncode}):"
-                                   f"\n{proc.stderr[-2000:] or proc.stdout[-2000:]}") from exc
+        raise ValidationSetupError(
+            f"kubeconform gave no JSON report (exit {proc.returncode}):"
+            f"\n{proc.stderr[-2000:] or proc.stdout[-2000:]}"
+        ) from exc
     found: list[tuple[int, Problem]] = []
     for result in report.get("resources", []):
         doc = files.get(result.get("filename", ""), _Document(-1, "", source="?"))
         found += [(doc.index, p) for p in problems_from_result(result, doc)]
     if proc.returncode != 0 and not found:
-        raise ValidationSetupError(f"kubeconform failed (exit {proc.returncode}) without "
-                                   f"naming a resource:\n{proc.stderr[-2000:]}")
+        raise ValidationSetupError(
+            f"kubeconform failed (exit {proc.returncode}) without "
+            f"naming a resource:\n{proc.stderr[-2000:]}"
+        )
     return [p for _, p in sorted(found, key=lambda f: (f[0], f[1].name, f[1].path))]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m questlog_k8s.validate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m questlog_k8s.validate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("file", metavar="FILE|-", help="rendered manifests; - reads stdin")
     args = parser.parse_args(argv)
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()

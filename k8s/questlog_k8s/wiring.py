@@ -66,8 +66,9 @@ def _secrets(objects: Iterable[dict[str, Any]]) -> dict[str, dict[str, str]]:
     return out
 
 
-def resolve_env(env: list[dict[str, Any]] | None, secrets: dict[str, dict[str, str]],
-                where: str) -> dict[str, str]:
+def resolve_env(
+    env: list[dict[str, Any]] | None, secrets: dict[str, dict[str, str]], where: str
+) -> dict[str, str]:
     out: dict[str, str] = {}
     for var in env or []:
         name = var["name"]
@@ -81,8 +82,10 @@ def resolve_env(env: list[dict[str, Any]] | None, secrets: dict[str, dict[str, s
             raise WiringError(f"{where}: {name}: only value and secretKeyRef are played here")
         secret = secrets.get(ref["name"])
         if secret is None or ref["key"] not in secret:
-            raise WiringError(f"{where}: {name} refers to secret {ref['name']!r} key "
-                              f"{ref['key']!r}, which the chart does not render")
+            raise WiringError(
+                f"{where}: {name} refers to secret {ref['name']!r} key "
+                f"{ref['key']!r}, which the chart does not render"
+            )
         out[name] = secret[ref["key"]]
     return out
 
@@ -106,12 +109,14 @@ def _pod_container(obj: dict[str, Any], name: str | None = None) -> dict[str, An
 
 def containers(objects: list[dict[str, Any]], release: str) -> dict[str, Container]:
     secrets = _secrets(objects)
-    wanted = {("Deployment", f"{release}-api"): "api",
-              ("Deployment", f"{release}-query"): "query",
-              ("Deployment", f"{release}-locust-master"): "locust-master",
-              ("Deployment", f"{release}-locust-worker"): "locust-worker",
-              ("Job", f"{release}-test-ingest"): "helm-test",
-              ("CronJob", f"{release}-extractor-compact"): "compact"}
+    wanted = {
+        ("Deployment", f"{release}-api"): "api",
+        ("Deployment", f"{release}-query"): "query",
+        ("Deployment", f"{release}-locust-master"): "locust-master",
+        ("Deployment", f"{release}-locust-worker"): "locust-worker",
+        ("Job", f"{release}-test-ingest"): "helm-test",
+        ("CronJob", f"{release}-extractor-compact"): "compact",
+    }
     # sidecars: (kind, name) -> (container, workload); the Trino pod's own container runs
     # the image's entrypoint with files, not a questlog process
     sidecars = {("Deployment", f"{release}-trino"): ("registrar", "trino-registrar")}
@@ -123,17 +128,31 @@ def containers(objects: list[dict[str, Any]], release: str) -> dict[str, Contain
             container, workload = sidecars[key] if key in sidecars else (None, wanted[key])
             c = _pod_container(obj, container)
             found[workload] = Container(
-                workload, (*c.get("command", ()), *c.get("args", ())),
-                resolve_env(c.get("env"), secrets, where))
+                workload,
+                (*c.get("command", ()), *c.get("args", ())),
+                resolve_env(c.get("env"), secrets, where),
+            )
         elif key == ("SparkApplication", f"{release}-extractor"):
             spec = obj["spec"]
             driver = spec["driver"]["template"]["spec"]["containers"][0]
-            confs = [arg for k, v in (spec.get("sparkConf") or {}).items()
-                     for arg in ("--conf", f"{k}={v}")]
-            command = ("spark-submit", "--master", K8S_MASTER, "--deploy-mode", spec["mode"],
-                       *confs, spec["mainApplicationFile"], *spec.get("arguments", ()))
-            found["extractor"] = Container("extractor", command,
-                                           resolve_env(driver.get("env"), secrets, where))
+            confs = [
+                arg
+                for k, v in (spec.get("sparkConf") or {}).items()
+                for arg in ("--conf", f"{k}={v}")
+            ]
+            command = (
+                "spark-submit",
+                "--master",
+                K8S_MASTER,
+                "--deploy-mode",
+                spec["mode"],
+                *confs,
+                spec["mainApplicationFile"],
+                *spec.get("arguments", ()),
+            )
+            found["extractor"] = Container(
+                "extractor", command, resolve_env(driver.get("env"), secrets, where)
+            )
     return found
 
 
@@ -147,8 +166,7 @@ def _pattern(mapping: Mapping) -> re.Pattern[str] | None:
     if not parts:
         return None
     parts.sort(key=lambda part: len(part[0]), reverse=True)
-    return re.compile("|".join(f"{before}{re.escape(key)}(?![\\w.-])"
-                               for key, before in parts))
+    return re.compile("|".join(f"{before}{re.escape(key)}(?![\\w.-])" for key, before in parts))
 
 
 def _rewrite(value: str, mapping: Mapping) -> str:

@@ -23,17 +23,42 @@ from questlog_k8s.bootstrap import (
 )
 
 STRIMZI_CMD = [
-    "helm", "upgrade", "--install", "strimzi",
-    "oci://quay.io/strimzi-helm/strimzi-kafka-operator", "--version", "1.2.0",
-    "--namespace", "strimzi", "--create-namespace", "--set", "watchNamespaces={questlog}",
+    "helm",
+    "upgrade",
+    "--install",
+    "strimzi",
+    "oci://quay.io/strimzi-helm/strimzi-kafka-operator",
+    "--version",
+    "1.2.0",
+    "--namespace",
+    "strimzi",
+    "--create-namespace",
+    "--set",
+    "watchNamespaces={questlog}",
 ]
 SPARK_CMD = [
-    "helm", "upgrade", "--install", "spark-operator", "spark-operator",
-    "--repo", "https://kubeflow.github.io/spark-operator", "--version", "2.5.2",
-    "--namespace", "spark-operator", "--create-namespace",
-    "--set", "spark.jobNamespaces={questlog}", "--set", "spark.serviceAccount.create=false",
-    "--set", "spark.rbac.create=false", "--set", "webhook.enable=true",
-    "--set", "controller.uiService.enable=false",
+    "helm",
+    "upgrade",
+    "--install",
+    "spark-operator",
+    "spark-operator",
+    "--repo",
+    "https://kubeflow.github.io/spark-operator",
+    "--version",
+    "2.5.2",
+    "--namespace",
+    "spark-operator",
+    "--create-namespace",
+    "--set",
+    "spark.jobNamespaces={questlog}",
+    "--set",
+    "spark.serviceAccount.create=false",
+    "--set",
+    "spark.rbac.create=false",
+    "--set",
+    "webhook.enable=true",
+    "--set",
+    "controller.uiService.enable=false",
 ]
 PARTS = [
     "crd kafkas.kafka.strimzi.io",
@@ -48,36 +73,57 @@ PARTS = [
 
 def crd(name="kafkas.kafka.strimzi.io", served=("v1",), conditions=None):
     if conditions is None:
-        conditions = [{"type": "NamesAccepted", "status": "True"},
-                      {"type": "Established", "status": "True"}]
-    return {"metadata": {"name": name},
-            "spec": {"versions": [{"name": v, "served": True, "storage": i == 0}
-                                  for i, v in enumerate(served)]},
-            "status": {"conditions": conditions}}
+        conditions = [
+            {"type": "NamesAccepted", "status": "True"},
+            {"type": "Established", "status": "True"},
+        ]
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "versions": [
+                {"name": v, "served": True, "storage": i == 0} for i, v in enumerate(served)
+            ]
+        },
+        "status": {"conditions": conditions},
+    }
 
 
-def deployment(ready=1, replicas=1, updated=None, generation=1, observed=1, conditions=(),
-               labels=None):
-    status = {"observedGeneration": observed, "replicas": replicas,
-              "updatedReplicas": replicas if updated is None else updated,
-              "conditions": list(conditions)}
+def deployment(
+    ready=1, replicas=1, updated=None, generation=1, observed=1, conditions=(), labels=None
+):
+    status = {
+        "observedGeneration": observed,
+        "replicas": replicas,
+        "updatedReplicas": replicas if updated is None else updated,
+        "conditions": list(conditions),
+    }
     if ready:
         status["readyReplicas"] = ready  # the API leaves zero counts out
-    return {"metadata": {"name": "op", "generation": generation},
-            "spec": {"replicas": replicas,
-                     "selector": {"matchLabels": labels or {"app": "op"}},
-                     "template": {}},
-            "status": status}
+    return {
+        "metadata": {"name": "op", "generation": generation},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels or {"app": "op"}},
+            "template": {},
+        },
+        "status": status,
+    }
 
 
 def pod(name="op-1", phase="Running", conditions=(), containers=(), init=()):
-    return {"metadata": {"name": name},
-            "status": {"phase": phase, "conditions": list(conditions),
-                       "containerStatuses": list(containers),
-                       "initContainerStatuses": list(init)}}
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "phase": phase,
+            "conditions": list(conditions),
+            "containerStatuses": list(containers),
+            "initContainerStatuses": list(init),
+        },
+    }
 
 
 # ---- CRDs ---------------------------------------------------------------------------------
+
 
 def test_crd_established_and_serving_the_version_is_ready():
     assert crd_problem(crd(), "v1") is None
@@ -94,16 +140,21 @@ def test_crd_without_established_condition_yet():
 
 
 def test_crd_established_false_says_why():
-    cond = {"type": "Established", "status": "False", "reason": "Installing",
-            "message": "the initial names have not been accepted"}
+    cond = {
+        "type": "Established",
+        "status": "False",
+        "reason": "Installing",
+        "message": "the initial names have not been accepted",
+    }
     problem = crd_problem(crd(conditions=[cond]), "v1")
-    assert problem == ("Established=False (Installing: the initial names have not "
-                       "been accepted)")
+    assert problem == ("Established=False (Installing: the initial names have not been accepted)")
 
 
 def test_crd_established_unknown_without_reason():
-    assert crd_problem(crd(conditions=[{"type": "Established", "status": "Unknown"}]),
-                       "v1") == "Established=Unknown"
+    assert (
+        crd_problem(crd(conditions=[{"type": "Established", "status": "Unknown"}]), "v1")
+        == "Established=Unknown"
+    )
 
 
 def test_crd_of_an_older_operator_not_serving_v1():
@@ -119,6 +170,7 @@ def test_crd_version_listed_but_not_served():
 
 
 # ---- Deployments --------------------------------------------------------------------------
+
 
 def test_deployment_ready():
     assert deployment_problem(deployment(ready=1)) is None
@@ -147,7 +199,8 @@ def test_deployment_whose_latest_spec_is_not_observed_is_not_ready():
 
 def test_deployment_rollout_in_progress():
     assert deployment_problem(deployment(ready=1, replicas=1, updated=0)) == (
-        "rollout in progress (0/1 updated, 1 ready)")
+        "rollout in progress (0/1 updated, 1 ready)"
+    )
 
 
 def test_deployment_scaled_to_zero_is_not_an_operator():
@@ -155,62 +208,105 @@ def test_deployment_scaled_to_zero_is_not_an_operator():
 
 
 def test_deployment_says_why_its_pods_are_not_created():
-    refused = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
-               "message": 'pods "op-1" is forbidden: violates PodSecurity "restricted:latest"'}
-    stuck = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-             "message": 'ReplicaSet "op-1" has timed out progressing.'}
+    refused = {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "reason": "FailedCreate",
+        "message": 'pods "op-1" is forbidden: violates PodSecurity "restricted:latest"',
+    }
+    stuck = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "op-1" has timed out progressing.',
+    }
     problem = deployment_problem(deployment(ready=0, conditions=[refused, stuck]))
-    assert problem == ('0/1 replicas ready; pods not created: FailedCreate: pods "op-1" is '
-                       'forbidden: violates PodSecurity "restricted:latest"; '
-                       'ProgressDeadlineExceeded: ReplicaSet "op-1" has timed out progressing.')
+    assert problem == (
+        '0/1 replicas ready; pods not created: FailedCreate: pods "op-1" is '
+        'forbidden: violates PodSecurity "restricted:latest"; '
+        'ProgressDeadlineExceeded: ReplicaSet "op-1" has timed out progressing.'
+    )
 
 
 def test_deployment_ignores_conditions_that_are_not_failures():
-    fine = [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
-            {"type": "ReplicaFailure", "status": "False"}]
+    fine = [
+        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+        {"type": "ReplicaFailure", "status": "False"},
+    ]
     assert deployment_problem(deployment(ready=0, conditions=fine)) == "0/1 replicas ready"
 
 
 # ---- pods ---------------------------------------------------------------------------------
 
+
 def test_pod_unschedulable():
-    cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": "0/1 nodes are available: 1 Insufficient memory."}
+    cond = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 Insufficient memory.",
+    }
     assert pod_problems([pod(phase="Pending", conditions=[cond])]) == [
-        "pod op-1: not scheduled: Unschedulable: 0/1 nodes are available: "
-        "1 Insufficient memory."]
+        "pod op-1: not scheduled: Unschedulable: 0/1 nodes are available: 1 Insufficient memory."
+    ]
 
 
 def test_pod_image_pull_and_crash_loop():
-    pulling = {"name": "operator", "ready": False, "restartCount": 0,
-               "state": {"waiting": {"reason": "ImagePullBackOff",
-                                     "message": 'Back-off pulling image "quay.io/x"'}}}
-    crashing = {"name": "operator", "ready": False, "restartCount": 4,
-                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}
-    assert pod_problems([pod("a", phase="Pending", containers=[pulling]),
-                         pod("b", containers=[crashing])]) == [
+    pulling = {
+        "name": "operator",
+        "ready": False,
+        "restartCount": 0,
+        "state": {
+            "waiting": {
+                "reason": "ImagePullBackOff",
+                "message": 'Back-off pulling image "quay.io/x"',
+            }
+        },
+    }
+    crashing = {
+        "name": "operator",
+        "ready": False,
+        "restartCount": 4,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
+    }
+    assert pod_problems(
+        [pod("a", phase="Pending", containers=[pulling]), pod("b", containers=[crashing])]
+    ) == [
         'pod a container operator: ImagePullBackOff: Back-off pulling image "quay.io/x"',
-        "pod b container operator: CrashLoopBackOff (restarts 4, last exit 1)"]
+        "pod b container operator: CrashLoopBackOff (restarts 4, last exit 1)",
+    ]
 
 
 def test_pod_running_but_not_ready():
     running = {"name": "operator", "ready": False, "state": {"running": {}}}
     assert pod_problems([pod(containers=[running])]) == [
-        "pod op-1 container operator: running, not ready (readiness probe failing)"]
+        "pod op-1 container operator: running, not ready (readiness probe failing)"
+    ]
 
 
 def test_pod_init_container_failing():
-    init = {"name": "certs", "ready": False,
-            "state": {"waiting": {"reason": "CreateContainerConfigError",
-                                  "message": 'secret "certs" not found'}}}
+    init = {
+        "name": "certs",
+        "ready": False,
+        "state": {
+            "waiting": {
+                "reason": "CreateContainerConfigError",
+                "message": 'secret "certs" not found',
+            }
+        },
+    }
     assert pod_problems([pod(phase="Pending", init=[init])]) == [
-        'pod op-1 init container certs: CreateContainerConfigError: secret "certs" not found']
+        'pod op-1 init container certs: CreateContainerConfigError: secret "certs" not found'
+    ]
 
 
 def test_pod_starting_or_healthy_says_nothing():
-    creating = {"name": "operator", "ready": False,
-                "state": {"waiting": {"reason": "ContainerCreating"}}}
+    creating = {
+        "name": "operator",
+        "ready": False,
+        "state": {"waiting": {"reason": "ContainerCreating"}},
+    }
     healthy = {"name": "operator", "ready": True, "state": {"running": {}}}
     scheduled = {"type": "PodScheduled", "status": "True"}
     assert pod_problems([pod(containers=[healthy], conditions=[scheduled])]) == []
@@ -219,12 +315,13 @@ def test_pod_starting_or_healthy_says_nothing():
 
 
 def test_pod_failed_phase_with_reason():
-    assert pod_problems([pod(phase="Failed") | {"status": {"phase": "Failed",
-                                                           "reason": "Evicted"}}]) == [
-        "pod op-1: Failed (Evicted)"]
+    assert pod_problems(
+        [pod(phase="Failed") | {"status": {"phase": "Failed", "reason": "Evicted"}}]
+    ) == ["pod op-1: Failed (Evicted)"]
 
 
 # ---- releases, helm, namespace ------------------------------------------------------------
+
 
 def test_helm_commands_pin_versions_and_namespaces():
     strimzi, spark = operator_releases()
@@ -252,10 +349,13 @@ def test_strimzi_never_lists_its_own_namespace_as_watched():
 def test_operators_wait_for_the_crds_and_deployments_the_chart_needs():
     strimzi, spark = operator_releases()
     assert {(c.name, c.version) for c in strimzi.crds} == {
-        ("kafkas.kafka.strimzi.io", "v1"), ("kafkanodepools.kafka.strimzi.io", "v1"),
-        ("kafkatopics.kafka.strimzi.io", "v1")}
+        ("kafkas.kafka.strimzi.io", "v1"),
+        ("kafkanodepools.kafka.strimzi.io", "v1"),
+        ("kafkatopics.kafka.strimzi.io", "v1"),
+    }
     assert [(c.name, c.version) for c in spark.crds] == [
-        ("sparkapplications.sparkoperator.k8s.io", "v1beta2")]
+        ("sparkapplications.sparkoperator.k8s.io", "v1beta2")
+    ]
     assert strimzi.deployments == ("strimzi-cluster-operator",)
     assert spark.deployments == ("spark-operator-controller", "spark-operator-webhook")
 
@@ -283,6 +383,7 @@ def test_namespace_manifest_is_a_valid_namespace_object():
 
 
 # ---- statuses, diagnosis, waiting ---------------------------------------------------------
+
 
 class FakeCluster:
     """crd()/deployment()/pods() answering from dicts; counts reads."""
@@ -313,7 +414,8 @@ def ready_cluster():
     releases = operator_releases()
     return FakeCluster(
         crds={c.name: crd(c.name, served=(c.version,)) for r in releases for c in r.crds},
-        deployments={(r.namespace, d): deployment() for r in releases for d in r.deployments})
+        deployments={(r.namespace, d): deployment() for r in releases for d in r.deployments},
+    )
 
 
 def test_statuses_name_every_part():
@@ -329,17 +431,21 @@ def test_statuses_of_an_empty_cluster_say_not_found_for_every_part():
 def test_diagnose_adds_what_the_pods_say():
     cluster = ready_cluster()
     cluster.deployments[("strimzi", "strimzi-cluster-operator")] = deployment(
-        ready=0, labels={"name": "strimzi-cluster-operator"})
-    pulling = {"name": "op", "ready": False,
-               "state": {"waiting": {"reason": "ErrImagePull"}}}
+        ready=0, labels={"name": "strimzi-cluster-operator"}
+    )
+    pulling = {"name": "op", "ready": False, "state": {"waiting": {"reason": "ErrImagePull"}}}
     cluster.pod_lists["strimzi"] = [pod("strimzi-1", phase="Pending", containers=[pulling])]
-    problems = {"deployment strimzi/strimzi-cluster-operator": "0/1 replicas ready",
-                "crd kafkas.kafka.strimzi.io": "not found"}
+    problems = {
+        "deployment strimzi/strimzi-cluster-operator": "0/1 replicas ready",
+        "crd kafkas.kafka.strimzi.io": "not found",
+    }
     out = bootstrap.diagnose(cluster, operator_releases(), problems)
     assert out == {
-        "deployment strimzi/strimzi-cluster-operator":
-            "0/1 replicas ready; pod strimzi-1 container op: ErrImagePull",
-        "crd kafkas.kafka.strimzi.io": "not found"}
+        "deployment strimzi/strimzi-cluster-operator": (
+            "0/1 replicas ready; pod strimzi-1 container op: ErrImagePull"
+        ),
+        "crd kafkas.kafka.strimzi.io": "not found",
+    }
     assert cluster.pod_queries == [("strimzi", {"name": "strimzi-cluster-operator"})]
 
 
@@ -357,16 +463,30 @@ class FakeClock:
 
 
 def test_wait_returns_when_everything_is_ready_and_logs_only_changes():
-    answers = iter([{"a": "not found", "b": None},
-                    {"a": "not found", "b": None},
-                    {"a": "0/1 replicas ready", "b": None},
-                    {"a": None, "b": None}])
+    answers = iter(
+        [
+            {"a": "not found", "b": None},
+            {"a": "not found", "b": None},
+            {"a": "0/1 replicas ready", "b": None},
+            {"a": None, "b": None},
+        ]
+    )
     clock, logged = FakeClock(), []
-    left = wait_until_ready(lambda: next(answers), timeout=60, interval=2, log=logged.append,
-                            clock=clock, sleep=clock.sleep)
+    left = wait_until_ready(
+        lambda: next(answers),
+        timeout=60,
+        interval=2,
+        log=logged.append,
+        clock=clock,
+        sleep=clock.sleep,
+    )
     assert left == {}
-    assert logged == ["[bootstrap] a: not found", "[bootstrap] b: ready",
-                      "[bootstrap] a: 0/1 replicas ready", "[bootstrap] a: ready"]
+    assert logged == [
+        "[bootstrap] a: not found",
+        "[bootstrap] b: ready",
+        "[bootstrap] a: 0/1 replicas ready",
+        "[bootstrap] a: ready",
+    ]
     assert clock.sleeps == [2, 2, 2]
 
 
@@ -378,8 +498,9 @@ def test_wait_times_out_with_what_is_not_ready():
         polls.append(clock.now)
         return {"a": None, "b": "0/1 replicas ready"}
 
-    left = wait_until_ready(check, timeout=5, interval=2, log=lambda _: None,
-                            clock=clock, sleep=clock.sleep)
+    left = wait_until_ready(
+        check, timeout=5, interval=2, log=lambda _: None, clock=clock, sleep=clock.sleep
+    )
     assert left == {"b": "0/1 replicas ready"}
     assert clock.now == 5  # the last sleep is cut to the deadline, never past it
     assert polls == [0, 2, 4, 5]
@@ -387,8 +508,8 @@ def test_wait_times_out_with_what_is_not_ready():
 
 # ---- the command --------------------------------------------------------------------------
 
-def test_dry_run_prints_the_namespace_and_the_commands_and_touches_nothing(
-        capsys, monkeypatch):
+
+def test_dry_run_prints_the_namespace_and_the_commands_and_touches_nothing(capsys, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a dry run touched a cluster or ran a command")
 
@@ -402,15 +523,28 @@ def test_dry_run_prints_the_namespace_and_the_commands_and_touches_nothing(
     assert shlex.join(SPARK_CMD) in lines
     manifest = out.split("---\n")[1]
     assert yaml.safe_load(manifest) == namespace_manifest("questlog")
-    waits = [line.removeprefix("#   ").split(" (")[0] for line in lines
-             if line.startswith("#   ")]
+    waits = [line.removeprefix("#   ").split(" (")[0] for line in lines if line.startswith("#   ")]
     assert waits == PARTS
 
 
 def test_dry_run_with_namespace_context_and_helm(capsys, monkeypatch):
     monkeypatch.delenv("HELM", raising=False)
-    assert bootstrap.main(["--dry-run", "--namespace", "games", "--context", "kind-q",
-                           "--kubeconfig", "/k/c", "--helm", "/opt/helm"]) == 0
+    assert (
+        bootstrap.main(
+            [
+                "--dry-run",
+                "--namespace",
+                "games",
+                "--context",
+                "kind-q",
+                "--kubeconfig",
+                "/k/c",
+                "--helm",
+                "/opt/helm",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     commands = [shlex.split(line) for line in out.splitlines() if line.startswith("/opt/helm ")]
     assert len(commands) == 2
@@ -513,6 +647,7 @@ def test_find_helm_prefers_option_then_env_then_path_then_the_pinned_build(monke
 
 # ---- the client helper's two decisions: 404 is "not there", 409 on create is "update" -----
 
+
 class FakeCore:
     def __init__(self, create_status=None):
         self.create_status = create_status
@@ -542,8 +677,9 @@ def test_apply_namespace_creates_it():
 def test_apply_namespace_adds_labels_to_an_existing_one():
     core = FakeCore(create_status=409)
     assert make_cluster(core).apply_namespace(namespace_manifest()) == "updated"
-    assert core.patched == [("questlog",
-                             {"metadata": {"labels": namespace_manifest()["metadata"]["labels"]}})]
+    assert core.patched == [
+        ("questlog", {"metadata": {"labels": namespace_manifest()["metadata"]["labels"]}})
+    ]
 
 
 def test_apply_namespace_reports_other_refusals():

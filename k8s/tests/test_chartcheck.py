@@ -20,8 +20,9 @@ def default_objects():
 
 
 def _one(objects, kind, name_suffix=""):
-    return next(o for o in objects if o["kind"] == kind
-                and o["metadata"]["name"].endswith(name_suffix))
+    return next(
+        o for o in objects if o["kind"] == kind and o["metadata"]["name"].endswith(name_suffix)
+    )
 
 
 def _validate(objects):
@@ -30,8 +31,15 @@ def _validate(objects):
 
 def test_every_ci_scenario_lints_renders_validates_and_meets_the_policy():
     names = [chartcheck.scenario_name(v) for v in chartcheck.scenarios()]
-    assert {"default", "kind", "minikube", "production", "minimal", "external",
-            "locust-only"} <= set(names)
+    assert {
+        "default",
+        "kind",
+        "minikube",
+        "production",
+        "minimal",
+        "external",
+        "locust-only",
+    } <= set(names)
     for values in chartcheck.scenarios():
         result = chartcheck.check_scenario(values)
         assert result.objects, result.scenario
@@ -42,23 +50,41 @@ def test_the_rendered_defaults_validate(default_objects):
     assert _validate(default_objects) == []
 
 
-@pytest.mark.parametrize(("kind", "suffix", "edit", "expected"), [
-    # a core object against the Kubernetes 1.37 schemas
-    ("Deployment", "-api", lambda o: o["spec"]["template"]["spec"]["containers"][0]
-     .update(imagePullPolcy="Always"), "imagePullPolcy"),
-    # the SparkApplication against the Spark Operator's CRD
-    ("SparkApplication", "-extractor", lambda o: o["spec"]["driver"].update(coresx=1),
-     "coresx"),
-    # its pod template (schemaless in the CRD) as a Pod
-    ("SparkApplication", "-extractor", lambda o: o["spec"]["driver"]["template"]["spec"]
-     ["containers"][0].update(envv=[]), "envv"),
-    # Strimzi's v1 CRDs: replicas moved to the node pool
-    ("Kafka", "-kafka", lambda o: o["spec"]["kafka"].update(replicas=3), "replicas"),
-    ("KafkaTopic", "-topic", lambda o: o["spec"].update(partitions="six"), "partitions"),
-    ("KafkaNodePool", "-pool", lambda o: o["spec"].pop("roles"), "roles"),
-])
-def test_each_schema_validator_names_the_object_and_field(default_objects, kind, suffix,
-                                                          edit, expected):
+@pytest.mark.parametrize(
+    ("kind", "suffix", "edit", "expected"),
+    [
+        # a core object against the Kubernetes 1.37 schemas
+        (
+            "Deployment",
+            "-api",
+            lambda o: o["spec"]["template"]["spec"]["containers"][0].update(
+                imagePullPolcy="Always"
+            ),
+            "imagePullPolcy",
+        ),
+        # the SparkApplication against the Spark Operator's CRD
+        (
+            "SparkApplication",
+            "-extractor",
+            lambda o: o["spec"]["driver"].update(coresx=1),
+            "coresx",
+        ),
+        # its pod template (schemaless in the CRD) as a Pod
+        (
+            "SparkApplication",
+            "-extractor",
+            lambda o: o["spec"]["driver"]["template"]["spec"]["containers"][0].update(envv=[]),
+            "envv",
+        ),
+        # Strimzi's v1 CRDs: replicas moved to the node pool
+        ("Kafka", "-kafka", lambda o: o["spec"]["kafka"].update(replicas=3), "replicas"),
+        ("KafkaTopic", "-topic", lambda o: o["spec"].update(partitions="six"), "partitions"),
+        ("KafkaNodePool", "-pool", lambda o: o["spec"].pop("roles"), "roles"),
+    ],
+)
+def test_each_schema_validator_names_the_object_and_field(
+    default_objects, kind, suffix, edit, expected
+):
     objects = copy.deepcopy(default_objects)
     target = _one(objects, kind, suffix)
     edit(target)
@@ -73,8 +99,9 @@ def test_the_policy_names_the_object_and_field_on_the_rendered_chart(default_obj
     api = _one(objects, "Deployment", "-api")
     del api["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
     problems = [str(p) for p in policy.check(objects)]
-    assert problems == ["Deployment questlog-api: spec.template.spec.containers[0]"
-                        ".readinessProbe: missing"]
+    assert problems == [
+        "Deployment questlog-api: spec.template.spec.containers[0].readinessProbe: missing"
+    ]
 
 
 def test_values_are_checked_against_the_schema_at_install_time():
@@ -105,6 +132,9 @@ def test_kind_never_pulls_questlogs_images_but_pulls_public_ones():
                 if c.get("image"):
                     policies[c["image"]] = c.get("imagePullPolicy")
     assert {image for image, pull in policies.items() if pull == "Never"} == {
-        "questlog-api:0.1.0", "questlog-query:0.1.0", "questlog-locust:0.1.0",
-        "questlog-extractor:0.1.0"}  # the compaction CronJob's
+        "questlog-api:0.1.0",
+        "questlog-query:0.1.0",
+        "questlog-locust:0.1.0",
+        "questlog-extractor:0.1.0",
+    }  # the compaction CronJob's
     assert policies["docker.io/apache/hadoop:3.4.1"] == "IfNotPresent"

@@ -78,10 +78,12 @@ def _host_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 10001,
-                  "seccompProfile": {"type": "RuntimeDefault"}}
-RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]}}
+RESTRICTED_POD = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 class Release:
@@ -97,14 +99,29 @@ class Release:
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         # helm's cache and config in the test's folder, not the user's
-        self.env = {**os.environ, "HELM_CACHE_HOME": str(home / "helm-cache"),
-                    "HELM_CONFIG_HOME": str(home / "helm-config"),
-                    "HELM_DATA_HOME": str(home / "helm-data")}
+        self.env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(home / "helm-cache"),
+            "HELM_CONFIG_HOME": str(home / "helm-config"),
+            "HELM_DATA_HOME": str(home / "helm-data"),
+        }
 
     def helm(self, *args: str) -> None:
-        proc = subprocess.run([str(tools.path("helm")), "--kubeconfig", self.kubeconfig,
-                               "--namespace", self.namespace, *args], capture_output=True,
-                              text=True, env=self.env, check=False, timeout=300)
+        proc = subprocess.run(
+            [
+                str(tools.path("helm")),
+                "--kubeconfig",
+                self.kubeconfig,
+                "--namespace",
+                self.namespace,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=False,
+            timeout=300,
+        )
         assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stderr}"
 
     def argv(self, *args: str) -> list[str]:
@@ -122,48 +139,77 @@ class Release:
     def custom_status(self, kind: str, name: str, status: Obj) -> None:
         group, version, plural = state.CUSTOM_KINDS[kind]
         self.custom.patch_namespaced_custom_object_status(
-            group, version, self.namespace, plural, name, {"status": status},
-            _content_type=MERGE)
+            group, version, self.namespace, plural, name, {"status": status}, _content_type=MERGE
+        )
 
     def workload_ready(self, kind: str, name: str, ready: int | None = None) -> None:
         """The status the Deployment or StatefulSet controller writes once `ready` (default:
         all) of its pods are ready."""
-        read, patch = ((self.apps.read_namespaced_deployment,
-                        self.apps.patch_namespaced_deployment_status) if kind == "Deployment"
-                       else (self.apps.read_namespaced_stateful_set,
-                             self.apps.patch_namespaced_stateful_set_status))
+        read, patch = (
+            (self.apps.read_namespaced_deployment, self.apps.patch_namespaced_deployment_status)
+            if kind == "Deployment"
+            else (
+                self.apps.read_namespaced_stateful_set,
+                self.apps.patch_namespaced_stateful_set_status,
+            )
+        )
         obj = read(name, self.namespace)
         want = obj.spec.replicas
         ready = want if ready is None else ready
-        status = {"observedGeneration": obj.metadata.generation, "replicas": want,
-                  "updatedReplicas": want, "readyReplicas": ready,
-                  "availableReplicas": ready}
+        status = {
+            "observedGeneration": obj.metadata.generation,
+            "replicas": want,
+            "updatedReplicas": want,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        }
         if kind == "StatefulSet":
-            status |= {"currentReplicas": want, "currentRevision": f"{name}-1",
-                       "updateRevision": f"{name}-1"}
+            status |= {
+                "currentReplicas": want,
+                "currentRevision": f"{name}-1",
+                "updateRevision": f"{name}-1",
+            }
         patch(name, self.namespace, {"status": status}, _content_type=MERGE)
 
     def selector(self, deployment: str) -> dict[str, str]:
-        return dict(self.apps.read_namespaced_deployment(
-            deployment, self.namespace).spec.selector.match_labels)
+        return dict(
+            self.apps.read_namespaced_deployment(
+                deployment, self.namespace
+            ).spec.selector.match_labels
+        )
 
-    def pod(self, name: str, labels: dict[str, str], container: str,
-            node: str | None = None) -> None:
-        spec: Obj = {"securityContext": RESTRICTED_POD, "automountServiceAccountToken": False,
-                     "containers": [{"name": container, "image": "questlog-test:0",
-                                     "securityContext": RESTRICTED_CONTAINER}]}
+    def pod(
+        self, name: str, labels: dict[str, str], container: str, node: str | None = None
+    ) -> None:
+        spec: Obj = {
+            "securityContext": RESTRICTED_POD,
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": container,
+                    "image": "questlog-test:0",
+                    "securityContext": RESTRICTED_CONTAINER,
+                }
+            ],
+        }
         if node:
             spec["nodeName"] = node  # as the scheduler binds it
-        self.core.create_namespaced_pod(self.namespace, {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": labels}, "spec": spec})
+        self.core.create_namespaced_pod(
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "labels": labels},
+                "spec": spec,
+            },
+        )
 
     def status_table(self, out: str) -> dict[str, tuple[str, str]]:
         """status's table: part -> (READY, STATUS)."""
         lines = out.splitlines()
         start = next(i for i, line in enumerate(lines) if line.split()[:1] == ["PART"])
         rows = {}
-        for line in lines[start + 1:]:
+        for line in lines[start + 1 :]:
             if not line.strip():
                 break
             part, ready, reason = re.split(r"\s{2,}", line, maxsplit=2)
@@ -214,12 +260,14 @@ class Lines:
             except queue.Empty:
                 line = None
             if line is None:
-                raise AssertionError(f"wanted {wanted!r}; the wait printed:\n"
-                                     + "\n".join(self.seen))
+                raise AssertionError(
+                    f"wanted {wanted!r}; the wait printed:\n" + "\n".join(self.seen)
+                )
             self.seen.append(line)
 
 
 # ---- status and wait, each part from not ready to ready ----------------------------------
+
 
 def test_status_and_wait_follow_every_part_from_not_ready_to_ready(release):
     ns = release.namespace
@@ -227,27 +275,42 @@ def test_status_and_wait_follow_every_part_from_not_ready_to_ready(release):
     # 1. as installed: objects, but no operator or controller has written a status
     code, out, _ = release.cli("status")
     assert code == 1, out
-    assert out.splitlines()[0] == (f"questlog release 'questlog' in namespace '{ns}': "
-                                   f"NOT READY (9 of 10 parts)")
+    assert out.splitlines()[0] == (
+        f"questlog release 'questlog' in namespace '{ns}': NOT READY (9 of 10 parts)"
+    )
     rows = release.status_table(out)
     assert list(rows) == ["release", *ALL_PARTS]
     assert rows["release"] == ("yes", "Helm release questlog revision 1 deployed")
-    assert rows["kafka"] == ("no", f"Kafka questlog-kafka not Ready: no status yet (is the "
-                                   f"Strimzi operator running and watching {ns}?)")
-    assert rows["topic"] == ("no", f"KafkaTopic questlog-kafka-topic not Ready: no status yet "
-                                   f"(is the Strimzi topic operator running and watching "
-                                   f"{ns}?)")
-    assert rows["extractor"] == ("no", f"SparkApplication questlog-extractor not submitted yet "
-                                       f"(no state: is the Spark Operator running with {ns} in "
-                                       f"spark.jobNamespaces?)")
-    assert rows["api"] == ("no", "Deployment questlog-api: the controller has not seen its "
-                                 "latest spec yet")
-    assert rows["datanode"] == ("no", "StatefulSet questlog-hdfs-datanode: the controller has "
-                                      "not seen its latest spec yet")
-    assert ("tables: the query service cannot be reached through the API server's service "
-            "proxy to service questlog-query:http: the API server's proxy answered 503 "
-            "Service Unavailable: no endpoints available for service \"questlog-query\""
-            ) in out.splitlines()
+    assert rows["kafka"] == (
+        "no",
+        f"Kafka questlog-kafka not Ready: no status yet (is the "
+        f"Strimzi operator running and watching {ns}?)",
+    )
+    assert rows["topic"] == (
+        "no",
+        f"KafkaTopic questlog-kafka-topic not Ready: no status yet "
+        f"(is the Strimzi topic operator running and watching "
+        f"{ns}?)",
+    )
+    assert rows["extractor"] == (
+        "no",
+        f"SparkApplication questlog-extractor not submitted yet "
+        f"(no state: is the Spark Operator running with {ns} in "
+        f"spark.jobNamespaces?)",
+    )
+    assert rows["api"] == (
+        "no",
+        "Deployment questlog-api: the controller has not seen its latest spec yet",
+    )
+    assert rows["datanode"] == (
+        "no",
+        "StatefulSet questlog-hdfs-datanode: the controller has not seen its latest spec yet",
+    )
+    assert (
+        "tables: the query service cannot be reached through the API server's service "
+        "proxy to service questlog-query:http: the API server's proxy answered 503 "
+        'Service Unavailable: no endpoints available for service "questlog-query"'
+    ) in out.splitlines()
 
     # 2. wait gives up with one line per part that is not ready
     code, _, err = release.cli("wait", "--timeout", "1", "--interval", "0.5")
@@ -258,44 +321,100 @@ def test_status_and_wait_follow_every_part_from_not_ready_to_ready(release):
     assert f"kafka: {rows['kafka'][1]}" in lines
 
     # 3. a wait in the background sees each change as the "operators" make it
-    proc = subprocess.Popen([sys.executable, "-m", "questlog_k8s.cli",
-                             *release.argv("wait", "--timeout", "300", "--interval", "0.3")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "questlog_k8s.cli",
+            *release.argv("wait", "--timeout", "300", "--interval", "0.3"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait = Lines(proc)
         wait.expect(f"[wait] kafka: {rows['kafka'][1]}")
 
-        release.custom_status("Kafka", "questlog-kafka", {
-            "observedGeneration": 1, "conditions": [
-                {"type": "NotReady", "status": "True", "reason": "Creating",
-                 "message": "Kafka cluster is being deployed"}]})
-        wait.expect("[wait] kafka: Kafka questlog-kafka not Ready: Creating: Kafka cluster is "
-                    "being deployed")
-        release.custom_status("Kafka", "questlog-kafka", {
-            "observedGeneration": 1, "kafkaVersion": "4.1.0",
-            "conditions": [{"type": "Ready", "status": "True"}],
-            "listeners": [{"name": "plain",
-                           "bootstrapServers": f"questlog-kafka-kafka-bootstrap.{ns}.svc:9092"}]})
+        release.custom_status(
+            "Kafka",
+            "questlog-kafka",
+            {
+                "observedGeneration": 1,
+                "conditions": [
+                    {
+                        "type": "NotReady",
+                        "status": "True",
+                        "reason": "Creating",
+                        "message": "Kafka cluster is being deployed",
+                    }
+                ],
+            },
+        )
+        wait.expect(
+            "[wait] kafka: Kafka questlog-kafka not Ready: Creating: Kafka cluster is "
+            "being deployed"
+        )
+        release.custom_status(
+            "Kafka",
+            "questlog-kafka",
+            {
+                "observedGeneration": 1,
+                "kafkaVersion": "4.1.0",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "listeners": [
+                    {
+                        "name": "plain",
+                        "bootstrapServers": f"questlog-kafka-kafka-bootstrap.{ns}.svc:9092",
+                    }
+                ],
+            },
+        )
         wait.expect("[wait] kafka: ready: Kafka questlog-kafka Ready")
 
-        release.custom_status("KafkaTopic", "questlog-kafka-topic", {
-            "observedGeneration": 1, "topicName": "events",
-            "conditions": [{"type": "Ready", "status": "True"}]})
+        release.custom_status(
+            "KafkaTopic",
+            "questlog-kafka-topic",
+            {
+                "observedGeneration": 1,
+                "topicName": "events",
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        )
         wait.expect("[wait] topic: ready: KafkaTopic questlog-kafka-topic Ready (topic events)")
 
-        release.custom_status("SparkApplication", APP, {
-            "submissionAttempts": 1, "driverInfo": {},
-            "applicationState": {"state": "SUBMISSION_FAILED",
-                                 "errorMessage": "failed to run spark-submit: exit status 1"}})
-        wait.expect("[wait] extractor: SparkApplication questlog-extractor state "
-                    "SUBMISSION_FAILED: failed to run spark-submit: exit status 1")
-        release.custom_status("SparkApplication", APP, {
-            "submissionID": "sub-2", "submissionAttempts": 3, "executionAttempts": 2,
-            "driverInfo": {"podName": f"{APP}-driver"},
-            "applicationState": {"state": "RUNNING", "errorMessage": None},
-            "executorState": {f"{APP}-exec-1": "RUNNING"}})
-        wait.expect("[wait] extractor: ready: SparkApplication questlog-extractor RUNNING "
-                    "(restarts 1), driver questlog-extractor-driver, 1 executor running")
+        release.custom_status(
+            "SparkApplication",
+            APP,
+            {
+                "submissionAttempts": 1,
+                "driverInfo": {},
+                "applicationState": {
+                    "state": "SUBMISSION_FAILED",
+                    "errorMessage": "failed to run spark-submit: exit status 1",
+                },
+            },
+        )
+        wait.expect(
+            "[wait] extractor: SparkApplication questlog-extractor state "
+            "SUBMISSION_FAILED: failed to run spark-submit: exit status 1"
+        )
+        release.custom_status(
+            "SparkApplication",
+            APP,
+            {
+                "submissionID": "sub-2",
+                "submissionAttempts": 3,
+                "executionAttempts": 2,
+                "driverInfo": {"podName": f"{APP}-driver"},
+                "applicationState": {"state": "RUNNING", "errorMessage": None},
+                "executorState": {f"{APP}-exec-1": "RUNNING"},
+            },
+        )
+        wait.expect(
+            "[wait] extractor: ready: SparkApplication questlog-extractor RUNNING "
+            "(restarts 1), driver questlog-extractor-driver, 1 executor running"
+        )
 
         api_want = release.apps.read_namespaced_deployment("questlog-api", ns).spec.replicas
         release.workload_ready("Deployment", "questlog-api", ready=0)
@@ -303,10 +422,12 @@ def test_status_and_wait_follow_every_part_from_not_ready_to_ready(release):
         release.workload_ready("Deployment", "questlog-api")
         wait.expect(f"[wait] api: ready: Deployment questlog-api: {api_want}/{api_want} ready")
 
-        for kind, name in (("Deployment", "questlog-query"),
-                           ("Deployment", "questlog-locust-master"),
-                           ("Deployment", "questlog-locust-worker"),
-                           ("StatefulSet", "questlog-hdfs-namenode")):
+        for kind, name in (
+            ("Deployment", "questlog-query"),
+            ("Deployment", "questlog-locust-master"),
+            ("Deployment", "questlog-locust-worker"),
+            ("StatefulSet", "questlog-hdfs-namenode"),
+        ):
             release.workload_ready(kind, name)
         wait.expect("[wait] namenode: ready: StatefulSet questlog-hdfs-namenode: 1/1 ready")
         assert not any(line == "[wait] every part is ready" for line in wait.seen)
@@ -333,31 +454,65 @@ def test_status_and_wait_follow_every_part_from_not_ready_to_ready(release):
     doc = json.loads(out)
     assert (code, doc["ready"], doc["helm"]["status"]) == (0, True, "deployed")
     extractor = next(p for p in doc["parts"] if p["part"] == "extractor")
-    assert extractor["detail"].items() >= {"state": "RUNNING", "restarts": 1,
-                                           "execution_attempts": 2,
-                                           "driver": f"{APP}-driver"}.items()
+    assert (
+        extractor["detail"].items()
+        >= {
+            "state": "RUNNING",
+            "restarts": 1,
+            "execution_attempts": 2,
+            "driver": f"{APP}-driver",
+        }.items()
+    )
     assert doc["tables"]["reachable"] is False
 
 
 def test_wait_timeout_after_a_failed_upgrade_names_the_release(release):
     """A failed `helm upgrade` is a part of its own: the record says why."""
-    release.custom_status("Kafka", "questlog-kafka", {
-        "observedGeneration": 1, "conditions": [
-            {"type": "Ready", "status": "False", "reason": "InvalidResourceException",
-             "message": "Kafka version 3.0.0 is not supported"}]})
-    proc = subprocess.run([str(tools.path("helm")), "--kubeconfig", release.kubeconfig,
-                           "--namespace", release.namespace, "upgrade", RELEASE,
-                           str(chartcheck.CHART), "--set", "api.replicas=-1"],
-                          capture_output=True, text=True, env=release.env, check=False)
+    release.custom_status(
+        "Kafka",
+        "questlog-kafka",
+        {
+            "observedGeneration": 1,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "InvalidResourceException",
+                    "message": "Kafka version 3.0.0 is not supported",
+                }
+            ],
+        },
+    )
+    proc = subprocess.run(
+        [
+            str(tools.path("helm")),
+            "--kubeconfig",
+            release.kubeconfig,
+            "--namespace",
+            release.namespace,
+            "upgrade",
+            RELEASE,
+            str(chartcheck.CHART),
+            "--set",
+            "api.replicas=-1",
+        ],
+        capture_output=True,
+        text=True,
+        env=release.env,
+        check=False,
+    )
     assert proc.returncode != 0  # values.schema.json refuses it: no new revision is made
     code, _, err = release.cli("wait", "--timeout", "1", "--interval", "0.5")
     assert code == 1
-    assert ("kafka: Kafka questlog-kafka not Ready: InvalidResourceException: Kafka version "
-            "3.0.0 is not supported") in err.splitlines()
+    assert (
+        "kafka: Kafka questlog-kafka not Ready: InvalidResourceException: Kafka version "
+        "3.0.0 is not supported"
+    ) in err.splitlines()
     assert not any(line.startswith("release:") for line in err.splitlines())
 
 
 # ---- the tables, through the API server's service proxy --------------------------------
+
 
 @pytest.fixture
 def query_service(tmp_path):
@@ -369,14 +524,27 @@ def query_service(tmp_path):
     port = _free_port(host)
     lake = tmp_path / "lake"
     lake.mkdir()
-    env = {**os.environ, "QUESTLOG_QUERY_HOST": host, "QUESTLOG_QUERY_PORT": str(port),
-           "QUESTLOG_QUERY_WORKERS": "1", "QUESTLOG_QUERY_LAKE_ROOT": lake.as_uri(),
-           "QUESTLOG_QUERY_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "QUESTLOG_QUERY_HOST": host,
+        "QUESTLOG_QUERY_PORT": str(port),
+        "QUESTLOG_QUERY_WORKERS": "1",
+        "QUESTLOG_QUERY_LAKE_ROOT": lake.as_uri(),
+        "QUESTLOG_QUERY_LOG_LEVEL": "WARNING",
+    }
     log = (tmp_path / "query.log").open("w")
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen([str(gunicorn), "-c", str(REPO / "services/query/gunicorn.conf.py"),
-                             "questlog_query:create_app()"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            str(gunicorn),
+            "-c",
+            str(REPO / "services/query/gunicorn.conf.py"),
+            "questlog_query:create_app()",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
     def answers() -> bool:
         assert proc.poll() is None, (tmp_path / "query.log").read_text()
@@ -387,8 +555,12 @@ def query_service(tmp_path):
             return False
 
     try:
-        _until(answers, 120, "the query service answering",
-               lambda: (tmp_path / "query.log").read_text())
+        _until(
+            answers,
+            120,
+            "the query service answering",
+            lambda: (tmp_path / "query.log").read_text(),
+        )
         yield host, port
     finally:
         proc.terminate()
@@ -400,29 +572,51 @@ def test_status_reads_the_tables_through_the_service_proxy(release, query_servic
     ip, port = query_service
     ns = release.namespace
     # What the kubelet and the EndpointSlice controller would write for a ready query pod.
-    release.pod("questlog-query-0", release.selector("questlog-query"), "query",
-                node="questlog-nowhere")
-    release.core.patch_namespaced_pod_status("questlog-query-0", ns, {"status": {
-        "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-        "conditions": [{"type": "Ready", "status": "True"}]}}, _content_type=MERGE)
-    client.DiscoveryV1Api(release.api).create_namespaced_endpoint_slice(ns, {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "questlog-query-test",
-                     "labels": {"kubernetes.io/service-name": "questlog-query"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [ip], "conditions": {"ready": True},
-                       "targetRef": {"kind": "Pod", "name": "questlog-query-0",
-                                     "namespace": ns}}],
-        "ports": [{"name": "http", "port": port, "protocol": "TCP"}]})
+    release.pod(
+        "questlog-query-0", release.selector("questlog-query"), "query", node="questlog-nowhere"
+    )
+    release.core.patch_namespaced_pod_status(
+        "questlog-query-0",
+        ns,
+        {
+            "status": {
+                "phase": "Running",
+                "podIP": ip,
+                "podIPs": [{"ip": ip}],
+                "conditions": [{"type": "Ready", "status": "True"}],
+            }
+        },
+        _content_type=MERGE,
+    )
+    client.DiscoveryV1Api(release.api).create_namespaced_endpoint_slice(
+        ns,
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "questlog-query-test",
+                "labels": {"kubernetes.io/service-name": "questlog-query"},
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {
+                    "addresses": [ip],
+                    "conditions": {"ready": True},
+                    "targetRef": {"kind": "Pod", "name": "questlog-query-0", "namespace": ns},
+                }
+            ],
+            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+        },
+    )
 
     def through_proxy() -> dict | None:
         doc = json.loads(release.cli("status", "--json")[1])
         return doc["tables"] if doc["tables"]["reachable"] else None
 
-    tables = _until(through_proxy, 30, "the tables through the service proxy",
-                    lambda: release.cli("status")[1])
-    assert tables["via"] == ("the API server's service proxy to service "
-                             "questlog-query:http")
+    tables = _until(
+        through_proxy, 30, "the tables through the service proxy", lambda: release.cli("status")[1]
+    )
+    assert tables["via"] == ("the API server's service proxy to service questlog-query:http")
     names = [t["name"] for t in tables["tables"]]
     assert "quarantine" in names
     assert len(names) > 1
@@ -430,8 +624,9 @@ def test_status_reads_the_tables_through_the_service_proxy(release, query_servic
     assert all(t["version"] is None and t["rows"] == 0 for t in tables["tables"])
     _, out, _ = release.cli("status")
     lines = out.splitlines()
-    at = lines.index("tables (query service, via the API server's service proxy to service "
-                     "questlog-query:http):")
+    at = lines.index(
+        "tables (query service, via the API server's service proxy to service questlog-query:http):"
+    )
     assert lines[at + 1].split() == ["TABLE", "ROWS", "VERSION", "FRESHNESS"]
     assert lines[at + 2].split()[1:] == ["0", "-", "-"]
     # the same service through a URL the user opened (as with a port-forward)
@@ -441,6 +636,7 @@ def test_status_reads_the_tables_through_the_service_proxy(release, query_servic
 
 # ---- logs: the right pod, and the server's word when it cannot serve ------------------
 
+
 @pytest.fixture
 def dead_node(api):
     """A Node whose kubelet port answers nothing: the API server will try it for logs."""
@@ -448,9 +644,16 @@ def dead_node(api):
     port = _free_port()  # closed again at once
     core = client.CoreV1Api(api)
     core.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
-    core.patch_node_status(name, {"status": {
-        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}, _content_type=MERGE)
+    core.patch_node_status(
+        name,
+        {
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+            }
+        },
+        _content_type=MERGE,
+    )
     try:
         yield name, port
     finally:
@@ -460,27 +663,46 @@ def dead_node(api):
 def test_logs_picks_the_right_pod_and_reports_the_servers_error(release, dead_node):
     node, port = dead_node
     ns = release.namespace
-    release.custom_status("SparkApplication", APP, {
-        "submissionID": "sub-2", "executionAttempts": 2,
-        "driverInfo": {"podName": f"{APP}-driver"},
-        "applicationState": {"state": "RUNNING"}})
+    release.custom_status(
+        "SparkApplication",
+        APP,
+        {
+            "submissionID": "sub-2",
+            "executionAttempts": 2,
+            "driverInfo": {"podName": f"{APP}-driver"},
+            "applicationState": {"state": "RUNNING"},
+        },
+    )
     driver = state.driver_labels(APP)
     # the driver of the previous run, left behind, and the current one
-    release.pod(f"{APP}-driver-old", {**driver, state.SPARK_SUBMISSION_ID: "sub-1"},
-                "spark-kubernetes-driver", node)
-    release.pod(f"{APP}-driver", {**driver, state.SPARK_SUBMISSION_ID: "sub-2"},
-                "spark-kubernetes-driver", node)
+    release.pod(
+        f"{APP}-driver-old",
+        {**driver, state.SPARK_SUBMISSION_ID: "sub-1"},
+        "spark-kubernetes-driver",
+        node,
+    )
+    release.pod(
+        f"{APP}-driver",
+        {**driver, state.SPARK_SUBMISSION_ID: "sub-2"},
+        "spark-kubernetes-driver",
+        node,
+    )
     for i in (1, 2):
-        release.pod(f"{APP}-exec-{i}", {**state.executor_labels(APP),
-                                        state.SPARK_SUBMISSION_ID: "sub-2"},
-                    "spark-kubernetes-executor", node)
+        release.pod(
+            f"{APP}-exec-{i}",
+            {**state.executor_labels(APP), state.SPARK_SUBMISSION_ID: "sub-2"},
+            "spark-kubernetes-executor",
+            node,
+        )
     release.pod("questlog-api-0", release.selector("questlog-api"), "api", node)
     release.pod("questlog-query-0", release.selector("questlog-query"), "query")  # no node
 
     code, out, err = release.cli("logs", "extractor")
     assert (code, out) == (1, "")
-    head = (f"questlog-k8s: logs of pod {APP}-driver (container spark-kubernetes-driver): "
-            "Kubernetes API answered ")
+    head = (
+        f"questlog-k8s: logs of pod {APP}-driver (container spark-kubernetes-driver): "
+        "Kubernetes API answered "
+    )
     assert err.startswith(head), err
     # the server's own words: it tried the kubelet of the pod's node, which did not answer
     assert f"127.0.0.1:{port}/containerLogs/{ns}/{APP}-driver/spark-kubernetes-driver" in err
@@ -490,28 +712,36 @@ def test_logs_picks_the_right_pod_and_reports_the_servers_error(release, dead_no
     code, _, err = release.cli("logs", "executors", "--tail", "5")
     assert code == 1
     assert [line.split(" (")[0] for line in err.splitlines()] == [
-        f"questlog-k8s: logs of pod {APP}-exec-1", f"questlog-k8s: logs of pod {APP}-exec-2"]
+        f"questlog-k8s: logs of pod {APP}-exec-1",
+        f"questlog-k8s: logs of pod {APP}-exec-2",
+    ]
     assert "containerLogs" in err
     assert "tailLines=5" in err
 
     code, _, err = release.cli("logs", "api", "--follow")
     assert code == 1
-    assert err.startswith("questlog-k8s: logs of pod questlog-api-0 (container api): "
-                          "Kubernetes API answered ")
+    assert err.startswith(
+        "questlog-k8s: logs of pod questlog-api-0 (container api): Kubernetes API answered "
+    )
     assert "follow=true" in err
 
     code, _, err = release.cli("logs", "query")
-    assert (code, err) == (1, "questlog-k8s: logs of pod questlog-query-0 (container query): "
-                              "not on a node yet (Pending): no log to read\n")
+    assert (code, err) == (
+        1,
+        "questlog-k8s: logs of pod questlog-query-0 (container query): "
+        "not on a node yet (Pending): no log to read\n",
+    )
 
     code, _, err = release.cli("logs", "kafka")
     assert code == 1
-    assert err.startswith(f"questlog-k8s: logs kafka: no broker pods of Kafka questlog-kafka "
-                          f"in namespace {ns}")
+    assert err.startswith(
+        f"questlog-k8s: logs kafka: no broker pods of Kafka questlog-kafka in namespace {ns}"
+    )
     code, _, err = release.cli("logs", "namenode")
     assert code == 1
-    assert err.startswith("questlog-k8s: logs namenode: StatefulSet questlog-hdfs-namenode has "
-                          "no pods")
+    assert err.startswith(
+        "questlog-k8s: logs namenode: StatefulSet questlog-hdfs-namenode has no pods"
+    )
 
 
 def test_a_server_that_refuses_the_credentials_is_a_clear_exit_2(release, tmp_path):

@@ -37,10 +37,13 @@ RELEASE = chartcheck.RELEASE
 INSTANCE = f"app.kubernetes.io/instance={RELEASE}"
 SCENARIOS = {chartcheck.scenario_name(p): p for p in chartcheck.scenarios()}
 # the API versions questlog writes; each CRD must serve them
-SERVED = {"kafkas.kafka.strimzi.io": "v1", "kafkanodepools.kafka.strimzi.io": "v1",
-          "kafkatopics.kafka.strimzi.io": "v1",
-          "sparkapplications.sparkoperator.k8s.io": "v1beta2",
-          "servicemonitors.monitoring.coreos.com": "v1"}
+SERVED = {
+    "kafkas.kafka.strimzi.io": "v1",
+    "kafkanodepools.kafka.strimzi.io": "v1",
+    "kafkatopics.kafka.strimzi.io": "v1",
+    "sparkapplications.sparkoperator.k8s.io": "v1beta2",
+    "servicemonitors.monitoring.coreos.com": "v1",
+}
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 Obj = dict[str, Any]
@@ -55,32 +58,51 @@ class Kube:
         self._kubectl = str(tools.path("kubectl"))
         self._helm = str(tools.path("helm"))
         # helm's and kubectl's caches and config in the test's folder, not the user's
-        self._env = {**os.environ, "KUBECONFIG": self.kubeconfig,
-                     "HELM_CACHE_HOME": str(home / "helm-cache"),
-                     "HELM_CONFIG_HOME": str(home / "helm-config"),
-                     "HELM_DATA_HOME": str(home / "helm-data")}
+        self._env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "HELM_CACHE_HOME": str(home / "helm-cache"),
+            "HELM_CONFIG_HOME": str(home / "helm-config"),
+            "HELM_DATA_HOME": str(home / "helm-data"),
+        }
         self._cache = str(home / "kube-cache")
         self.api = kube.connect(self.kubeconfig)
         self.core = client.CoreV1Api(self.api)
 
-    def _run(self, cmd: list[str], input: str | None, what: str,
-             check: bool) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(cmd, input=input, capture_output=True, text=True,
-                              env=self._env, check=False, timeout=300)
+    def _run(
+        self, cmd: list[str], input: str | None, what: str, check: bool
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            cmd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self._env,
+            check=False,
+            timeout=300,
+        )
         if check and proc.returncode != 0:
-            pytest.fail(f"{what}: {' '.join(cmd[1:])} failed (exit {proc.returncode}):\n"
-                        f"{proc.stderr.strip()}\n{proc.stdout.strip()[-2000:]}", pytrace=False)
+            pytest.fail(
+                f"{what}: {' '.join(cmd[1:])} failed (exit {proc.returncode}):\n"
+                f"{proc.stderr.strip()}\n{proc.stdout.strip()[-2000:]}",
+                pytrace=False,
+            )
         return proc
 
-    def kubectl(self, *args: str, input: str | None = None, what: str = "kubectl",
-                check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self._run([self._kubectl, "--kubeconfig", self.kubeconfig,
-                          "--cache-dir", self._cache, *args], input, what, check)
+    def kubectl(
+        self, *args: str, input: str | None = None, what: str = "kubectl", check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self._run(
+            [self._kubectl, "--kubeconfig", self.kubeconfig, "--cache-dir", self._cache, *args],
+            input,
+            what,
+            check,
+        )
 
-    def helm(self, *args: str, what: str = "helm",
-             check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self._run([self._helm, "--kubeconfig", self.kubeconfig, *args], None, what,
-                         check)
+    def helm(
+        self, *args: str, what: str = "helm", check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self._run([self._helm, "--kubeconfig", self.kubeconfig, *args], None, what, check)
 
     def namespace(self, name: str, restricted: bool = True) -> str:
         self.plane.ensure_namespace(name, POD_SECURITY_LABELS if restricted else {})
@@ -102,19 +124,34 @@ class Kube:
 def cluster(kube_cluster, tmp_path_factory):
     """The server with the operators' CRDs applied and Established."""
     k = Kube(kube_cluster, tmp_path_factory.mktemp("kube-clients"))
-    print(f"\n[cluster] kube-apiserver {kube_cluster.server} started in "
-          f"{kube_cluster.start_seconds:.1f} s")
+    print(
+        f"\n[cluster] kube-apiserver {kube_cluster.server} started in "
+        f"{kube_cluster.start_seconds:.1f} s"
+    )
     files = [path for paths in schemas.crd_files().values() for path in paths]
-    names = [doc["metadata"]["name"] for path in files
-             for doc in yaml.safe_load_all(path.read_text()) if doc]
+    names = [
+        doc["metadata"]["name"]
+        for path in files
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
     started = time.monotonic()
     # server-side: Strimzi's CRDs are too big for client-side apply's annotation; forced,
     # since another test of the session may have created them under another field manager
-    k.kubectl("apply", "--server-side", "--force-conflicts",
-              *(arg for path in files for arg in ("-f", str(path))),
-              what="applying the Strimzi, Spark Operator and prometheus-operator CRDs")
-    k.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-              *(f"crd/{n}" for n in names), what="waiting for the CRDs to be Established")
+    k.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        *(arg for path in files for arg in ("-f", str(path))),
+        what="applying the Strimzi, Spark Operator and prometheus-operator CRDs",
+    )
+    k.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(f"crd/{n}" for n in names),
+        what="waiting for the CRDs to be Established",
+    )
     print(f"[cluster] {len(names)} CRDs Established in {time.monotonic() - started:.1f} s")
     yield k
     k.api.close()
@@ -135,11 +172,20 @@ def _key(obj: Obj) -> tuple[str, str]:
 
 def _live(k: Kube, namespace: str, objects: list[Obj], what: str) -> list[Obj]:
     """The objects as the server holds them; fails naming every one it lacks."""
-    proc = k.kubectl("get", "-n", namespace, "-f", "-", "-o", "json",
-                     input=yaml.safe_dump_all(objects), what=what, check=False)
+    proc = k.kubectl(
+        "get",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        "-o",
+        "json",
+        input=yaml.safe_dump_all(objects),
+        what=what,
+        check=False,
+    )
     if proc.returncode != 0:
-        pytest.fail(f"{what}: objects missing on the server:\n{proc.stderr.strip()}",
-                    pytrace=False)
+        pytest.fail(f"{what}: objects missing on the server:\n{proc.stderr.strip()}", pytrace=False)
     found = json.loads(proc.stdout)
     return found["items"] if found.get("kind") == "List" else [found]
 
@@ -157,10 +203,14 @@ def _pods(obj: Obj) -> list[tuple[str, Obj]]:
         for claim in spec.get("volumeClaimTemplates") or []:
             claim_name = claim["metadata"]["name"]
             pod_spec.setdefault("volumes", []).append(
-                {"name": claim_name,
-                 "persistentVolumeClaim": {"claimName": f"{claim_name}-{name}-0"}})
-        out.append(("spec.template", {"metadata": template.get("metadata") or {},
-                                      "spec": pod_spec}))
+                {
+                    "name": claim_name,
+                    "persistentVolumeClaim": {"claimName": f"{claim_name}-{name}-0"},
+                }
+            )
+        out.append(
+            ("spec.template", {"metadata": template.get("metadata") or {}, "spec": pod_spec})
+        )
     elif kind == "SparkApplication":
         # spark-submit makes the pods from these templates, with spec.image and the
         # driver's service account (executors use it too unless they name one)
@@ -175,14 +225,21 @@ def _pods(obj: Obj) -> list[tuple[str, Obj]]:
             account = part.get("serviceAccount") or driver_sa
             if account:
                 pod_spec["serviceAccountName"] = account
-            out.append((f"spec.{role}.template", {"metadata": template.get("metadata") or {},
-                                                  "spec": pod_spec}))
+            out.append(
+                (
+                    f"spec.{role}.template",
+                    {"metadata": template.get("metadata") or {}, "spec": pod_spec},
+                )
+            )
     pods = []
     for where, pod in out:
-        meta = {"name": f"{kind}-{name}-{where.split('.')[1]}".lower()[:63].rstrip("-"),
-                "labels": pod["metadata"].get("labels") or {}}
-        pods.append((where, {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-                             "spec": pod["spec"]}))
+        meta = {
+            "name": f"{kind}-{name}-{where.split('.')[1]}".lower()[:63].rstrip("-"),
+            "labels": pod["metadata"].get("labels") or {},
+        }
+        pods.append(
+            (where, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod["spec"]})
+        )
     return pods
 
 
@@ -192,8 +249,7 @@ def _admission_problems(k: Kube, namespace: str, objects: list[Obj]) -> list[str
         for where, pod in _pods(obj):
             refused = k.dry_run_pod(namespace, pod)
             if refused:
-                problems.append(f"{obj['kind']} {obj['metadata']['name']} ({where}): "
-                                f"{refused}")
+                problems.append(f"{obj['kind']} {obj['metadata']['name']} ({where}): {refused}")
     return problems
 
 
@@ -204,15 +260,49 @@ def _counts(objects: list[Obj]) -> dict[str, int]:
 def _leftovers(k: Kube, namespace: str, manifest: list[Obj]) -> list[str]:
     """Every namespaced type the server lists, searched for the release's label, and the
     manifest's objects by name."""
-    types = k.kubectl("api-resources", "--namespaced=true", "--verbs=list", "-o", "name",
-                      what="listing resource types").stdout.split()
-    by_label = k.kubectl("get", ",".join(types), "-n", namespace, "-l", INSTANCE, "-o",
-                         "name", "--ignore-not-found", what="listing leftovers").stdout.split()
-    by_name = k.kubectl("get", "-n", namespace, "-f", "-", "-o", "name", "--ignore-not-found",
-                        input=yaml.safe_dump_all(manifest), what="listing leftovers").stdout
-    helm_secrets = k.kubectl("get", "secrets", "-n", namespace, "-l",
-                             f"owner=helm,name={RELEASE}", "-o", "name",
-                             what="listing helm's release records").stdout
+    types = k.kubectl(
+        "api-resources",
+        "--namespaced=true",
+        "--verbs=list",
+        "-o",
+        "name",
+        what="listing resource types",
+    ).stdout.split()
+    by_label = k.kubectl(
+        "get",
+        ",".join(types),
+        "-n",
+        namespace,
+        "-l",
+        INSTANCE,
+        "-o",
+        "name",
+        "--ignore-not-found",
+        what="listing leftovers",
+    ).stdout.split()
+    by_name = k.kubectl(
+        "get",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        "-o",
+        "name",
+        "--ignore-not-found",
+        input=yaml.safe_dump_all(manifest),
+        what="listing leftovers",
+    ).stdout
+    helm_secrets = k.kubectl(
+        "get",
+        "secrets",
+        "-n",
+        namespace,
+        "-l",
+        f"owner=helm,name={RELEASE}",
+        "-o",
+        "name",
+        what="listing helm's release records",
+    ).stdout
     return sorted(set(by_label) | set(by_name.split()) | set(helm_secrets.split()))
 
 
@@ -221,15 +311,21 @@ def _leftovers(k: Kube, namespace: str, manifest: list[Obj]) -> list[str]:
 
 def test_crds_are_established_and_serve_the_versions_the_chart_writes(cluster):
     for name, version in SERVED.items():
-        crd = json.loads(cluster.kubectl("get", f"crd/{name}", "-o", "json",
-                                         what=f"reading CRD {name}").stdout)
+        crd = json.loads(
+            cluster.kubectl("get", f"crd/{name}", "-o", "json", what=f"reading CRD {name}").stdout
+        )
         conditions = {c["type"]: c for c in crd["status"].get("conditions") or []}
         assert conditions.get("Established", {}).get("status") == "True", (name, conditions)
         served = {v["name"] for v in crd["spec"]["versions"] if v.get("served")}
         assert version in served, f"CRD {name} serves {sorted(served)}, not {version}"
     # and the server's OpenAPI publishes them: what kubectl explain and clients read
-    explain = cluster.kubectl("explain", "kafkas.spec.kafka.listeners", "--api-version",
-                              "kafka.strimzi.io/v1", what="kubectl explain").stdout
+    explain = cluster.kubectl(
+        "explain",
+        "kafkas.spec.kafka.listeners",
+        "--api-version",
+        "kafka.strimzi.io/v1",
+        what="kubectl explain",
+    ).stdout
     assert "FIELD: listeners" in explain
 
 
@@ -241,32 +337,45 @@ def test_install_admits_every_pod_and_uninstall_leaves_nothing(cluster, scenario
     ns = cluster.namespace(f"ql-{scenario}")
     rendered = _render(scenario, ns)
     started = time.monotonic()
-    cluster.helm("install", RELEASE, str(chartcheck.CHART), "-n", ns, "-f",
-                 str(SCENARIOS[scenario]), what=f"[{scenario}] helm install")
+    cluster.helm(
+        "install",
+        RELEASE,
+        str(chartcheck.CHART),
+        "-n",
+        ns,
+        "-f",
+        str(SCENARIOS[scenario]),
+        what=f"[{scenario}] helm install",
+    )
     install_s = time.monotonic() - started
 
-    manifest = chartcheck.parse(cluster.helm("get", "manifest", RELEASE, "-n", ns,
-                                             what=f"[{scenario}] helm get manifest").stdout)
+    manifest = chartcheck.parse(
+        cluster.helm(
+            "get", "manifest", RELEASE, "-n", ns, what=f"[{scenario}] helm get manifest"
+        ).stdout
+    )
     expected = {_key(o) for o in rendered if not _is_hook(o)}
     assert {_key(o) for o in manifest} == expected, (
-        f"[{scenario}] helm's manifest differs from helm template's objects")
+        f"[{scenario}] helm's manifest differs from helm template's objects"
+    )
     live = _live(cluster, ns, manifest, f"[{scenario}] installed objects")
     assert {_key(o) for o in live} == expected
     for obj in live:  # created by this release, labelled as such
         labels = obj["metadata"].get("labels") or {}
         assert labels.get("app.kubernetes.io/instance") == RELEASE, _key(obj)
-        assert obj["metadata"].get("annotations", {}).get("meta.helm.sh/release-name") \
-            == RELEASE, _key(obj)
-    print(f"\n[{scenario}] helm install {install_s:.1f} s, {len(live)} objects: "
-          f"{_counts(live)}")
+        assert obj["metadata"].get("annotations", {}).get("meta.helm.sh/release-name") == RELEASE, (
+            _key(obj)
+        )
+    print(f"\n[{scenario}] helm install {install_s:.1f} s, {len(live)} objects: {_counts(live)}")
 
     # every pod template as the server holds it (defaulted), plus the helm test's Job
     # (a hook: rendered, not installed until `helm test`)
     hooks = [o for o in rendered if _is_hook(o)]
     problems = _admission_problems(cluster, ns, live + hooks)
     judged = sum(len(_pods(o)) for o in live + hooks)
-    assert not problems, (f"[{scenario}] refused by admission in a restricted namespace:\n"
-                          + "\n".join(problems))
+    assert not problems, (
+        f"[{scenario}] refused by admission in a restricted namespace:\n" + "\n".join(problems)
+    )
     assert judged > 0, f"[{scenario}] no pod template judged"
     print(f"[{scenario}] {judged} pod templates admitted under restricted Pod Security")
 
@@ -278,44 +387,81 @@ def test_install_admits_every_pod_and_uninstall_leaves_nothing(cluster, scenario
 def test_upgrade_changes_live_objects(cluster):
     ns = cluster.namespace("ql-upgrade")
     values = str(SCENARIOS["default"])
-    cluster.helm("install", RELEASE, str(chartcheck.CHART), "-n", ns, "-f", values,
-                 what="helm install")
-    names = {o["kind"]: o["metadata"]["name"] for o in _render("default", ns)
-             if o["kind"] in ("KafkaTopic", "HorizontalPodAutoscaler")}
+    cluster.helm(
+        "install", RELEASE, str(chartcheck.CHART), "-n", ns, "-f", values, what="helm install"
+    )
+    names = {
+        o["kind"]: o["metadata"]["name"]
+        for o in _render("default", ns)
+        if o["kind"] in ("KafkaTopic", "HorizontalPodAutoscaler")
+    }
     api = f"{RELEASE}-api"
     query = f"{RELEASE}-query"
-    secret_before = {s["metadata"]["name"]: s["data"] for s in json.loads(cluster.kubectl(
-        "get", "secrets", "-n", ns, "-l", INSTANCE, "-o", "json").stdout)["items"]}
+    secret_before = {
+        s["metadata"]["name"]: s["data"]
+        for s in json.loads(
+            cluster.kubectl("get", "secrets", "-n", ns, "-l", INSTANCE, "-o", "json").stdout
+        )["items"]
+    }
     assert names.get("HorizontalPodAutoscaler"), "the default scenario has the api's HPA"
 
-    cluster.helm("upgrade", RELEASE, str(chartcheck.CHART), "-n", ns, "-f", values,
-                 "--set", "query.replicas=3", "--set", "kafka.topic.partitions=12",
-                 "--set", "api.rateLimit=25", "--set", "api.autoscaling.enabled=false",
-                 "--set", "api.replicas=4", what="helm upgrade")
+    cluster.helm(
+        "upgrade",
+        RELEASE,
+        str(chartcheck.CHART),
+        "-n",
+        ns,
+        "-f",
+        values,
+        "--set",
+        "query.replicas=3",
+        "--set",
+        "kafka.topic.partitions=12",
+        "--set",
+        "api.rateLimit=25",
+        "--set",
+        "api.autoscaling.enabled=false",
+        "--set",
+        "api.replicas=4",
+        what="helm upgrade",
+    )
 
     def get(kind: str, name: str) -> Obj:
-        return json.loads(cluster.kubectl("get", kind, name, "-n", ns, "-o", "json",
-                                          what=f"reading {kind} {name}").stdout)
+        return json.loads(
+            cluster.kubectl(
+                "get", kind, name, "-n", ns, "-o", "json", what=f"reading {kind} {name}"
+            ).stdout
+        )
 
     assert get("deployment", query)["spec"]["replicas"] == 3
     assert get("kafkatopic", names["KafkaTopic"])["spec"]["partitions"] == 12
     api_dep = get("deployment", api)
     assert api_dep["spec"]["replicas"] == 4
-    env = {e["name"]: e.get("value") for c in api_dep["spec"]["template"]["spec"]["containers"]
-           for e in c.get("env") or []}
+    env = {
+        e["name"]: e.get("value")
+        for c in api_dep["spec"]["template"]["spec"]["containers"]
+        for e in c.get("env") or []
+    }
     assert env.get("QUESTLOG_API_RATE_LIMIT") == "25", env
-    gone = cluster.kubectl("get", "hpa", names["HorizontalPodAutoscaler"], "-n", ns,
-                           "--ignore-not-found", "-o", "name").stdout.strip()
+    gone = cluster.kubectl(
+        "get", "hpa", names["HorizontalPodAutoscaler"], "-n", ns, "--ignore-not-found", "-o", "name"
+    ).stdout.strip()
     assert not gone, "the HPA outlived autoscaling.enabled=false"
     # the generated secrets (lookup on the live server) survive the upgrade unchanged
-    secret_after = {s["metadata"]["name"]: s["data"] for s in json.loads(cluster.kubectl(
-        "get", "secrets", "-n", ns, "-l", INSTANCE, "-o", "json").stdout)["items"]}
+    secret_after = {
+        s["metadata"]["name"]: s["data"]
+        for s in json.loads(
+            cluster.kubectl("get", "secrets", "-n", ns, "-l", INSTANCE, "-o", "json").stdout
+        )["items"]
+    }
     assert secret_after == secret_before
     history = json.loads(cluster.helm("history", RELEASE, "-n", ns, "-o", "json").stdout)
     assert [h["revision"] for h in history] == [1, 2]
     assert history[-1]["status"] == "deployed"
-    print(f"\n[upgrade] revision 2 live: query 3 replicas, topic 12 partitions, api 4 "
-          f"replicas without HPA, rate limit 25; secrets kept: {sorted(secret_after)}")
+    print(
+        f"\n[upgrade] revision 2 live: query 3 replicas, topic 12 partitions, api 4 "
+        f"replicas without HPA, rate limit 25; secrets kept: {sorted(secret_after)}"
+    )
     cluster.helm("uninstall", RELEASE, "-n", ns, what="helm uninstall")
 
 
@@ -323,9 +469,17 @@ def test_upgrade_changes_live_objects(cluster):
 def test_template_applies_with_server_dry_run(cluster, scenario):
     ns = cluster.namespace(f"dry-{scenario}")
     stream = chartcheck.render([SCENARIOS[scenario]], RELEASE, ns)
-    proc = cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-n", ns,
-                           "-f", "-", input=stream, what=f"[{scenario}] helm template | "
-                           "kubectl apply --dry-run=server")
+    proc = cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=stream,
+        what=f"[{scenario}] helm template | kubectl apply --dry-run=server",
+    )
     applied = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(applied) == len(chartcheck.parse(stream)), proc.stdout
     # the namespace warns on workloads whose pods the restricted standard would refuse
@@ -336,13 +490,24 @@ def test_template_applies_with_server_dry_run(cluster, scenario):
 
 
 def _pod(name: str, **container_security: Any) -> Obj:
-    security = {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"}, **container_security}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"securityContext": {"runAsUser": 10001},
-                     "containers": [{"name": "app", "image": "questlog-api:0.1.0",
-                                     "securityContext": security}]}}
+    security = {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+        **container_security,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "securityContext": {"runAsUser": 10001},
+            "containers": [
+                {"name": "app", "image": "questlog-api:0.1.0", "securityContext": security}
+            ],
+        },
+    }
 
 
 def test_pod_security_refuses_a_privileged_pod(cluster):
@@ -371,31 +536,55 @@ def test_the_template_check_names_a_refused_workload(cluster):
     """The check the install test relies on can fail: the chart's api Deployment with its
     container running as root is refused, and the problem names the object."""
     ns = cluster.namespace("psa-template")
-    api = next(o for o in _render("default", ns) if o["kind"] == "Deployment"
-               and o["metadata"]["name"] == f"{RELEASE}-api")
+    api = next(
+        o
+        for o in _render("default", ns)
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == f"{RELEASE}-api"
+    )
     container = api["spec"]["template"]["spec"]["containers"][0]
     container["securityContext"]["runAsNonRoot"] = False
     assert _admission_problems(cluster, ns, [api]) == [
         f'Deployment {RELEASE}-api (spec.template): 403 pods "deployment-{RELEASE}-api-'
         'template" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != '
         f'true (container "{container["name"]}" must not set securityContext.runAsNonRoot='
-        'false)']
+        "false)"
+    ]
 
 
-@pytest.mark.parametrize(("kind", "path"), [("Kafka", ("spec", "kafka", "replicas")),
-                                            ("SparkApplication", ("spec", "driver", "cpus"))])
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [("Kafka", ("spec", "kafka", "replicas")), ("SparkApplication", ("spec", "driver", "cpus"))],
+)
 def test_unknown_fields_in_custom_resources_are_refused(cluster, kind, path):
     ns = cluster.namespace("strict-fields")
     obj = next(o for o in _render("default", ns) if o["kind"] == kind)
-    cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-n", ns, "-f", "-",
-                    input=yaml.safe_dump(obj), what=f"the chart's own {kind}")
+    cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=yaml.safe_dump(obj),
+        what=f"the chart's own {kind}",
+    )
     bad = copy.deepcopy(obj)
     node = bad
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = 3
-    proc = cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-n", ns,
-                           "-f", "-", input=yaml.safe_dump(bad), check=False)
+    proc = cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=yaml.safe_dump(bad),
+        check=False,
+    )
     print(f"\n[strict] {kind} with {'.'.join(path)}: {proc.stderr.strip()}")
     assert proc.returncode != 0, f"{kind} with {'.'.join(path)} was accepted"
     assert f'strict decoding error: unknown field "{".".join(path)}"' in proc.stderr

@@ -37,8 +37,11 @@ def _selectors(node):
 
 def _configmaps(*sets: str):
     objects = chartcheck.parse(chartcheck.render(sets=sets))
-    return [o for o in objects if o["kind"] == "ConfigMap"
-            and o["metadata"]["name"].endswith("-grafana-dashboards")]
+    return [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-grafana-dashboards")
+    ]
 
 
 def test_the_chart_ships_the_two_dashboards():
@@ -114,11 +117,14 @@ def test_the_configmap_holds_every_file_byte_for_byte_with_the_sidecar_label():
 
 
 def test_label_folder_and_namespace_follow_the_values():
-    [cm] = _configmaps("grafana.dashboards.enabled=true", "grafana.dashboards.label=dash",
-                       "grafana.dashboards.labelValue=questlog",
-                       "grafana.dashboards.folder=Games",
-                       "grafana.dashboards.folderAnnotation=grafana_folder",
-                       "grafana.dashboards.namespace=monitoring")
+    [cm] = _configmaps(
+        "grafana.dashboards.enabled=true",
+        "grafana.dashboards.label=dash",
+        "grafana.dashboards.labelValue=questlog",
+        "grafana.dashboards.folder=Games",
+        "grafana.dashboards.folderAnnotation=grafana_folder",
+        "grafana.dashboards.namespace=monitoring",
+    )
     assert cm["metadata"]["labels"]["dash"] == "questlog"
     assert "grafana_dashboard" not in cm["metadata"]["labels"]
     assert cm["metadata"]["annotations"] == {"grafana_folder": "Games"}
@@ -133,13 +139,17 @@ def test_nothing_is_rendered_when_disabled():
 
 def test_the_production_scenario_turns_them_on_in_a_folder():
     objects = chartcheck.parse(chartcheck.render([chartcheck.CHART / "ci/production-values.yaml"]))
-    [cm] = [o for o in objects if o["kind"] == "ConfigMap"
-            and "grafana_dashboard" in o["metadata"].get("labels", {})]
+    [cm] = [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and "grafana_dashboard" in o["metadata"].get("labels", {})
+    ]
     assert cm["metadata"]["annotations"] == {"k8s-sidecar-target-directory": "questlog"}
     # what docs/deploy-kubernetes.md says: the chart's only ServiceMonitor is the API's
     monitors = [o for o in objects if o["kind"] == "ServiceMonitor"]
-    assert [m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
-            for m in monitors] == ["api"]
+    assert [m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for m in monitors] == [
+        "api"
+    ]
 
 
 def test_the_schema_refuses_a_misspelt_or_malformed_setting():

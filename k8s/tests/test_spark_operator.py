@@ -58,7 +58,7 @@ def _wait(predicate, timeout: float, what: str, detail=lambda: ""):
 def _mib(size: str) -> int:
     """A Spark JVM size ("1g", "512m") in MiB."""
     number, unit = re.fullmatch(r"(\d+)([mgt])b?", size.lower()).groups()
-    return int(number) * {"m": 1, "g": 1024, "t": 1024 ** 2}[unit]
+    return int(number) * {"m": 1, "g": 1024, "t": 1024**2}[unit]
 
 
 def _properties(text: str) -> dict[str, str]:
@@ -72,8 +72,12 @@ def _properties(text: str) -> dict[str, str]:
 
 
 def _helm(kubeconfig: Path, *args: str) -> str:
-    proc = subprocess.run([str(tools.path("helm")), "--kubeconfig", str(kubeconfig), *args],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(tools.path("helm")), "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stderr}"
     return proc.stdout
 
@@ -88,10 +92,16 @@ def installed(kube_cluster):
     cluster.apply_crds(api, CRD_OPERATORS)
     kube_cluster.ensure_namespace(NAMESPACE, POD_SECURITY_LABELS)  # and its "default" account
     args = [f"--set={item}" for item in SETS]
-    _helm(kube_cluster.kubeconfig, "install", RELEASE, str(chartcheck.CHART),
-          "--namespace", NAMESPACE, *args)
-    rendered = chartcheck.parse(chartcheck.render(release=RELEASE, namespace=NAMESPACE,
-                                                  sets=SETS))
+    _helm(
+        kube_cluster.kubeconfig,
+        "install",
+        RELEASE,
+        str(chartcheck.CHART),
+        "--namespace",
+        NAMESPACE,
+        *args,
+    )
+    rendered = chartcheck.parse(chartcheck.render(release=RELEASE, namespace=NAMESPACE, sets=SETS))
     try:
         yield api, rendered
     finally:
@@ -138,49 +148,62 @@ def submitted(kube_cluster, installed, tmp_path_factory):
         status = found.get("status") or {}
         state = status.get("applicationState", {}).get("state")
         if state == "SUBMITTED":
-            done = status.get("sparkApplicationId") and status.get("driverInfo", {}).get(
-                "podName")
+            done = status.get("sparkApplicationId") and status.get("driverInfo", {}).get("podName")
             return found if done else None
         return found if state else None
 
     def detail() -> str:
         status = app().get("status") or {}
-        return (f"SparkApplication status: {yaml.safe_dump(status)}\n"
-                f"controller log ({log}):\n{operator.log_tail(60)}")
+        return (
+            f"SparkApplication status: {yaml.safe_dump(status)}\n"
+            f"controller log ({log}):\n{operator.log_tail(60)}"
+        )
 
     with operator:
         started = time.monotonic()
         driver = _wait(pod, 240, f"driver pod {DRIVER_POD}", detail)
-        submission = _wait(recorded, 60, "the submission in the SparkApplication status",
-                           detail)
-        print(f"\nspark-operator: driver pod created {time.monotonic() - started:.0f} s "
-              f"after the controller was watching; state "
-              f"{submission['status']['applicationState']['state']}")
+        submission = _wait(recorded, 60, "the submission in the SparkApplication status", detail)
+        print(
+            f"\nspark-operator: driver pod created {time.monotonic() - started:.0f} s "
+            f"after the controller was watching; state "
+            f"{submission['status']['applicationState']['state']}"
+        )
         try:
-            yield {"pod": driver, "app": submission, "rendered": rendered,
-                   "plain": api.sanitize_for_serialization(driver), "core": core}
+            yield {
+                "pod": driver,
+                "app": submission,
+                "rendered": rendered,
+                "plain": api.sanitize_for_serialization(driver),
+                "core": core,
+            }
         finally:
-            shutil.rmtree(sparkop.SUBMISSIONS / submission["status"]["submissionID"],
-                          ignore_errors=True)
+            shutil.rmtree(
+                sparkop.SUBMISSIONS / submission["status"]["submissionID"], ignore_errors=True
+            )
 
 
 def _rendered_app(rendered: list[dict[str, Any]]) -> dict[str, Any]:
-    return next(o for o in rendered
-                if o["kind"] == "SparkApplication" and o["metadata"]["name"] == APP)
+    return next(
+        o for o in rendered if o["kind"] == "SparkApplication" and o["metadata"]["name"] == APP
+    )
 
 
 def test_the_driver_pod_spec_is_printed(submitted):
-    metadata = {k: v for k, v in submitted["plain"]["metadata"].items()
-                if k != "managedFields"}
-    spec = yaml.safe_dump({"metadata": metadata, "spec": submitted["plain"]["spec"]},
-                          sort_keys=False)
+    metadata = {k: v for k, v in submitted["plain"]["metadata"].items() if k != "managedFields"}
+    spec = yaml.safe_dump(
+        {"metadata": metadata, "spec": submitted["plain"]["spec"]}, sort_keys=False
+    )
     print(f"\ndriver pod {NAMESPACE}/{DRIVER_POD} as the Spark Operator made it:\n{spec}")
     core = submitted["core"]
-    made = [f"{kind} {o.metadata.name}"
-            for kind, found in (("Service", core.list_namespaced_service(NAMESPACE)),
-                                ("ConfigMap", core.list_namespaced_config_map(NAMESPACE)))
-            for o in found.items
-            if (o.metadata.labels or {}).get("app.kubernetes.io/managed-by") != "Helm"]
+    made = [
+        f"{kind} {o.metadata.name}"
+        for kind, found in (
+            ("Service", core.list_namespaced_service(NAMESPACE)),
+            ("ConfigMap", core.list_namespaced_config_map(NAMESPACE)),
+        )
+        for o in found.items
+        if (o.metadata.labels or {}).get("app.kubernetes.io/managed-by") != "Helm"
+    ]
     print(f"beside it, made by the operator and spark-submit: {', '.join(sorted(made))}")
     assert submitted["pod"].status.phase == "Pending"  # no kubelet, no node
 
@@ -206,9 +229,9 @@ def test_the_driver_runs_the_extractor_image_and_main(submitted):
     assert not container.command
     main = [spec["mainApplicationFile"], *spec["arguments"]]
     extractor = wiring.containers(submitted["rendered"], RELEASE)["extractor"]
-    assert list(extractor.command[-len(main):]) == main
+    assert list(extractor.command[-len(main) :]) == main
     assert container.args[0] == "driver"
-    assert container.args[-len(main):] == main, container.args
+    assert container.args[-len(main) :] == main, container.args
     assert "org.apache.spark.deploy.PythonRunner" in container.args
 
 

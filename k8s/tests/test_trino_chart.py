@@ -19,8 +19,14 @@ NAME = f"{RELEASE}-trino"
 ON = ["trino.enabled=true"]
 PRODUCTION = chartcheck.CHART / "ci" / "production-values.yaml"
 # What the registrar (python -m questlog_query.trino_sync) is given, by name.
-REGISTRAR_ENV = ("QUESTLOG_TRINO_URL", "QUESTLOG_TRINO_LAKE_ROOT", "QUESTLOG_TRINO_CATALOG",
-                 "QUESTLOG_TRINO_SCHEMA", "QUESTLOG_TRINO_USER", "QUESTLOG_TRINO_SYNC_EVERY_S")
+REGISTRAR_ENV = (
+    "QUESTLOG_TRINO_URL",
+    "QUESTLOG_TRINO_LAKE_ROOT",
+    "QUESTLOG_TRINO_CATALOG",
+    "QUESTLOG_TRINO_SCHEMA",
+    "QUESTLOG_TRINO_USER",
+    "QUESTLOG_TRINO_SYNC_EVERY_S",
+)
 GiB = 1024**3
 
 
@@ -29,9 +35,12 @@ def _render(values=(), sets=()):
 
 
 def _trino_objects(objects):
-    return [o for o in objects
-            if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "trino"
-            or "trino" in o["metadata"]["name"]]
+    return [
+        o
+        for o in objects
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "trino"
+        or "trino" in o["metadata"]["name"]
+    ]
 
 
 def _one(objects, kind, name=NAME):
@@ -59,7 +68,7 @@ def _properties(text):
 def _size(text):
     """Bytes of a JVM (2G, 2048m) or Trino (1GB) size: both are 1024-based."""
     number = int(text.rstrip("kKmMgGtTB"))
-    unit = text[len(str(number)):].upper().rstrip("B")
+    unit = text[len(str(number)) :].upper().rstrip("B")
     return number * 1024 ** ("KMGT".index(unit) + 1) if unit else number
 
 
@@ -85,7 +94,11 @@ def test_off_by_default_renders_no_trino_object(defaults):
 
 def test_on_renders_one_deployment_its_service_and_its_config(on, defaults):
     assert sorted((o["kind"], o["metadata"]["name"]) for o in _trino_objects(on)) == [
-        ("ConfigMap", NAME), ("Deployment", NAME), ("NetworkPolicy", NAME), ("Service", NAME)]
+        ("ConfigMap", NAME),
+        ("Deployment", NAME),
+        ("NetworkPolicy", NAME),
+        ("Service", NAME),
+    ]
     deployment = _one(on, "Deployment")
     assert deployment["spec"]["replicas"] == 1
     trino = _containers(on)["trino"]
@@ -93,13 +106,14 @@ def test_on_renders_one_deployment_its_service_and_its_config(on, defaults):
     assert trino["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     service = _one(on, "Service")
     assert service["spec"]["type"] == "ClusterIP"
-    assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http",
-                                         "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     # the rest of the release is the same with or without Trino
     assert {(o["kind"], o["metadata"]["name"]) for o in on} - {
-        (o["kind"], o["metadata"]["name"]) for o in _trino_objects(on)} == {
-        (o["kind"], o["metadata"]["name"]) for o in defaults}
+        (o["kind"], o["metadata"]["name"]) for o in _trino_objects(on)
+    } == {(o["kind"], o["metadata"]["name"]) for o in defaults}
 
 
 def test_the_config_is_mounted_at_etc_trino_with_the_catalog_in_its_folder(on):
@@ -109,8 +123,13 @@ def test_the_config_is_mounted_at_etc_trino_with_the_catalog_in_its_folder(on):
     config = volumes[mounts["/etc/trino"]["name"]]["configMap"]
     assert config["name"] == NAME
     assert {i["path"] for i in config["items"]} == {
-        "node.properties", "jvm.config", "config.properties", "access-control.properties",
-        "rules.json", "catalog/questlog.properties"}
+        "node.properties",
+        "jvm.config",
+        "config.properties",
+        "access-control.properties",
+        "rules.json",
+        "catalog/questlog.properties",
+    }
     data = _one(on, "ConfigMap")["data"]
     assert {i["key"] for i in config["items"]} == set(data)
     for path in ("/data/trino", "/tmp"):
@@ -120,40 +139,65 @@ def test_the_config_is_mounted_at_etc_trino_with_the_catalog_in_its_folder(on):
 def test_trino_is_configured_as_one_coordinator_with_the_heap_of_its_values(on):
     data = _one(on, "ConfigMap")["data"]
     assert _properties(data["node.properties"]) == {
-        "node.environment": "questlog", "node.data-dir": "/data/trino"}
+        "node.environment": "questlog",
+        "node.data-dir": "/data/trino",
+    }
     assert data["jvm.config"].split() == [
-        "-Xmx2G", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
-        "-Djdk.attach.allowAttachSelf=true"]
+        "-Xmx2G",
+        "-XX:+UseG1GC",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-Djdk.attach.allowAttachSelf=true",
+    ]
     assert _properties(data["config.properties"]) == {
-        "coordinator": "true", "node-scheduler.include-coordinator": "true",
-        "http-server.http.port": "8080", "discovery.uri": "http://localhost:8080",
-        "query.max-memory": "1GB", "query.max-memory-per-node": "1GB"}
+        "coordinator": "true",
+        "node-scheduler.include-coordinator": "true",
+        "http-server.http.port": "8080",
+        "discovery.uri": "http://localhost:8080",
+        "query.max-memory": "1GB",
+        "query.max-memory-per-node": "1GB",
+    }
 
 
 def test_analysts_read_and_only_the_registrar_registers(on):
     data = _one(on, "ConfigMap")["data"]
     assert _properties(data["access-control.properties"]) == {
-        "access-control.name": "file", "security.config-file": "/etc/trino/rules.json"}
+        "access-control.name": "file",
+        "security.config-file": "/etc/trino/rules.json",
+    }
     # the first matching rule wins: the registrar's must come first
-    assert json.loads(data["rules.json"]) == {"catalogs": [
-        {"user": "questlog-registrar", "catalog": "questlog", "allow": "all"},
-        {"catalog": "(questlog|system)", "allow": "read-only"}]}
+    assert json.loads(data["rules.json"]) == {
+        "catalogs": [
+            {"user": "questlog-registrar", "catalog": "questlog", "allow": "all"},
+            {"catalog": "(questlog|system)", "allow": "read-only"},
+        ]
+    }
     assert _env(_containers(on)["registrar"])["QUESTLOG_TRINO_USER"] == "questlog-registrar"
 
 
-@pytest.mark.parametrize(("values", "sets", "lake"), [
-    ((), ON, f"hdfs://{RELEASE}-hdfs-namenode:8020/questlog"),
-    ((chartcheck.CHART / "ci" / "external-values.yaml",), ON,
-     "hdfs://namenode.data.svc:8020/lakes/questlog"),
-], ids=["chart-hdfs", "external-hdfs"])
+@pytest.mark.parametrize(
+    ("values", "sets", "lake"),
+    [
+        ((), ON, f"hdfs://{RELEASE}-hdfs-namenode:8020/questlog"),
+        (
+            (chartcheck.CHART / "ci" / "external-values.yaml",),
+            ON,
+            "hdfs://namenode.data.svc:8020/lakes/questlog",
+        ),
+    ],
+    ids=["chart-hdfs", "external-hdfs"],
+)
 def test_the_catalog_reads_delta_tables_of_the_query_services_lake(values, sets, lake):
     objects = _render(values, sets)
     catalog = _properties(_one(objects, "ConfigMap")["data"]["questlog.properties"])
     assert catalog == {
-        "connector.name": "delta_lake", "hive.metastore": "file",
+        "connector.name": "delta_lake",
+        "hive.metastore": "file",
         "hive.metastore.catalog.dir": "local:///data/trino/metastore",
-        "fs.native-local.enabled": "true", "local.location": "/",
-        "fs.hadoop.enabled": "true", "delta.register-table-procedure.enabled": "true"}
+        "fs.native-local.enabled": "true",
+        "local.location": "/",
+        "fs.hadoop.enabled": "true",
+        "delta.register-table-procedure.enabled": "true",
+    }
     query = _env_of(objects, f"{RELEASE}-query", "query")
     registrar = _env(_containers(objects)["registrar"])
     assert registrar["QUESTLOG_TRINO_LAKE_ROOT"] == query["QUESTLOG_QUERY_LAKE_ROOT"] == lake
@@ -173,13 +217,18 @@ def test_the_registrar_gets_exactly_its_variables_in_the_query_services_image(on
     assert registrar["command"] == ["python", "-m", "questlog_query.trino_sync"]
     assert [e["name"] for e in registrar["env"]] == list(REGISTRAR_ENV)
     env = _env(registrar)
-    assert env == {**env, "QUESTLOG_TRINO_URL": "http://127.0.0.1:8080",
-                   "QUESTLOG_TRINO_CATALOG": "questlog", "QUESTLOG_TRINO_SCHEMA": "default",
-                   "QUESTLOG_TRINO_USER": "questlog-registrar",
-                   "QUESTLOG_TRINO_SYNC_EVERY_S": "10"}
+    assert env == {
+        **env,
+        "QUESTLOG_TRINO_URL": "http://127.0.0.1:8080",
+        "QUESTLOG_TRINO_CATALOG": "questlog",
+        "QUESTLOG_TRINO_SCHEMA": "default",
+        "QUESTLOG_TRINO_USER": "questlog-registrar",
+        "QUESTLOG_TRINO_SYNC_EVERY_S": "10",
+    }
     # the Trino it talks to is its pod's own, on the port Trino listens on
     trino_port = _properties(_one(on, "ConfigMap")["data"]["config.properties"])[
-        "http-server.http.port"]
+        "http-server.http.port"
+    ]
     assert env["QUESTLOG_TRINO_URL"].endswith(f":{trino_port}")
     # the wiring test's view of it: the same command and variables
     played = wiring.containers(on, RELEASE)["trino-registrar"]
@@ -217,11 +266,17 @@ def test_the_registrars_settings_take_and_read_every_variable_the_chart_sets(on)
     assert set(rendered) <= env.read, f"set by the chart, never read: {set(rendered) - env.read}"
     query_lake = _env_of(on, f"{RELEASE}-query", "query")["QUESTLOG_QUERY_LAKE_ROOT"]
     assert settings == sync.SyncSettings(
-        url="http://127.0.0.1:8080", lake_root=query_lake, catalog="questlog",
-        schema="default", user="questlog-registrar", every_s=10.0)
+        url="http://127.0.0.1:8080",
+        lake_root=query_lake,
+        catalog="questlog",
+        schema="default",
+        user="questlog-registrar",
+        every_s=10.0,
+    )
     # the tables it registers are the lake's, where the query service reads them
     assert sync.wanted(settings.lake_root)["purchase_sword"] == (
-        f"{query_lake}/tables/purchase_sword")
+        f"{query_lake}/tables/purchase_sword"
+    )
 
 
 def test_both_containers_run_restricted_with_probes_and_resources(on):
@@ -250,15 +305,31 @@ def test_only_the_releases_trino_clients_reach_it(on):
     """No authentication: with NetworkPolicies on, ingress to 8080 only from pods labelled
     as Trino clients (port-forward and the registrar's loopback are not subject to it)."""
     netpol = _one(on, "NetworkPolicy")
-    assert netpol["spec"]["podSelector"]["matchLabels"] == (
-        _one(on, "Deployment")["spec"]["selector"]["matchLabels"])
-    assert netpol["spec"]["ingress"] == [{
-        "ports": [{"protocol": "TCP", "port": 8080}],
-        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/instance": RELEASE,
-                                                  "questlog.dev/trino-client": "true"}}}]}]
+    assert (
+        netpol["spec"]["podSelector"]["matchLabels"]
+        == (_one(on, "Deployment")["spec"]["selector"]["matchLabels"])
+    )
+    assert netpol["spec"]["ingress"] == [
+        {
+            "ports": [{"protocol": "TCP", "port": 8080}],
+            "from": [
+                {
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/instance": RELEASE,
+                            "questlog.dev/trino-client": "true",
+                        }
+                    }
+                }
+            ],
+        }
+    ]
     minimal = _render([chartcheck.CHART / "ci" / "minimal-values.yaml"], ON)
     assert sorted(o["kind"] for o in _trino_objects(minimal)) == [
-        "ConfigMap", "Deployment", "Service"]
+        "ConfigMap",
+        "Deployment",
+        "Service",
+    ]
 
 
 @pytest.mark.parametrize("scenario", ["on", "production"])
@@ -283,38 +354,51 @@ def test_the_rendered_memory_settings_let_trino_start(scenario, request):
     assert int(limit[:-2]) * GiB >= heap + GiB // 2
 
 
-@pytest.mark.parametrize(("sets", "error"), [
-    # 1434MB + 30% of 2048MB = 2048.4MB: one MB over the heap
-    (["trino.queryMaxMemoryPerNode=1434MB"], "queryMaxMemoryPerNode"),
-    (["trino.heap=1G"], "queryMaxMemoryPerNode"),          # 1GB + 0.3G > 1G
-    (["trino.resources.limits.memory=2Gi"], "limits.memory"),   # no room beside the heap
-    (["trino.resources.limits.memory=2500Mi"], "limits.memory"),
-    (["trino.heap=4G", "trino.resources.limits.memory=4G"], "limits.memory"),  # 4e9 < 4 GiB
-])
+@pytest.mark.parametrize(
+    ("sets", "error"),
+    [
+        # 1434MB + 30% of 2048MB = 2048.4MB: one MB over the heap
+        (["trino.queryMaxMemoryPerNode=1434MB"], "queryMaxMemoryPerNode"),
+        (["trino.heap=1G"], "queryMaxMemoryPerNode"),  # 1GB + 0.3G > 1G
+        (["trino.resources.limits.memory=2Gi"], "limits.memory"),  # no room beside the heap
+        (["trino.resources.limits.memory=2500Mi"], "limits.memory"),
+        (["trino.heap=4G", "trino.resources.limits.memory=4G"], "limits.memory"),  # 4e9 < 4 GiB
+    ],
+)
 def test_memory_settings_trino_would_refuse_fail_the_render(sets, error):
     with pytest.raises(chartcheck.CheckError, match=error):
         chartcheck.render(sets=ON + sets)
 
 
-@pytest.mark.parametrize("sets", [
-    ["trino.queryMaxMemoryPerNode=1433MB"],                 # 1433 + 614.4 <= 2048
-    ["trino.resources.limits.memory=2560Mi"],               # heap + 512Mi exactly
-    ["trino.heap=1024m", "trino.queryMaxMemoryPerNode=716MB", "trino.queryMaxMemory=2GB",
-     "trino.resources.limits.memory=1536Mi"],
-])
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["trino.queryMaxMemoryPerNode=1433MB"],  # 1433 + 614.4 <= 2048
+        ["trino.resources.limits.memory=2560Mi"],  # heap + 512Mi exactly
+        [
+            "trino.heap=1024m",
+            "trino.queryMaxMemoryPerNode=716MB",
+            "trino.queryMaxMemory=2GB",
+            "trino.resources.limits.memory=1536Mi",
+        ],
+    ],
+)
 def test_memory_settings_at_the_limits_render(sets):
     objects = _render(sets=ON + sets)
     assert _one(objects, "ConfigMap")
 
 
-@pytest.mark.parametrize(("sets", "error"), [
-    (["trino.service.type=NodePort"], "/trino/service/type"),  # no authentication: in-cluster
-    (["trino.heap=2GB"], "/trino/heap"),                       # a JVM size, not Trino's
-    (["trino.queryMaxMemory=1G"], "/trino/queryMaxMemory"),    # Trino's size, not the JVM's
-    (["trino.syncEverySeconds=0"], "/trino/syncEverySeconds"),
-    (["trino.heapp=2G"], "heapp"),                             # a typo
-    (["trino.image.tag=latest"], "/trino/image/tag"),
-])
+@pytest.mark.parametrize(
+    ("sets", "error"),
+    [
+        (["trino.service.type=NodePort"], "/trino/service/type"),  # no authentication: in-cluster
+        (["trino.heap=2GB"], "/trino/heap"),  # a JVM size, not Trino's
+        (["trino.queryMaxMemory=1G"], "/trino/queryMaxMemory"),  # Trino's size, not the JVM's
+        (["trino.syncEverySeconds=0"], "/trino/syncEverySeconds"),
+        (["trino.heapp=2G"], "heapp"),  # a typo
+        (["trino.image.tag=latest"], "/trino/image/tag"),
+    ],
+)
 def test_values_trino_cannot_use_are_refused_by_the_schema(sets, error):
     with pytest.raises(chartcheck.CheckError, match=error):
         chartcheck.render(sets=ON + sets)

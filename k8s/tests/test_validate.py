@@ -130,7 +130,7 @@ def broken(manifest: str, after: str, insert: str) -> str:
     indent = len(lines[index]) - len(lines[index].lstrip(" -"))
     if after.endswith(":"):
         indent += 2
-    return "\n".join([*lines[:index + 1], " " * indent + insert, *lines[index + 1:]]) + "\n"
+    return "\n".join([*lines[: index + 1], " " * indent + insert, *lines[index + 1 :]]) + "\n"
 
 
 def only(problems: list[Problem]) -> Problem:
@@ -144,9 +144,18 @@ GOOD = [DEPLOYMENT, KAFKA, KAFKA_NODE_POOL, KAFKA_TOPIC, SPARK_APPLICATION, SERV
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("manifest", GOOD,
-                         ids=["Deployment", "Kafka", "KafkaNodePool", "KafkaTopic",
-                              "SparkApplication", "ServiceMonitor"])
+@pytest.mark.parametrize(
+    "manifest",
+    GOOD,
+    ids=[
+        "Deployment",
+        "Kafka",
+        "KafkaNodePool",
+        "KafkaTopic",
+        "SparkApplication",
+        "ServiceMonitor",
+    ],
+)
 def test_a_valid_object_passes(manifest):
     assert validate.validate(manifest) == []
 
@@ -157,25 +166,63 @@ def test_a_stream_of_valid_objects_passes():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("manifest", "after", "insert", "kind", "name", "path"), [
-    (DEPLOYMENT, "imagePullPolicy: IfNotPresent", "imagePullPolcy: Always", "Deployment",
-     "questlog-api", "spec.template.spec.containers[0].imagePullPolcy"),
-    (SPARK_APPLICATION, "cores: 1", "coresx: 2", "SparkApplication", "questlog-extractor",
-     "spec.driver.coresx"),
-    (KAFKA, "kafka:", "replicas: 3", "Kafka", "questlog", "spec.kafka.replicas"),
-    (KAFKA_NODE_POOL, "size: 1Gi", "sizee: 2Gi", "KafkaNodePool", "dual-role",
-     "spec.storage.sizee"),
-    (KAFKA_TOPIC, "partitions: 3", "partition: 3", "KafkaTopic", "events", "spec.partition"),
-    (SERVICE_MONITOR, "path: /metrics", "intervall: 30s", "ServiceMonitor", "questlog-api",
-     "spec.endpoints[0].intervall"),
-    (KAFKA, "name: questlog", "lables: {}", "Kafka", "questlog", "metadata.lables"),
-], ids=["Deployment", "SparkApplication", "Kafka", "KafkaNodePool", "KafkaTopic",
-        "ServiceMonitor", "CRD-metadata"])
-def test_an_unknown_field_fails_naming_object_and_field(manifest, after, insert, kind, name,
-                                                         path):
+@pytest.mark.parametrize(
+    ("manifest", "after", "insert", "kind", "name", "path"),
+    [
+        (
+            DEPLOYMENT,
+            "imagePullPolicy: IfNotPresent",
+            "imagePullPolcy: Always",
+            "Deployment",
+            "questlog-api",
+            "spec.template.spec.containers[0].imagePullPolcy",
+        ),
+        (
+            SPARK_APPLICATION,
+            "cores: 1",
+            "coresx: 2",
+            "SparkApplication",
+            "questlog-extractor",
+            "spec.driver.coresx",
+        ),
+        (KAFKA, "kafka:", "replicas: 3", "Kafka", "questlog", "spec.kafka.replicas"),
+        (
+            KAFKA_NODE_POOL,
+            "size: 1Gi",
+            "sizee: 2Gi",
+            "KafkaNodePool",
+            "dual-role",
+            "spec.storage.sizee",
+        ),
+        (KAFKA_TOPIC, "partitions: 3", "partition: 3", "KafkaTopic", "events", "spec.partition"),
+        (
+            SERVICE_MONITOR,
+            "path: /metrics",
+            "intervall: 30s",
+            "ServiceMonitor",
+            "questlog-api",
+            "spec.endpoints[0].intervall",
+        ),
+        (KAFKA, "name: questlog", "lables: {}", "Kafka", "questlog", "metadata.lables"),
+    ],
+    ids=[
+        "Deployment",
+        "SparkApplication",
+        "Kafka",
+        "KafkaNodePool",
+        "KafkaTopic",
+        "ServiceMonitor",
+        "CRD-metadata",
+    ],
+)
+def test_an_unknown_field_fails_naming_object_and_field(manifest, after, insert, kind, name, path):
     problem = only(validate.validate(broken(manifest, after, insert)))
     assert (problem.kind, problem.namespace, problem.name, problem.path) == (
-        kind, "questlog", name, path)
+        kind,
+        "questlog",
+        name,
+        path,
+    )
     assert "unknown field" in problem.message
     assert f"{kind} questlog/{name}" in str(problem)
     assert path in str(problem)
@@ -183,8 +230,11 @@ def test_an_unknown_field_fails_naming_object_and_field(manifest, after, insert,
 
 @pytest.mark.integration
 def test_a_wrong_type_and_a_missing_required_field_fail():
-    problems = validate.validate(KAFKA_NODE_POOL.replace("replicas: 1", "replicas: one")
-                                 .replace("  roles: [controller, broker]\n", ""))
+    problems = validate.validate(
+        KAFKA_NODE_POOL.replace("replicas: 1", "replicas: one").replace(
+            "  roles: [controller, broker]\n", ""
+        )
+    )
     assert sorted((p.path, p.message) for p in problems) == [
         ("spec", "missing property 'roles'"),
         ("spec.replicas", "got string, want integer"),
@@ -200,8 +250,11 @@ def test_the_kafka_v1_node_pool_fields_are_not_accepted_on_kafka():
 
 @pytest.mark.integration
 def test_an_unknown_kind_fails():
-    problem = only(validate.validate(
-        "apiVersion: questlog.dev/v1\nkind: Gizmo\nmetadata: {name: g, namespace: questlog}\n"))
+    problem = only(
+        validate.validate(
+            "apiVersion: questlog.dev/v1\nkind: Gizmo\nmetadata: {name: g, namespace: questlog}\n"
+        )
+    )
     assert (problem.kind, problem.name) == ("Gizmo", "g")
     assert "no schema for questlog.dev/v1 Gizmo" in problem.message
 
@@ -224,16 +277,20 @@ def test_problems_name_their_document_in_a_stream():
 
 @pytest.mark.integration
 def test_duplicate_keys_fail():
-    problem = only(validate.validate(DEPLOYMENT.replace("  replicas: 2\n",
-                                                        "  replicas: 2\n  replicas: 3\n")))
+    problem = only(
+        validate.validate(DEPLOYMENT.replace("  replicas: 2\n", "  replicas: 2\n  replicas: 3\n"))
+    )
     assert "already set" in problem.message or "duplicate" in problem.message
 
 
 @pytest.mark.integration
 def test_the_cli_prints_one_line_per_problem_and_exits_1(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("---\n".join([broken(KAFKA, "kafka:", "replicas: 3"),
-                                 broken(KAFKA_TOPIC, "partitions: 3", "x: 1")]))
+    bad.write_text(
+        "---\n".join(
+            [broken(KAFKA, "kafka:", "replicas: 3"), broken(KAFKA_TOPIC, "partitions: 3", "x: 1")]
+        )
+    )
     assert validate.main([str(bad)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
@@ -262,14 +319,14 @@ def test_an_empty_stream_is_valid_without_running_kubeconform(monkeypatch):
 
 
 def test_documents_are_cut_where_kubeconform_cuts_them():
-    assert validate.split_documents("a: 1\n---\nb: 2\n--- # x\nc: 3") == [
-        "\na: 1", "b: 2", "c: 3"]
+    assert validate.split_documents("a: 1\n---\nb: 2\n--- # x\nc: 3") == ["\na: 1", "b: 2", "c: 3"]
     assert validate.split_documents("a: |\n  ---\n") == ["\na: |\n  ---\n"]
 
 
 def test_field_paths_are_dotted_with_list_indexes():
     assert validate.field_path("/spec/template/spec/containers/0/ports/1") == (
-        "spec.template.spec.containers[0].ports[1]")
+        "spec.template.spec.containers[0].ports[1]"
+    )
     assert validate.field_path("/metadata/annotations/a~1b") == "metadata.annotations.a/b"
     assert validate.field_path("") == ""
 
@@ -277,13 +334,16 @@ def test_field_paths_are_dotted_with_list_indexes():
 def test_kubeconform_leaf_errors_become_problems():
     doc = validate._Document(0, "", "Deployment", "apps/v1", "questlog", "api", "t.yaml")
     result = {
-        "kind": "Deployment", "name": "api", "version": "apps/v1", "status": "statusInvalid",
+        "kind": "Deployment",
+        "name": "api",
+        "version": "apps/v1",
+        "status": "statusInvalid",
         "msg": "problem validating schema. Check JSON formatting: jsonschema validation "
-               "failed with 'file:///s/deployment-apps-v1.json#' - at '/metadata': "
-               "additional properties 'lables' not allowed - at '/spec': validation failed"
-               "   - at '/spec/replicas': got string, want null or integer"
-               "   - at '/spec/template/spec/containers/0': additional properties 'foo', "
-               "'imagePullPolcy' not allowed",
+        "failed with 'file:///s/deployment-apps-v1.json#' - at '/metadata': "
+        "additional properties 'lables' not allowed - at '/spec': validation failed"
+        "   - at '/spec/replicas': got string, want null or integer"
+        "   - at '/spec/template/spec/containers/0': additional properties 'foo', "
+        "'imagePullPolcy' not allowed",
     }
     got = [(p.path, p.message) for p in validate.problems_from_result(result, doc)]
     assert got == [
@@ -293,13 +353,19 @@ def test_kubeconform_leaf_errors_become_problems():
         ("spec.template.spec.containers[0].imagePullPolcy", "unknown field (not in the schema)"),
     ]
     assert str(validate.problems_from_result(result, doc)[0]) == (
-        "Deployment questlog/api (t.yaml): metadata.lables: unknown field (not in the schema)")
+        "Deployment questlog/api (t.yaml): metadata.lables: unknown field (not in the schema)"
+    )
 
 
 def test_an_error_without_leaves_is_kept_whole():
     doc = validate._Document(3, "", source="document 4")
-    result = {"kind": "", "name": "", "version": "", "status": "statusError",
-              "msg": "error unmarshalling resource: yaml: line 3: mapping values"}
+    result = {
+        "kind": "",
+        "name": "",
+        "version": "",
+        "status": "statusError",
+        "msg": "error unmarshalling resource: yaml: line 3: mapping values",
+    }
     (problem,) = validate.problems_from_result(result, doc)
     assert problem.path == ""
     assert problem.message == result["msg"]

@@ -30,8 +30,10 @@ class Ledger:
     def record(self, event_ids: Iterable[str | None], event_type: str, status: int) -> None:
         now = time.time()
         lines = "".join(
-            json.dumps({"id": eid, "type": event_type, "status": status, "t": now,
-                        "run": self.run_id}) + "\n"
+            json.dumps(
+                {"id": eid, "type": event_type, "status": status, "t": now, "run": self.run_id}
+            )
+            + "\n"
             for eid in event_ids
         )
         with self._lock:

@@ -34,8 +34,12 @@ def value_for(name: str, schema: dict[str, Any], rng: random.Random) -> Any:
     return f"{name}-{rng.randint(1, 9)}"[: int(schema.get("maxLength", 64))]
 
 
-def properties(event_type: str, rng: random.Random, registry: Registry | None = None,
-               optional_share: float = 0.8) -> dict[str, Any]:
+def properties(
+    event_type: str,
+    rng: random.Random,
+    registry: Registry | None = None,
+    optional_share: float = 0.8,
+) -> dict[str, Any]:
     """Required fields always; each optional one with probability optional_share."""
     et = (registry or load_registry()).get(event_type)
     fields = et.properties_schema.get("properties", {})
@@ -46,16 +50,22 @@ def properties(event_type: str, rng: random.Random, registry: Registry | None = 
     }
     for greater, lesser in et.greater_than:  # the schema's x-questlog-greaterThan
         if greater in props and lesser in props and not props[greater] > props[lesser]:
-            step = (rng.randint(1, 3) if fields[greater].get("type") == "integer"
-                    else round(rng.uniform(0.5, 10.0), 2))
+            step = (
+                rng.randint(1, 3)
+                if fields[greater].get("type") == "integer"
+                else round(rng.uniform(0.5, 10.0), 2)
+            )
             props[greater] = props[lesser] + step
     return props
 
 
 # Unit prices per sword type (a shop's price list: the usual price and a sale price).
 SWORD_PRICES: dict[str, tuple[float, ...]] = {
-    "scimitar": (4.99, 3.99), "rapier": (9.99, 7.99), "longsword": (14.99, 11.99),
-    "katana": (24.99, 19.99), "claymore": (49.99, 39.99),
+    "scimitar": (4.99, 3.99),
+    "rapier": (9.99, 7.99),
+    "longsword": (14.99, 11.99),
+    "katana": (24.99, 19.99),
+    "claymore": (49.99, 39.99),
 }
 
 
@@ -73,8 +83,9 @@ def guild_name(guild_id: str, registry: Registry) -> str:
     return guild_id.removeprefix("g-").replace("-", " ").title()
 
 
-def coherent(event_type: str, props: dict[str, Any], player_id: str, rng: random.Random,
-             registry: Registry) -> dict[str, Any]:
+def coherent(
+    event_type: str, props: dict[str, Any], player_id: str, rng: random.Random, registry: Registry
+) -> dict[str, Any]:
     """``props`` with values that agree with each other and with the player."""
     if event_type == "join_guild" and "guild_id" in props and "guild_name" in props:
         props["guild_name"] = guild_name(props["guild_id"], registry)
@@ -88,12 +99,16 @@ def coherent(event_type: str, props: dict[str, Any], player_id: str, rng: random
     return props
 
 
-def event(event_type: str, player_id: str, session_id: str, rng: random.Random,
-          registry: Registry | None = None) -> dict[str, Any]:
+def event(
+    event_type: str,
+    player_id: str,
+    session_id: str,
+    rng: random.Random,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
     """A client event as a game would send it: the server fills received_at and context."""
     registry = registry or load_registry()
-    props = coherent(event_type, properties(event_type, rng, registry), player_id, rng,
-                     registry)
+    props = coherent(event_type, properties(event_type, rng, registry), player_id, rng, registry)
     return {
         "event_id": str(uuid.uuid4()),
         "event_type": event_type,

@@ -104,21 +104,32 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def sql(query: str, token: str, text: str, params: dict | None = None,
-        timeout: float = 60.0) -> dict:
+def sql(
+    query: str, token: str, text: str, params: dict | None = None, timeout: float = 60.0
+) -> dict:
     """One ``POST /v1/sql`` answer (``rows``, ``truncated``, ...)."""
     body = json.dumps({"sql": text, "params": params or {}}).encode()
-    req = urllib.request.Request(f"{query}/v1/sql", data=body, method="POST", headers={  # noqa: S310
-        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    req = urllib.request.Request(  # noqa: S310 - the query service's http URL
+        f"{query}/v1/sql",
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - our own service
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read()[:2000].decode(errors="replace")
-        hint = {401: "the read token was refused",
-                403: "POST /v1/sql is disabled on the query service (no read token set)"}
-        raise QueryRefused(f"{query}/v1/sql answered {exc.code}: "
-                           f"{hint.get(exc.code, 'query failed')}: {detail}") from None
+        hint = {
+            401: "the read token was refused",
+            403: "POST /v1/sql is disabled on the query service (no read token set)",
+        }
+        raise QueryRefused(
+            f"{query}/v1/sql answered {exc.code}: {hint.get(exc.code, 'query failed')}: {detail}"
+        ) from None
 
 
 def stored_rows(query: str, event_type: str, since: float, until: float | None = None):
@@ -153,19 +164,23 @@ def _run_rows(types: tuple[str, ...], scope: RunScope) -> tuple[str, dict]:
     for i, host in enumerate(scope.hosts):
         params[f"host{i}"] = host
         tags.append(f"host = $host{i}")
-    where = ("received_at >= CAST($since AS TIMESTAMPTZ) "
-             "AND received_at <= CAST($until AS TIMESTAMPTZ) "
-             f"AND ({' OR '.join(tags) or 'false'})")
+    where = (
+        "received_at >= CAST($since AS TIMESTAMPTZ) "
+        "AND received_at <= CAST($until AS TIMESTAMPTZ) "
+        f"AND ({' OR '.join(tags) or 'false'})"
+    )
     for i, event_type in enumerate(types):
         params[f"type{i}"] = event_type
     union = " UNION ALL ".join(
         f"SELECT event_id, $type{i} AS event_type FROM {_quote(t)} WHERE {where}"
-        for i, t in enumerate(types))
+        for i, t in enumerate(types)
+    )
     return union, params
 
 
-def count_stored(query: str, token: str, types: tuple[str, ...], scope: RunScope,
-                 timeout: float = 60.0) -> Stored:
+def count_stored(
+    query: str, token: str, types: tuple[str, ...], scope: RunScope, timeout: float = 60.0
+) -> Stored:
     """The run's rows counted by the query service with aggregate SQL (no row paging).
 
     The counts, the duplicates and the pages of ids are separate requests: they are kept
@@ -178,13 +193,16 @@ def count_stored(query: str, token: str, types: tuple[str, ...], scope: RunScope
         if len(versions) == 1:
             return stored
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the tables kept changing for {timeout:.0f}s while the run "
-                               f"was counted (versions seen: {sorted(versions)})")
+            raise RuntimeError(
+                f"the tables kept changing for {timeout:.0f}s while the run "
+                f"was counted (versions seen: {sorted(versions)})"
+            )
         time.sleep(0.5)
 
 
-def _count_once(query: str, token: str, types: tuple[str, ...], scope: RunScope
-                ) -> tuple[Stored, set[tuple]]:
+def _count_once(
+    query: str, token: str, types: tuple[str, ...], scope: RunScope
+) -> tuple[Stored, set[tuple]]:
     mine, params = _run_rows(types, scope)
     versions: set[tuple] = set()
 
@@ -194,9 +212,12 @@ def _count_once(query: str, token: str, types: tuple[str, ...], scope: RunScope
         return answer
 
     stored = Stored()
-    counts = ask(f"WITH mine AS ({mine}) SELECT event_type, count(*) AS n_rows, "
-                 "count(DISTINCT event_id) AS n_ids FROM mine "
-                 "GROUP BY GROUPING SETS ((event_type), ())", params)
+    counts = ask(
+        f"WITH mine AS ({mine}) SELECT event_type, count(*) AS n_rows, "
+        "count(DISTINCT event_id) AS n_ids FROM mine "
+        "GROUP BY GROUPING SETS ((event_type), ())",
+        params,
+    )
     for row in counts["rows"]:
         if row["event_type"] is None:  # the grand total, across types
             stored.rows, stored.distinct = row["n_rows"], row["n_ids"]
@@ -208,12 +229,17 @@ def _count_once(query: str, token: str, types: tuple[str, ...], scope: RunScope
             f"WITH mine AS ({mine}) SELECT event_id, count(*) AS copies, "
             "string_agg(DISTINCT event_type, ',' ORDER BY event_type) AS event_types "
             "FROM mine GROUP BY event_id HAVING count(*) > 1 "
-            f"ORDER BY copies DESC, event_id LIMIT {DUPLICATES_LISTED}", params)["rows"]
+            f"ORDER BY copies DESC, event_id LIMIT {DUPLICATES_LISTED}",
+            params,
+        )["rows"]
     # every distinct id, for lost and phantom: pages of a unique key, so none is skipped
     after = ""
     while True:
-        page = ask(f"WITH mine AS ({mine}) SELECT DISTINCT event_id FROM mine "
-                   "WHERE event_id > $after ORDER BY event_id", dict(params, after=after))
+        page = ask(
+            f"WITH mine AS ({mine}) SELECT DISTINCT event_id FROM mine "
+            "WHERE event_id > $after ORDER BY event_id",
+            dict(params, after=after),
+        )
         ids = [row["event_id"] for row in page["rows"]]
         stored.ids.update(ids)
         if not page.get("truncated") or not ids:
@@ -232,8 +258,9 @@ def _pct(values: list[float], p: float) -> float | None:
 class Follower:
     """Polls the query service while load runs and notes when each event first shows."""
 
-    def __init__(self, query: str, types: tuple[str, ...], since: float,
-                 lookback: float = 15.0) -> None:
+    def __init__(
+        self, query: str, types: tuple[str, ...], since: float, lookback: float = 15.0
+    ) -> None:
         self.query, self.types, self.since, self.lookback = query, types, since, lookback
         self.first_seen: dict[str, float] = {}
 
@@ -244,8 +271,15 @@ class Follower:
                 self.first_seen.setdefault(row["event_id"], time.time())
 
 
-def verify(ledger_paths: list[Path], query: str, wait: float = 60.0,
-           follower: Follower | None = None, log=print, *, read_token: str) -> Report:
+def verify(
+    ledger_paths: list[Path],
+    query: str,
+    wait: float = 60.0,
+    follower: Follower | None = None,
+    log=print,
+    *,
+    read_token: str,
+) -> Report:
     records = list(ledger.read(ledger_paths))
     if not records:
         raise SystemExit("the ledger is empty: did the load run?")
@@ -276,9 +310,12 @@ def verify(ledger_paths: list[Path], query: str, wait: float = 60.0,
             report.rejected += 1
     # the API stamps received_at after the request left and before it answers: allow for
     # the slowest answer on both sides of the ledger's clock
-    scope = RunScope(run_ids, LEGACY_HOSTS,
-                     since=min(r["t"] for r in records) - SLOWEST_ANSWER_S,
-                     until=max(r["t"] for r in records) + SLOWEST_ANSWER_S)
+    scope = RunScope(
+        run_ids,
+        LEGACY_HOSTS,
+        since=min(r["t"] for r in records) - SLOWEST_ANSWER_S,
+        until=max(r["t"] for r in records) + SLOWEST_ANSWER_S,
+    )
     types = tuple(load_registry().event_types)
 
     deadline = time.time() + wait
@@ -295,9 +332,15 @@ def verify(ledger_paths: list[Path], query: str, wait: float = 60.0,
     report.stored = stored.distinct
     report.lost = len(missing)
     report.duplicated = stored.rows - stored.distinct
-    phantoms = (sorted(eid for eid in stored.ids if eid not in accepted
-                       and outcome.get(eid, {}).get("status") not in (0, ledger.SENT))
-                if _tracked(finals) else [])
+    phantoms = (
+        sorted(
+            eid
+            for eid in stored.ids
+            if eid not in accepted and outcome.get(eid, {}).get("status") not in (0, ledger.SENT)
+        )
+        if _tracked(finals)
+        else []
+    )
     report.phantom = len(phantoms)
     # a few of each problem, to start an investigation from
     report.samples = {
@@ -307,11 +350,16 @@ def verify(ledger_paths: list[Path], query: str, wait: float = 60.0,
     }
     report.by_type = dict(stored.rows_by_type)
     if follower:
-        lags = [follower.first_seen[e] - r["t"] for e, r in accepted.items()
-                if e in follower.first_seen]
-        report.freshness_s = {"p50": _pct(lags, 50), "p95": _pct(lags, 95),
-                              "p99": _pct(lags, 99), "measured": len(lags),
-                              "poll_interval_s": 1.0}
+        lags = [
+            follower.first_seen[e] - r["t"] for e, r in accepted.items() if e in follower.first_seen
+        ]
+        report.freshness_s = {
+            "p50": _pct(lags, 50),
+            "p95": _pct(lags, 95),
+            "p99": _pct(lags, 99),
+            "measured": len(lags),
+            "poll_interval_s": 1.0,
+        }
     return report
 
 
@@ -320,20 +368,24 @@ def _tracked(records: list[dict]) -> bool:
     return all(r["id"] for r in records if 200 <= r["status"] < 300)
 
 
-def read_token(given: str | None = None, given_file: Path | None = None,
-               environ: dict | None = None) -> str:
+def read_token(
+    given: str | None = None, given_file: Path | None = None, environ: dict | None = None
+) -> str:
     """The query service's read token: given, from a file, or the embedded mode's."""
     env = os.environ if environ is None else environ
     if given or env.get("QUESTLOG_LOAD_READ_TOKEN"):
         return (given or env["QUESTLOG_LOAD_READ_TOKEN"]).strip()
     path = given_file or Path(
         env.get("QUESTLOG_LOAD_READ_TOKEN_FILE")
-        or Path(env.get("QUESTLOG_VAR_DIR", "var")) / "secrets" / "query_read_token")
+        or Path(env.get("QUESTLOG_VAR_DIR", "var")) / "secrets" / "query_read_token"
+    )
     try:
         token = Path(path).read_text().strip()
     except OSError as exc:
-        raise SystemExit(f"no read token for POST /v1/sql: cannot read {path} ({exc}); pass "
-                         "--read-token or --read-token-file") from None
+        raise SystemExit(
+            f"no read token for POST /v1/sql: cannot read {path} ({exc}); pass "
+            "--read-token or --read-token-file"
+        ) from None
     if not token:
         raise SystemExit(f"no read token for POST /v1/sql: {path} is empty")
     return token
@@ -343,12 +395,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m questlog_loadtest.verify")
     parser.add_argument("--ledger", type=Path, nargs="+", required=True)
     parser.add_argument("--query", default="http://127.0.0.1:8000")
-    parser.add_argument("--wait", type=float, default=60.0,
-                        help="seconds to wait for accepted events to become visible")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for accepted events to become visible",
+    )
     parser.add_argument("--read-token", help="the query service's read token (POST /v1/sql)")
-    parser.add_argument("--read-token-file", type=Path,
-                        help="file holding the read token (default: "
-                             "$QUESTLOG_VAR_DIR/secrets/query_read_token)")
+    parser.add_argument(
+        "--read-token-file",
+        type=Path,
+        help="file holding the read token (default: $QUESTLOG_VAR_DIR/secrets/query_read_token)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     token = read_token(args.read_token, args.read_token_file)

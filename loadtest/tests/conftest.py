@@ -26,11 +26,21 @@ def write_rows(lake: Path, event_type: str, rows: list[dict]) -> None:
     full = []
     for row in rows:
         at = row.get("received_at") or datetime.now(UTC)
-        full.append({"event_type": event_type, "received_at": at, "schema_version": 1,
-                     "event_date": at.date(), **row})
-    write_deltalake((lake / "tables" / event_type).as_uri(),
-                    pa.Table.from_pylist(full, schema=schema),
-                    partition_by=["event_date"], mode="append")
+        full.append(
+            {
+                "event_type": event_type,
+                "received_at": at,
+                "schema_version": 1,
+                "event_date": at.date(),
+                **row,
+            }
+        )
+    write_deltalake(
+        (lake / "tables" / event_type).as_uri(),
+        pa.Table.from_pylist(full, schema=schema),
+        partition_by=["event_date"],
+        mode="append",
+    )
 
 
 @pytest.fixture
@@ -39,16 +49,26 @@ def served_lake(tmp_path):
     ``/v1/sql`` returns at most ``max_rows`` rows (small, so the id paging is exercised)."""
     lake = tmp_path / "lake"
     lake.mkdir()
-    app = create_app(Settings(lake_root=lake.as_uri(), read_token=TOKEN, snapshot_ttl_s=0.0,
-                              sql_max_rows=300, duckdb_threads=1,
-                              duckdb_memory_limit="256MB"))
+    app = create_app(
+        Settings(
+            lake_root=lake.as_uri(),
+            read_token=TOKEN,
+            snapshot_ttl_s=0.0,
+            sql_max_rows=300,
+            duckdb_threads=1,
+            duckdb_memory_limit="256MB",
+        )
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield types.SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}",
-                                    token=TOKEN, lake=lake,
-                                    write=lambda t, rows: write_rows(lake, t, rows))
+        yield types.SimpleNamespace(
+            url=f"http://127.0.0.1:{server.server_port}",
+            token=TOKEN,
+            lake=lake,
+            write=lambda t, rows: write_rows(lake, t, rows),
+        )
     finally:
         server.shutdown()
         thread.join(timeout=10)

@@ -28,8 +28,7 @@ LOCUST = Path(sys.executable).parent / "locust"
 @pytest.fixture
 def api():
     sink = MemorySink()
-    app = create_app(Settings(sink="memory", ip_hash_key=b"locustfile-test-ip-key-0123"),
-                     sink=sink)
+    app = create_app(Settings(sink="memory", ip_hash_key=b"locustfile-test-ip-key-0123"), sink=sink)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -43,13 +42,39 @@ def api():
 def test_players_send_every_kind_of_event_and_level_up_in_order(api, tmp_path):
     url, sink = api
     ledger_file = tmp_path / "ledger.jsonl"
-    env = dict(os.environ, QUESTLOG_LOAD_LEDGER=str(ledger_file), QUESTLOG_LOAD_RUN_ID="lf",
-               QUESTLOG_LOAD_WAIT_MIN="0.01", QUESTLOG_LOAD_WAIT_MAX="0.05",
-               QUESTLOG_LOAD_MAX_P95_MS="5000")
+    env = dict(
+        os.environ,
+        QUESTLOG_LOAD_LEDGER=str(ledger_file),
+        QUESTLOG_LOAD_RUN_ID="lf",
+        QUESTLOG_LOAD_WAIT_MIN="0.01",
+        QUESTLOG_LOAD_WAIT_MAX="0.05",
+        QUESTLOG_LOAD_MAX_P95_MS="5000",
+    )
     proc = subprocess.run(
-        [str(LOCUST), "-f", "loadtest/locustfile.py", "--headless", "-H", url, "-u", "3",
-         "-r", "3", "-t", "6s", "--stop-timeout", "5", "--only-summary", "Player"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        [
+            str(LOCUST),
+            "-f",
+            "loadtest/locustfile.py",
+            "--headless",
+            "-H",
+            url,
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "6s",
+            "--stop-timeout",
+            "5",
+            "--only-summary",
+            "Player",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "LOAD PASSED" in proc.stdout
 
@@ -70,7 +95,10 @@ def test_players_send_every_kind_of_event_and_level_up_in_order(api, tmp_path):
         assert all(s["seconds_played"] >= 0 for s in steps)
     assert sum(len(steps) for steps in climbs.values()) >= 5
 
-    accepted = {r["id"] for r in ledger.read([ledger_file])
-                if r["type"] == "level_up" and r["status"] == 202}
+    accepted = {
+        r["id"]
+        for r in ledger.read([ledger_file])
+        if r["type"] == "level_up" and r["status"] == 202
+    }
     assert accepted == {e["event_id"] for e in by_type["level_up"]}
     assert json.loads(ledger_file.read_text().splitlines()[0])["run"] == "lf"

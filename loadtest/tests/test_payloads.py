@@ -30,8 +30,9 @@ def test_required_fields_always_present_and_optional_ones_vary():
 def test_values_come_from_the_schema_examples():
     rng = random.Random(3)
     spec = REGISTRY.get("purchase_sword").properties_schema["properties"]["sword_type"]
-    swords = {payloads.properties("purchase_sword", rng, REGISTRY)["sword_type"]
-              for _ in range(200)}
+    swords = {
+        payloads.properties("purchase_sword", rng, REGISTRY)["sword_type"] for _ in range(200)
+    }
     assert swords == set(spec["examples"])
 
 
@@ -42,8 +43,12 @@ def test_a_guild_has_one_name_and_it_is_its_own():
         props = payloads.event("join_guild", "p1", "s1", rng, REGISTRY)["properties"]
         if "guild_name" in props:
             names.setdefault(props["guild_id"], set()).add(props["guild_name"])
-    assert names == {"g-dragons": {"Dragons"}, "g-wolves": {"Wolves"},
-                     "g-ravens": {"Ravens"}, "g-krakens": {"Krakens"}}
+    assert names == {
+        "g-dragons": {"Dragons"},
+        "g-wolves": {"Wolves"},
+        "g-ravens": {"Ravens"},
+        "g-krakens": {"Krakens"},
+    }
 
 
 def test_a_sword_type_has_its_price_list_and_a_player_one_currency():
@@ -63,12 +68,18 @@ def test_a_sword_type_has_its_price_list_and_a_player_one_currency():
 def test_a_pair_the_schema_orders_comes_in_order():
     files = read_schema_files()
     envelope = files.pop(ENVELOPE)["1-0-0"]
-    stage = {"type": "object", "additionalProperties": False, "required": ["low", "high"],
-             "properties": {"low": {"type": "integer", "minimum": 1, "maximum": 9},
-                            "high": {"type": "integer", "minimum": 1, "maximum": 20},
-                            "x": {"type": "number", "minimum": 0},
-                            "y": {"type": "number", "minimum": 0}},
-             GREATER_THAN: {"high": "low", "y": "x"}}
+    stage = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["low", "high"],
+        "properties": {
+            "low": {"type": "integer", "minimum": 1, "maximum": 9},
+            "high": {"type": "integer", "minimum": 1, "maximum": 20},
+            "x": {"type": "number", "minimum": 0},
+            "y": {"type": "number", "minimum": 0},
+        },
+        GREATER_THAN: {"high": "low", "y": "x"},
+    }
     registry = Registry(envelope, {**files, "stage": {"1-0-0": stage}})
     rng = random.Random(11)
     seen = [payloads.properties("stage", rng, registry, optional_share=1.0) for _ in range(300)]

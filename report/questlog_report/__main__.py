@@ -32,22 +32,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Build the questlog analytics report from the query service's REST API.",
     )
     parser.add_argument(
-        "--base-url", default=os.environ.get("QUESTLOG_REPORT_BASE_URL", DEFAULT_BASE_URL),
+        "--base-url",
+        default=os.environ.get("QUESTLOG_REPORT_BASE_URL", DEFAULT_BASE_URL),
         help="query service URL (env QUESTLOG_REPORT_BASE_URL; default %(default)s)",
     )
     token = parser.add_mutually_exclusive_group()
-    token.add_argument("--token", default=os.environ.get("QUESTLOG_REPORT_TOKEN"),
-                       help="bearer token sent on every request (env QUESTLOG_REPORT_TOKEN); "
-                       "the REST endpoints need none unless a proxy in front asks for one")
+    token.add_argument(
+        "--token",
+        default=os.environ.get("QUESTLOG_REPORT_TOKEN"),
+        help="bearer token sent on every request (env QUESTLOG_REPORT_TOKEN); "
+        "the REST endpoints need none unless a proxy in front asks for one",
+    )
     token.add_argument("--token-file", type=Path, help="file holding the bearer token")
-    parser.add_argument("--out", type=Path,
-                        default=Path(os.environ.get("QUESTLOG_REPORT_OUT", "reports")),
-                        help="parent folder of the report's folder (env QUESTLOG_REPORT_OUT; "
-                        "default %(default)s)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(os.environ.get("QUESTLOG_REPORT_OUT", "reports")),
+        help="parent folder of the report's folder (env QUESTLOG_REPORT_OUT; default %(default)s)",
+    )
     parser.add_argument("--since", help="ISO 8601 start of the window (received_at), inclusive")
     parser.add_argument("--until", help="ISO 8601 end of the window (received_at), exclusive")
-    parser.add_argument("--timeout", type=float, default=30.0,
-                        help="seconds to wait for each answer (default %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for each answer (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     for name in ("since", "until"):
         value = getattr(args, name)
@@ -98,14 +108,16 @@ def build(args: argparse.Namespace) -> Path:
         t0 = time.perf_counter()
         section = make(ctx)
         sections.append(section)
-        log(f"{i}/{len(SECTIONS)} {section.title}: {len(section.calls)} call(s), "
-            f"{time.perf_counter() - t0:.2f} s (total {time.perf_counter() - started:.2f} s)")
+        log(
+            f"{i}/{len(SECTIONS)} {section.title}: {len(section.calls)} call(s), "
+            f"{time.perf_counter() - t0:.2f} s (total {time.perf_counter() - started:.2f} s)"
+        )
     now = datetime.now(UTC)
-    header = render.Header(now.strftime("%Y-%m-%dT%H:%M:%SZ"), client.base_url,
-                           args.since, args.until)
+    header = render.Header(
+        now.strftime("%Y-%m-%dT%H:%M:%SZ"), client.base_url, args.since, args.until
+    )
     page = render.write(out_dir(args.out, now), header, sections)
-    log(f"wrote {page} and {page.parent / 'report.md'} "
-        f"in {time.perf_counter() - started:.2f} s")
+    log(f"wrote {page} and {page.parent / 'report.md'} in {time.perf_counter() - started:.2f} s")
     return page
 
 

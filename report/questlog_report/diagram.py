@@ -49,8 +49,10 @@ def flow(pipeline: dict[str, Any], base_url: str) -> Flow:
         return cell(settings.get(name)) if settings.get(name) not in (None, "") else UNKNOWN
 
     trigger = setting("trigger_seconds")
-    extractor_lines = [f"trigger: every {trigger} s" if trigger != UNKNOWN else "trigger: unknown",
-                       f"watermark: {setting('watermark')}"]
+    extractor_lines = [
+        f"trigger: every {trigger} s" if trigger != UNKNOWN else "trigger: unknown",
+        f"watermark: {setting('watermark')}",
+    ]
     if not extractor.get("available"):
         extractor_lines.append("metrics unavailable")
     api_lines = ["POST /v1/events", "GET /purchase_sword, /join_guild"]
@@ -61,8 +63,13 @@ def flow(pipeline: dict[str, Any], base_url: str) -> Flow:
         Node("event API", api_lines),
         Node("Kafka", [f"topic: {setting('topic')}", f"bootstrap: {setting('kafka_bootstrap')}"]),
         Node("extractor (Spark)", extractor_lines),
-        Node("lake (Delta)", [f"root: {cell(lake.get('root'))}",
-                              "tables: " + (", ".join(tables) if tables else UNKNOWN)]),
+        Node(
+            "lake (Delta)",
+            [
+                f"root: {cell(lake.get('root'))}",
+                "tables: " + (", ".join(tables) if tables else UNKNOWN),
+            ],
+        ),
         Node("query service", [base_url, "DuckDB over committed snapshots"]),
         Node("this report", ["REST GET only"]),
     ]
@@ -92,8 +99,10 @@ def text(f: Flow) -> str:
 
 
 def _wrap(value: str, width: int) -> str:
-    return "\n".join(textwrap.wrap(value, width, break_long_words=True,
-                                   break_on_hyphens=False)) or value
+    return (
+        "\n".join(textwrap.wrap(value, width, break_long_words=True, break_on_hyphens=False))
+        or value
+    )
 
 
 def png(f: Flow, as_of: str, call: str) -> bytes:
@@ -109,11 +118,26 @@ def png(f: Flow, as_of: str, call: str) -> bytes:
     bottom = [(0.2 + i * 3.1, 1.0) for i in (3, 2, 1, 0)]
     places = (top + bottom)[: len(f.nodes)]
     for (x, y), node in zip(places, f.nodes, strict=True):
-        ax.add_patch(FancyBboxPatch((x, y - height / 2), width, height,
-                                    boxstyle="round,pad=0.05", facecolor="#eef3fa",
-                                    edgecolor="#3b6ea5", linewidth=1.2))
-        ax.text(x + width / 2, y + height / 2 - 0.22, node.title, ha="center", va="top",
-                fontsize=10, fontweight="bold")
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, y - height / 2),
+                width,
+                height,
+                boxstyle="round,pad=0.05",
+                facecolor="#eef3fa",
+                edgecolor="#3b6ea5",
+                linewidth=1.2,
+            )
+        )
+        ax.text(
+            x + width / 2,
+            y + height / 2 - 0.22,
+            node.title,
+            ha="center",
+            va="top",
+            fontsize=10,
+            fontweight="bold",
+        )
         body = "\n".join(_wrap(line, 34) for line in node.lines)
         ax.text(x + width / 2, y + height / 2 - 0.55, body, ha="center", va="top", fontsize=7)
     for i, label in enumerate(f.edges[: len(places) - 1]):
@@ -125,11 +149,20 @@ def png(f: Flow, as_of: str, call: str) -> bytes:
         else:  # down the right-hand side
             start, end = (x0 + width / 2, y0 - height / 2), (x1 + width / 2, y1 + height / 2)
             where = (x0 + width / 2 - 0.1, (y0 + y1) / 2)
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14,
-                                     color="#333333", linewidth=1.2))
+        ax.add_patch(
+            FancyArrowPatch(
+                start, end, arrowstyle="-|>", mutation_scale=14, color="#333333", linewidth=1.2
+            )
+        )
         same_row = y0 == y1
-        ax.text(where[0], where[1], _wrap(label, 13 if same_row else 36), fontsize=6.5,
-                ha="center" if same_row else "right", va="bottom" if same_row else "center",
-                color="#333333")
+        ax.text(
+            where[0],
+            where[1],
+            _wrap(label, 13 if same_row else 36),
+            fontsize=6.5,
+            ha="center" if same_row else "right",
+            va="bottom" if same_row else "center",
+            color="#333333",
+        )
     plots.footer(fig, as_of, call)
     return plots.png(fig)

@@ -23,8 +23,16 @@ def _new(height: float = HEIGHT) -> Figure:
 
 
 def footer(fig: Figure, as_of: str, call: str) -> None:
-    fig.text(0.01, 0.01, f"{call}\nas_of: {as_of}", fontsize=7, color="#555555",
-             va="bottom", ha="left", wrap=True)
+    fig.text(
+        0.01,
+        0.01,
+        f"{call}\nas_of: {as_of}",
+        fontsize=7,
+        color="#555555",
+        va="bottom",
+        ha="left",
+        wrap=True,
+    )
 
 
 def png(fig: Figure) -> bytes:
@@ -49,8 +57,9 @@ def bars(
         ax.bar(positions, values, color="#3b6ea5")
         if all(isinstance(v, int) for v in values):  # counts: no 2.5 purchases on the axis
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xticks(list(positions), [str(label) for label in labels], rotation=20,
-                      ha="right", fontsize=8)
+        ax.set_xticks(
+            list(positions), [str(label) for label in labels], rotation=20, ha="right", fontsize=8
+        )
     else:
         _no_data(ax)
     ax.set_title(title, fontsize=11)
@@ -76,8 +85,9 @@ def lines(
         for name, values in series.items():
             ax.plot(positions, values, marker=marker, label=name)
         step = max(1, len(x) // 12)  # at most ~12 tick labels
-        ax.set_xticks(positions[::step], [str(v) for v in x][::step], rotation=20,
-                      ha="right", fontsize=8)
+        ax.set_xticks(
+            positions[::step], [str(v) for v in x][::step], rotation=20, ha="right", fontsize=8
+        )
         ax.legend(fontsize=8)
         ax.set_ylim(bottom=0)
         if all(isinstance(v, int) for vs in series.values() for v in vs):
@@ -91,6 +101,13 @@ def lines(
 
 
 def _no_data(ax) -> None:
-    ax.text(0.5, 0.5, "no data in this window", ha="center", va="center",
-            transform=ax.transAxes, color="#777777")
+    ax.text(
+        0.5,
+        0.5,
+        "no data in this window",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        color="#777777",
+    )
     ax.set_xticks([])

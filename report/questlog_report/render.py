@@ -54,12 +54,17 @@ def _numeric(text: str) -> bool:
 def _html_table(table: Table) -> str:
     e = html.escape
     head = "".join(f"<th>{e(c)}</th>" for c in table.columns)
-    body = "".join(
-        "<tr>" + "".join(
-            f'<td class="n">{e(v)}</td>' if _numeric(v) else f"<td>{e(v)}</td>" for v in row
-        ) + "</tr>"
-        for row in table.rows
-    ) or f'<tr><td colspan="{len(table.columns)}">no rows</td></tr>'
+    body = (
+        "".join(
+            "<tr>"
+            + "".join(
+                f'<td class="n">{e(v)}</td>' if _numeric(v) else f"<td>{e(v)}</td>" for v in row
+            )
+            + "</tr>"
+            for row in table.rows
+        )
+        or f'<tr><td colspan="{len(table.columns)}">no rows</td></tr>'
+    )
     return (
         f"<h3>{e(table.title)}</h3>\n<table><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table>\n"
@@ -77,13 +82,17 @@ def to_html(header: Header, sections: list[Section]) -> str:
         f"<h1>{e(TITLE)}</h1>",
         f'<p class="meta">generated {e(header.generated_at)} from the query service at '
         f"<code>{e(header.base_url)}</code>; window: {e(header.window())}</p>",
-        "<ol>" + "".join(f'<li><a href="#{e(s.key)}">{e(s.title)}</a></li>' for s in sections)
+        "<ol>"
+        + "".join(f'<li><a href="#{e(s.key)}">{e(s.title)}</a></li>' for s in sections)
         + "</ol>",
     ]
     for s in sections:
         parts.append(f'<section id="{e(s.key)}"><h2>{e(s.title)}</h2>')
-        parts.append('<p class="calls">API calls: '
-                     + ", ".join(f"<code>{e(c)}</code>" for c in s.calls) + "</p>")
+        parts.append(
+            '<p class="calls">API calls: '
+            + ", ".join(f"<code>{e(c)}</code>" for c in s.calls)
+            + "</p>"
+        )
         parts += [f"<p>{e(p)}</p>" for p in s.paragraphs]
         for fig in s.figures:
             data = base64.b64encode(fig.png).decode("ascii")
@@ -105,8 +114,12 @@ def _md_cell(text: str) -> str:
 
 
 def _md_table(table: Table) -> str:
-    lines = [f"**{table.title}**", "", "| " + " | ".join(map(_md_cell, table.columns)) + " |",
-             "|" + "---|" * len(table.columns)]
+    lines = [
+        f"**{table.title}**",
+        "",
+        "| " + " | ".join(map(_md_cell, table.columns)) + " |",
+        "|" + "---|" * len(table.columns),
+    ]
     lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.rows]
     if not table.rows:
         lines.append("| " + " | ".join(["(no rows)"] + [""] * (len(table.columns) - 1)) + " |")
@@ -115,16 +128,24 @@ def _md_table(table: Table) -> str:
 
 
 def to_markdown(header: Header, sections: list[Section]) -> str:
-    out = [f"# {TITLE}", "",
-           f"generated {header.generated_at} from the query service at `{header.base_url}`; "
-           f"window: {header.window()}", ""]
+    out = [
+        f"# {TITLE}",
+        "",
+        f"generated {header.generated_at} from the query service at `{header.base_url}`; "
+        f"window: {header.window()}",
+        "",
+    ]
     for s in sections:
         out += [f"## {s.title}", "", "API calls: " + ", ".join(f"`{c}`" for c in s.calls), ""]
         for p in s.paragraphs:
             out += [p, ""]
         for fig in s.figures:
-            out += [f"![{fig.title}]({fig.name}.png)", "",
-                    f"*{fig.title} — as_of: {fig.as_of} — `{fig.call}`*", ""]
+            out += [
+                f"![{fig.title}]({fig.name}.png)",
+                "",
+                f"*{fig.title} — as_of: {fig.as_of} — `{fig.call}`*",
+                "",
+            ]
         if s.preformatted:
             out += ["```text", s.preformatted, "```", ""]
         out += [_md_table(t) for t in s.tables]

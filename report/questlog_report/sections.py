@@ -104,16 +104,19 @@ def pipeline(ctx: Context) -> Section:
         "settings and counters, the lake's tables), not from a pasted picture. Counters "
         "on the arrows count since each process started."
     )
-    section.figures.append(_figure("pipeline", "Pipeline", answer,
-                                   lambda as_of, call: diagram.png(f, as_of, call)))
+    section.figures.append(
+        _figure("pipeline", "Pipeline", answer, lambda as_of, call: diagram.png(f, as_of, call))
+    )
     section.preformatted = diagram.text(f)
     extractor = body.get("extractor") or {}
     settings = extractor.get("settings") or {}
     lake = body.get("lake") or {}
     rows = [{"setting": f"extractor {k}", "value": settings[k]} for k in sorted(settings)]
-    rows += [{"setting": "lake root", "value": lake.get("root")},
-             {"setting": "lake tables", "value": lake.get("tables")},
-             {"setting": "query service", "value": ctx.client.base_url}]
+    rows += [
+        {"setting": "lake root", "value": lake.get("root")},
+        {"setting": "lake tables", "value": lake.get("tables")},
+        {"setting": "query service", "value": ctx.client.base_url},
+    ]
     section.tables.append(_table("Settings", answer, ["setting", "value"], rows))
     for name in ("extractor", "api"):
         part = body.get(name) or {}
@@ -135,23 +138,51 @@ def purchases(ctx: Context) -> Section:
     # every host in the table; the chart shows the busiest (the API answers most first),
     # as 200 labelled bars are unreadable and take seconds to draw
     shown = host_rows[:TOP_HOSTS]
-    chart_title = ("Purchases by host" if len(shown) == len(host_rows)
-                   else f"Purchases by host (top {TOP_HOSTS} of {len(host_rows)})")
-    section.figures.append(_figure(
-        "purchases_by_host", chart_title, by_host,
-        lambda as_of, call: plots.bars([cell(r.get("host")) for r in shown],
-                                       [r["count"] for r in shown],
-                                       chart_title, "purchases", as_of, call)))
-    by_player = ctx.get("/v1/stats/counts", event_type=PURCHASES, group_by="player_id",
-                        limit=TOP_PLAYERS, **ctx.window())
+    chart_title = (
+        "Purchases by host"
+        if len(shown) == len(host_rows)
+        else f"Purchases by host (top {TOP_HOSTS} of {len(host_rows)})"
+    )
+    section.figures.append(
+        _figure(
+            "purchases_by_host",
+            chart_title,
+            by_host,
+            lambda as_of, call: plots.bars(
+                [cell(r.get("host")) for r in shown],
+                [r["count"] for r in shown],
+                chart_title,
+                "purchases",
+                as_of,
+                call,
+            ),
+        )
+    )
+    by_player = ctx.get(
+        "/v1/stats/counts",
+        event_type=PURCHASES,
+        group_by="player_id",
+        limit=TOP_PLAYERS,
+        **ctx.window(),
+    )
     player_rows = _rows(by_player)
     title = f"Purchases by player (top {TOP_PLAYERS})"
     section.tables.append(_table(title, by_player, ["player_id", "count"], player_rows))
-    section.figures.append(_figure(
-        "purchases_by_player", title, by_player,
-        lambda as_of, call: plots.bars([cell(r.get("player_id")) for r in player_rows],
-                                       [r["count"] for r in player_rows],
-                                       title, "purchases", as_of, call)))
+    section.figures.append(
+        _figure(
+            "purchases_by_player",
+            title,
+            by_player,
+            lambda as_of, call: plots.bars(
+                [cell(r.get("player_id")) for r in player_rows],
+                [r["count"] for r in player_rows],
+                title,
+                "purchases",
+                as_of,
+                call,
+            ),
+        )
+    )
     if by_player.body.get("truncated"):
         section.paragraphs.append(f"More players bought swords than the {TOP_PLAYERS} shown.")
     spend = ctx.get("/v1/kpis/revenue", by="host", **ctx.window())
@@ -175,23 +206,51 @@ def swords(ctx: Context) -> Section:
         "per currency, never across currencies; a purchase without a price adds no revenue."
     )
     labels = [f"{cell(r.get('sword_type'))} ({cell(r.get('currency'))})" for r in rows]
-    section.figures.append(_figure(
-        "revenue_by_sword_type", "Revenue by sword type", revenue,
-        lambda as_of, call: plots.bars(labels, [_f(money(r.get("revenue"))) for r in rows],
-                                       "Revenue by sword type (per currency)", "revenue",
-                                       as_of, call)))
-    prices = ctx.get("/v1/stats/counts", event_type=PURCHASES,
-                     group_by="sword_type,price,currency", **ctx.window())
-    price_rows = sorted(_rows(prices), key=lambda r: (cell(r.get("sword_type")),
-                                                      cell(r.get("currency")),
-                                                      money(r.get("price")) or Decimal(-1)))
-    section.tables.append(Table(
-        "Prices paid per sword type",
-        ["sword_type", "price", "currency", "purchases"],
-        [[cell(r.get("sword_type")), cell(money(r.get("price"))), cell(r.get("currency")),
-          cell(r.get("count"))] for r in price_rows],
-        prices.call,
-    ))
+    section.figures.append(
+        _figure(
+            "revenue_by_sword_type",
+            "Revenue by sword type",
+            revenue,
+            lambda as_of, call: plots.bars(
+                labels,
+                [_f(money(r.get("revenue"))) for r in rows],
+                "Revenue by sword type (per currency)",
+                "revenue",
+                as_of,
+                call,
+            ),
+        )
+    )
+    prices = ctx.get(
+        "/v1/stats/counts",
+        event_type=PURCHASES,
+        group_by="sword_type,price,currency",
+        **ctx.window(),
+    )
+    price_rows = sorted(
+        _rows(prices),
+        key=lambda r: (
+            cell(r.get("sword_type")),
+            cell(r.get("currency")),
+            money(r.get("price")) or Decimal(-1),
+        ),
+    )
+    section.tables.append(
+        Table(
+            "Prices paid per sword type",
+            ["sword_type", "price", "currency", "purchases"],
+            [
+                [
+                    cell(r.get("sword_type")),
+                    cell(money(r.get("price"))),
+                    cell(r.get("currency")),
+                    cell(r.get("count")),
+                ]
+                for r in price_rows
+            ],
+            prices.call,
+        )
+    )
     section.calls = [revenue.call, prices.call]
     return section
 
@@ -224,10 +283,12 @@ def _parse(value: str) -> datetime:
 
 def revenue_over_time(ctx: Context) -> Section:
     section = Section("revenue_over_time", "Revenue over time (per UTC day)")
-    days_answer = ctx.get("/v1/stats/counts", event_type=PURCHASES, group_by="event_date",
-                          **ctx.window())
-    days = sorted(date.fromisoformat(r["event_date"]) for r in _rows(days_answer)
-                  if r.get("event_date"))
+    days_answer = ctx.get(
+        "/v1/stats/counts", event_type=PURCHASES, group_by="event_date", **ctx.window()
+    )
+    days = sorted(
+        date.fromisoformat(r["event_date"]) for r in _rows(days_answer) if r.get("event_date")
+    )
     if len(days) > MAX_DAYS:
         section.paragraphs.append(f"Only the newest {MAX_DAYS} of {len(days)} days are shown.")
         days = days[-MAX_DAYS:]
@@ -251,21 +312,34 @@ def revenue_over_time(ctx: Context) -> Section:
         "One revenue call per day that has purchases (the days come from the first call); "
         "each day's revenue is the exact sum of that call's amounts, per currency."
     )
-    section.tables.append(Table(
-        "Revenue per day",
-        ["day", "purchases", *[f"revenue {c}" for c in currencies]],
-        [[day.isoformat(), str(purchases[day]),
-          *[cell(totals[c].get(day, Decimal(0))) for c in currencies]] for day in days],
-        f"{days_answer.call} then GET /v1/kpis/revenue?by=sword_type&since=<day>&until=<day+1>",
-    ))
+    section.tables.append(
+        Table(
+            "Revenue per day",
+            ["day", "purchases", *[f"revenue {c}" for c in currencies]],
+            [
+                [
+                    day.isoformat(),
+                    str(purchases[day]),
+                    *[cell(totals[c].get(day, Decimal(0))) for c in currencies],
+                ]
+                for day in days
+            ],
+            f"{days_answer.call} then GET /v1/kpis/revenue?by=sword_type&since=<day>&until=<day+1>",
+        )
+    )
     as_of = as_of_text(last.body.get("as_of"))
     call = "GET /v1/kpis/revenue?by=sword_type&since=<day>&until=<day+1>"
     x = [d.isoformat() for d in days]
     series = {c: [_f(totals[c].get(d)) for d in days] for c in currencies}
-    section.figures.append(Figure(
-        "revenue_over_time", "Revenue per day",
-        plots.lines(x, series, "Revenue per UTC day (per currency)", "revenue", as_of, call),
-        as_of, call))
+    section.figures.append(
+        Figure(
+            "revenue_over_time",
+            "Revenue per day",
+            plots.lines(x, series, "Revenue per UTC day (per currency)", "revenue", as_of, call),
+            as_of,
+            call,
+        )
+    )
     return section
 
 
@@ -294,12 +368,21 @@ def guilds(ctx: Context) -> Section:
         )
     columns = ["guild_id", "guild_name", "joins", "members"]
     section.tables.append(_table("Members per guild", answer, columns, rows))
-    section.figures.append(_figure(
-        "guild_members", "Members per guild", answer,
-        lambda as_of, call: plots.bars([cell(r.get("guild_id")) for r in rows],
-                                       [r.get("members") or 0 for r in rows],
-                                       "Members per guild (distinct players who joined)",
-                                       "members", as_of, call)))
+    section.figures.append(
+        _figure(
+            "guild_members",
+            "Members per guild",
+            answer,
+            lambda as_of, call: plots.bars(
+                [cell(r.get("guild_id")) for r in rows],
+                [r.get("members") or 0 for r in rows],
+                "Members per guild (distinct players who joined)",
+                "members",
+                as_of,
+                call,
+            ),
+        )
+    )
     return section
 
 
@@ -307,8 +390,11 @@ def guilds(ctx: Context) -> Section:
 
 
 def _latest_event_time(ctx: Context) -> datetime | None:
-    times = [t["latest_event_time"] for t in _rows(ctx.get("/v1/tables"), "tables")
-             if t.get("name") != QUARANTINE and t.get("latest_event_time")]
+    times = [
+        t["latest_event_time"]
+        for t in _rows(ctx.get("/v1/tables"), "tables")
+        if t.get("name") != QUARANTINE and t.get("latest_event_time")
+    ]
     return max((_parse(t) for t in times), default=None)
 
 
@@ -324,12 +410,21 @@ def activity(ctx: Context) -> Section:
     dau = ctx.get("/v1/kpis/dau", **ctx.window())
     dau_rows = _rows(dau)
     section.tables.append(_table("Daily active players", dau, ["event_date", "dau"], dau_rows))
-    section.figures.append(_figure(
-        "dau", "Daily active players", dau,
-        lambda as_of, call: plots.bars([cell(r.get("event_date")) for r in dau_rows],
-                                       [r.get("dau") or 0 for r in dau_rows],
-                                       "Daily active players (distinct player_id per UTC day)",
-                                       "players", as_of, call)))
+    section.figures.append(
+        _figure(
+            "dau",
+            "Daily active players",
+            dau,
+            lambda as_of, call: plots.bars(
+                [cell(r.get("event_date")) for r in dau_rows],
+                [r.get("dau") or 0 for r in dau_rows],
+                "Daily active players (distinct player_id per UTC day)",
+                "players",
+                as_of,
+                call,
+            ),
+        )
+    )
     # the hour that ends with the newest event (not with "now"): a report over old data
     # still shows its last busy hour; --since/--until choose another window, cut to its
     # last hour when longer than the endpoint's 7 days
@@ -343,8 +438,11 @@ def activity(ctx: Context) -> Section:
     epm = ctx.get("/v1/kpis/events-per-minute", since=since, until=until)
     epm_rows = _rows(epm)
     types = sorted({cell(r.get("event_type")) for r in epm_rows})
-    counts = {(_parse(r["minute"]), cell(r.get("event_type"))): r.get("events") or 0
-              for r in epm_rows if r.get("minute")}
+    counts = {
+        (_parse(r["minute"]), cell(r.get("event_type"))): r.get("events") or 0
+        for r in epm_rows
+        if r.get("minute")
+    }
     busy = sorted({minute for minute, _ in counts})
     start, end = epm.body.get("since") or since, epm.body.get("until") or until
     section.paragraphs.append(
@@ -352,17 +450,31 @@ def activity(ctx: Context) -> Section:
         "newest event); the table lists the minutes that had events, the chart every "
         "minute of the window."
     )
-    section.tables.append(Table(
-        "Events per minute", ["minute", *types],
-        [[_iso(m), *[str(counts.get((m, t), 0)) for t in types]] for m in busy], epm.call))
+    section.tables.append(
+        Table(
+            "Events per minute",
+            ["minute", *types],
+            [[_iso(m), *[str(counts.get((m, t), 0)) for t in types]] for m in busy],
+            epm.call,
+        )
+    )
     axis = _minutes(_parse(start), _parse(end)) if start and end and busy else busy
     fmt = "%H:%M" if len({m.date() for m in axis}) <= 1 else "%m-%d %H:%M"
-    section.figures.append(_figure(
-        "events_per_minute", "Events per minute", epm,
-        lambda as_of, call: plots.lines(
-            [m.strftime(fmt) for m in axis],
-            {t: [counts.get((m, t), 0) for m in axis] for t in types},
-            "Events per minute (received_at, UTC)", "events", as_of, call)))
+    section.figures.append(
+        _figure(
+            "events_per_minute",
+            "Events per minute",
+            epm,
+            lambda as_of, call: plots.lines(
+                [m.strftime(fmt) for m in axis],
+                {t: [counts.get((m, t), 0) for m in axis] for t in types},
+                "Events per minute (received_at, UTC)",
+                "events",
+                as_of,
+                call,
+            ),
+        )
+    )
     section.calls = [dau.call, epm.call]
     return section
 
@@ -372,16 +484,28 @@ def activity(ctx: Context) -> Section:
 
 def quality(ctx: Context) -> Section:
     section = Section("quality", "Data quality")
-    quarantine = ctx.get("/v1/stats/counts", event_type=QUARANTINE, group_by="reason",
-                         **ctx.window())
+    quarantine = ctx.get(
+        "/v1/stats/counts", event_type=QUARANTINE, group_by="reason", **ctx.window()
+    )
     rows = _rows(quarantine)
-    section.tables.append(_table("Quarantined events by reason", quarantine,
-                                 ["reason", "count"], rows))
-    section.figures.append(_figure(
-        "quarantine_by_reason", "Quarantined events by reason", quarantine,
-        lambda as_of, call: plots.bars([cell(r.get("reason")) for r in rows],
-                                       [r.get("count") or 0 for r in rows],
-                                       "Quarantined events by reason", "events", as_of, call)))
+    section.tables.append(
+        _table("Quarantined events by reason", quarantine, ["reason", "count"], rows)
+    )
+    section.figures.append(
+        _figure(
+            "quarantine_by_reason",
+            "Quarantined events by reason",
+            quarantine,
+            lambda as_of, call: plots.bars(
+                [cell(r.get("reason")) for r in rows],
+                [r.get("count") or 0 for r in rows],
+                "Quarantined events by reason",
+                "events",
+                as_of,
+                call,
+            ),
+        )
+    )
     pipe = ctx.get("/v1/pipeline")
     extractor = pipe.body.get("extractor") or {}
     api = pipe.body.get("api") or {}
@@ -393,9 +517,14 @@ def quality(ctx: Context) -> Section:
             ("late events dropped (behind the watermark)", extractor.get("late_rows_dropped")),
             ("replayed writes skipped (idempotent sink)", extractor.get("replayed_writes_skipped")),
         ]
-        section.tables.append(Table(
-            f"Extractor counters ({label})", ["counter", label],
-            [[name, cell(value)] for name, value in counters], pipe.call))
+        section.tables.append(
+            Table(
+                f"Extractor counters ({label})",
+                ["counter", label],
+                [[name, cell(value)] for name, value in counters],
+                pipe.call,
+            )
+        )
     else:
         section.paragraphs.append(
             f"Duplicates removed and late events ({label}) are unknown: the extractor's "
@@ -403,10 +532,14 @@ def quality(ctx: Context) -> Section:
         )
     rejected = api.get("events_rejected") or {}
     if api.get("available"):
-        section.tables.append(Table(
-            "Events the API refused (since the API started)", ["reason", "events"],
-            [[reason, cell(rejected[reason])] for reason in sorted(rejected)] or [[NONE, "0"]],
-            pipe.call))
+        section.tables.append(
+            Table(
+                "Events the API refused (since the API started)",
+                ["reason", "events"],
+                [[reason, cell(rejected[reason])] for reason in sorted(rejected)] or [[NONE, "0"]],
+                pipe.call,
+            )
+        )
     section.calls = [quarantine.call, pipe.call]
     return section
 
@@ -424,26 +557,42 @@ def freshness(ctx: Context) -> Section:
         "freshness_seconds: how long ago the newest committed row of each table was "
         "received (seconds, when the query service answered)."
     )
-    section.figures.append(_figure(
-        "freshness", "Freshness per table", tables,
-        lambda as_of, call: plots.bars([cell(r.get("name")) for r in rows],
-                                       [_f(r.get("freshness_seconds")) for r in rows],
-                                       "Freshness per table (seconds since the newest row)",
-                                       "seconds", as_of, call)))
+    section.figures.append(
+        _figure(
+            "freshness",
+            "Freshness per table",
+            tables,
+            lambda as_of, call: plots.bars(
+                [cell(r.get("name")) for r in rows],
+                [_f(r.get("freshness_seconds")) for r in rows],
+                "Freshness per table (seconds since the newest row)",
+                "seconds",
+                as_of,
+                call,
+            ),
+        )
+    )
     pipe = ctx.get("/v1/pipeline")
     extractor = pipe.body.get("extractor") or {}
     if extractor.get("available"):
         lag = [
-            ("offsets behind latest (records not yet read)",
-             extractor.get("offsets_behind_latest")),
+            (
+                "offsets behind latest (records not yet read)",
+                extractor.get("offsets_behind_latest"),
+            ),
             ("seconds since the last micro-batch", extractor.get("last_progress_age_seconds")),
             ("last micro-batch id", extractor.get("last_batch_id")),
             ("last micro-batch duration (s)", extractor.get("batch_duration_seconds")),
             ("rows per second (last micro-batch)", extractor.get("processed_rows_per_second")),
         ]
-        section.tables.append(Table(
-            f"Extractor lag (as of {cell(pipe.body.get('as_of'))})", ["measure", "value"],
-            [[name, cell(value)] for name, value in lag], pipe.call))
+        section.tables.append(
+            Table(
+                f"Extractor lag (as of {cell(pipe.body.get('as_of'))})",
+                ["measure", "value"],
+                [[name, cell(value)] for name, value in lag],
+                pipe.call,
+            )
+        )
     else:
         section.paragraphs.append(
             "The extractor's lag is unknown: its metrics were not available "
@@ -454,5 +603,12 @@ def freshness(ctx: Context) -> Section:
 
 
 SECTIONS: list[Callable[[Context], Section]] = [
-    pipeline, purchases, swords, revenue_over_time, guilds, activity, quality, freshness,
+    pipeline,
+    purchases,
+    swords,
+    revenue_over_time,
+    guilds,
+    activity,
+    quality,
+    freshness,
 ]

@@ -30,8 +30,13 @@ from questlog_query.settings import Settings
 from questlog_schemas import property_columns
 
 TS = pa.timestamp("us", tz="UTC")
-ARROW = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(),
-         "boolean": pa.bool_(), "date-time": TS}
+ARROW = {
+    "string": pa.string(),
+    "number": pa.float64(),
+    "integer": pa.int64(),
+    "boolean": pa.bool_(),
+    "date-time": TS,
+}
 DAY1 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 DAY2 = datetime(2026, 11, 2, 15, 30, tzinfo=UTC)
 
@@ -57,8 +62,7 @@ JOINS = [
     ("p1", "g-dragons", "Dragons", DAY2 + timedelta(minutes=11)),
     ("p4", "g-wolves", "Wolves", DAY2 + timedelta(minutes=12)),
 ]
-QUARANTINED = ["malformed_json", "malformed_json", "unknown_event_type",
-               "schema_violation: price"]
+QUARANTINED = ["malformed_json", "malformed_json", "unknown_event_type", "schema_violation: price"]
 EXTRACTOR_METRICS = """\
 # TYPE questlog_extractor_input_rows_total counter
 questlog_extractor_input_rows_total 27
@@ -134,59 +138,105 @@ def known() -> Known:
 
 def _schema(event_type: str) -> pa.Schema:
     fields = [
-        ("event_id", pa.string()), ("event_type", pa.string()), ("event_time", TS),
-        ("received_at", TS), ("player_id", pa.string()), ("session_id", pa.string()),
-        ("host", pa.string()), ("user_agent", pa.string()), ("accept", pa.string()),
-        ("client_ip_hash", pa.string()), ("schema_version", pa.int64()),
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event_time", TS),
+        ("received_at", TS),
+        ("player_id", pa.string()),
+        ("session_id", pa.string()),
+        ("host", pa.string()),
+        ("user_agent", pa.string()),
+        ("accept", pa.string()),
+        ("client_ip_hash", pa.string()),
+        ("schema_version", pa.int64()),
         *[(name, ARROW[kind]) for name, kind in property_columns(event_type)],
-        ("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()), ("event_date", pa.date32()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("event_date", pa.date32()),
     ]
     return pa.schema(fields)
 
 
-QUARANTINE_SCHEMA = pa.schema([
-    ("raw_value", pa.string()), ("raw_truncated", pa.bool_()), ("reason", pa.string()),
-    ("topic", pa.string()), ("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
-    ("kafka_timestamp", TS), ("seen_at", TS), ("seen_date", pa.date32()),
-])
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("raw_value", pa.string()),
+        ("raw_truncated", pa.bool_()),
+        ("reason", pa.string()),
+        ("topic", pa.string()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("kafka_timestamp", TS),
+        ("seen_at", TS),
+        ("seen_date", pa.date32()),
+    ]
+)
 
 
 def _envelope(i: int, event_type: str, player: str, host: str | None, at: datetime) -> dict:
     return {
-        "event_id": str(uuid.UUID(int=i + (1 << 64))), "event_type": event_type,
-        "event_time": None, "received_at": at, "player_id": player, "session_id": None,
-        "host": host, "user_agent": "ApacheBench/2.3", "accept": "*/*",
-        "client_ip_hash": None, "schema_version": 1, "kafka_partition": i % 3,
-        "kafka_offset": i, "event_date": at.date(),
+        "event_id": str(uuid.UUID(int=i + (1 << 64))),
+        "event_type": event_type,
+        "event_time": None,
+        "received_at": at,
+        "player_id": player,
+        "session_id": None,
+        "host": host,
+        "user_agent": "ApacheBench/2.3",
+        "accept": "*/*",
+        "client_ip_hash": None,
+        "schema_version": 1,
+        "kafka_partition": i % 3,
+        "kafka_offset": i,
+        "event_date": at.date(),
     }
 
 
 def _write(lake: Path, name: str, rows: list[dict], schema: pa.Schema, partition: str) -> None:
-    write_deltalake((lake / "tables" / name).as_uri(), pa.Table.from_pylist(rows, schema=schema),
-                    partition_by=[partition], mode="append")
+    write_deltalake(
+        (lake / "tables" / name).as_uri(),
+        pa.Table.from_pylist(rows, schema=schema),
+        partition_by=[partition],
+        mode="append",
+    )
 
 
 def write_lake(lake: Path) -> None:
     purchases = [
-        {**_envelope(i, "purchase_sword", player, host, at), "sword_type": sword,
-         "price": price, "quantity": qty, "currency": currency}
+        {
+            **_envelope(i, "purchase_sword", player, host, at),
+            "sword_type": sword,
+            "price": price,
+            "quantity": qty,
+            "currency": currency,
+        }
         for i, (host, player, sword, price, qty, currency, at) in enumerate(PURCHASES)
     ]
     # two commits, like two micro-batches
     _write(lake, "purchase_sword", purchases[:6], _schema("purchase_sword"), "event_date")
     _write(lake, "purchase_sword", purchases[6:], _schema("purchase_sword"), "event_date")
     joins = [
-        {**_envelope(100 + i, "join_guild", player, "user1.comcast.com", at),
-         "guild_id": guild, "guild_name": name, "role": "member"}
+        {
+            **_envelope(100 + i, "join_guild", player, "user1.comcast.com", at),
+            "guild_id": guild,
+            "guild_name": name,
+            "role": "member",
+        }
         for i, (player, guild, name, at) in enumerate(JOINS)
     ]
     _write(lake, "join_guild", joins, _schema("join_guild"), "event_date")
     seen = DAY2 + timedelta(minutes=20)
     quarantine = [
-        {"raw_value": "{not json" if "json" in reason else '{"event_type":"x"}',
-         "raw_truncated": False, "reason": reason, "topic": "events", "kafka_partition": 0,
-         "kafka_offset": 500 + i, "kafka_timestamp": seen, "seen_at": seen,
-         "seen_date": seen.date()}
+        {
+            "raw_value": "{not json" if "json" in reason else '{"event_type":"x"}',
+            "raw_truncated": False,
+            "reason": reason,
+            "topic": "events",
+            "kafka_partition": 0,
+            "kafka_offset": 500 + i,
+            "kafka_timestamp": seen,
+            "seen_at": seen,
+            "seen_date": seen.date(),
+        }
         for i, reason in enumerate(QUARANTINED)
     ]
     _write(lake, "quarantine", quarantine, QUARANTINE_SCHEMA, "seen_date")
@@ -238,10 +288,15 @@ def service(tmp_path_factory) -> Iterator[Service]:
     lake.mkdir()
     write_lake(lake)
     extractor, api = Served(_metrics_app(EXTRACTOR_METRICS)), Served(_metrics_app(API_METRICS))
-    settings = Settings(lake_root=lake.as_uri(), snapshot_ttl_s=0.0, duckdb_threads=1,
-                        duckdb_memory_limit="512MB", log_level="WARNING",
-                        extractor_metrics_url=extractor.url + "/metrics",
-                        api_metrics_url=api.url + "/metrics")
+    settings = Settings(
+        lake_root=lake.as_uri(),
+        snapshot_ttl_s=0.0,
+        duckdb_threads=1,
+        duckdb_memory_limit="512MB",
+        log_level="WARNING",
+        extractor_metrics_url=extractor.url + "/metrics",
+        api_metrics_url=api.url + "/metrics",
+    )
     seen: list[str | None] = []
     query = Served(_recording(create_app(settings), seen))
     try:

@@ -30,8 +30,12 @@ def test_notebook_shows_the_known_numbers(service, monkeypatch):
     monkeypatch.setenv("QUESTLOG_QUERY_URL", service.url)
     monkeypatch.setenv("QUESTLOG_LAKE_ROOT", service.lake.as_uri())
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert [out for out in outputs if out.output_type == "error"] == []
     text = "".join(out.get("text", "") for out in outputs if out.output_type == "stream")
@@ -51,12 +55,16 @@ def test_notebook_shows_the_known_numbers(service, monkeypatch):
     counts = [float(sum(row[i] is not None for row in user1)) for i in (3, 4)]
     assert counts == [5, 4]
     mean_price = sum(row[3] for row in user1) / len(user1)
-    frames = [out["data"]["text/plain"] for out in outputs
-              if out.output_type == "execute_result" and "text/plain" in out.get("data", {})]
+    frames = [
+        out["data"]["text/plain"]
+        for out in outputs
+        if out.output_type == "execute_result" and "text/plain" in out.get("data", {})
+    ]
     described = [f for f in frames if f.lstrip().startswith("price") and "count" in f]
     assert len(described) == 2, frames
     for frame in described:
-        rows = {line.split()[0]: [float(v) for v in line.split()[1:]]
-                for line in frame.splitlines()[1:]}
+        rows = {
+            line.split()[0]: [float(v) for v in line.split()[1:]] for line in frame.splitlines()[1:]
+        }
         assert rows["count"] == counts, frame
         assert abs(rows["mean"][0] - mean_price) < 1e-6, frame

@@ -21,7 +21,7 @@ def md_table(markdown: str, title: str) -> list[dict[str, str]]:
     start = lines.index(f"**{title}**")
     header = [c.strip() for c in lines[start + 2].strip("|").split("|")]
     rows = []
-    for line in lines[start + 4:]:
+    for line in lines[start + 4 :]:
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
@@ -48,19 +48,22 @@ def built(service, tmp_path_factory) -> tuple[Path, str, str, str]:
 def test_purchases_per_host_and_player(built, service):
     _, md, html, _ = built
     by_host = {r["host"]: int(r["count"]) for r in md_table(md, "Purchases by host")}
-    assert by_host == service.known.purchases_by_host == {
-        "user1.comcast.com": 5, "user2.att.com": 4, "user3.example.org": 2}
-    by_player = {r["player_id"]: int(r["count"])
-                 for r in md_table(md, "Purchases by player (top 20)")}
+    assert (
+        by_host
+        == service.known.purchases_by_host
+        == {"user1.comcast.com": 5, "user2.att.com": 4, "user3.example.org": 2}
+    )
+    by_player = {
+        r["player_id"]: int(r["count"]) for r in md_table(md, "Purchases by player (top 20)")
+    }
     assert by_player == service.known.purchases_by_player
-    assert "<td>user2.att.com</td><td class=\"n\">4</td>" in html
+    assert '<td>user2.att.com</td><td class="n">4</td>' in html
 
 
 def test_revenue_per_sword_type_is_exact(built, service):
     _, md, html, _ = built
     rows = md_table(md, "Revenue by sword type")
-    got = {(r["sword_type"], r["currency"]): r["revenue"] for r in rows
-           if r["revenue"] != "(none)"}
+    got = {(r["sword_type"], r["currency"]): r["revenue"] for r in rows if r["revenue"] != "(none)"}
     assert {k: Decimal(v) for k, v in got.items()} == service.known.revenue_by_sword
     # exact decimal text, as the API sent it: no float artefacts like 49.949999999
     assert got[("katana", "USD")] == "44.95"
@@ -70,15 +73,24 @@ def test_revenue_per_sword_type_is_exact(built, service):
     for text in got.values():
         assert f'<td class="n">{text}</td>' in html
     # the purchase without price or currency is counted, with no revenue
-    assert {"sword_type": "katana", "currency": "(none)", "purchases": "1", "swords": "1",
-            "revenue": "(none)"} in rows
+    assert {
+        "sword_type": "katana",
+        "currency": "(none)",
+        "purchases": "1",
+        "swords": "1",
+        "revenue": "(none)",
+    } in rows
 
 
 def test_revenue_over_time_per_day(built, service):
     _, md, _, _ = built
     rows = md_table(md, "Revenue per day")
-    got = {(r["day"], c.removeprefix("revenue ")): Decimal(v)
-           for r in rows for c, v in r.items() if c.startswith("revenue ") and v != "0"}
+    got = {
+        (r["day"], c.removeprefix("revenue ")): Decimal(v)
+        for r in rows
+        for c, v in r.items()
+        if c.startswith("revenue ") and v != "0"
+    }
     assert got == service.known.revenue_by_day
     assert {r["day"]: r["purchases"] for r in rows} == {"2026-11-01": "6", "2026-11-02": "5"}
 
@@ -89,7 +101,9 @@ def test_guild_members_and_no_leave_type_is_said(built, service):
     assert {r["guild_id"]: int(r["members"]) for r in rows} == service.known.members
     assert {r["guild_id"]: int(r["joins"]) for r in rows} == service.known.joins
     assert {r["guild_id"]: r["guild_name"] for r in rows} == {
-        "g-dragons": "Dragons", "g-wolves": "Wolves"}
+        "g-dragons": "Dragons",
+        "g-wolves": "Wolves",
+    }
     assert "no leave event type" in md
     assert "no leave event type" in html
 
@@ -106,23 +120,32 @@ def test_activity_dau_and_events_per_minute(built, service):
 
 def test_data_quality_and_freshness(built, service):
     _, md, html, _ = built
-    quarantine = {r["reason"]: int(r["count"])
-                  for r in md_table(md, "Quarantined events by reason")}
+    quarantine = {
+        r["reason"]: int(r["count"]) for r in md_table(md, "Quarantined events by reason")
+    }
     assert quarantine == service.known.quarantine
     assert "<td>schema_violation: price</td>" in html
-    counters = {r["counter"]: r["since the extractor started"]
-                for r in md_table(md, "Extractor counters (since the extractor started)")}
+    counters = {
+        r["counter"]: r["since the extractor started"]
+        for r in md_table(md, "Extractor counters (since the extractor started)")
+    }
     assert counters["duplicates removed (same event_id)"] == "6"
     assert counters["late events dropped (behind the watermark)"] == "1"
-    assert {r["reason"]: r["events"]
-            for r in md_table(md, "Events the API refused (since the API started)")} == {
-        "invalid_event": "3"}
+    assert {
+        r["reason"]: r["events"]
+        for r in md_table(md, "Events the API refused (since the API started)")
+    } == {"invalid_event": "3"}
     tables = {r["name"]: r for r in md_table(md, "Tables")}
     assert tables["purchase_sword"]["rows"] == "11"
     assert tables["purchase_sword"]["version"] == "1"
     assert Decimal(tables["quarantine"]["freshness_seconds"]) > 0
-    lag = {r["measure"]: r["value"] for r in md_table(md, next(
-        line.strip("*") for line in md.splitlines() if line.startswith("**Extractor lag")))}
+    lag = {
+        r["measure"]: r["value"]
+        for r in md_table(
+            md,
+            next(line.strip("*") for line in md.splitlines() if line.startswith("**Extractor lag")),
+        )
+    }
     assert lag["offsets behind latest (records not yet read)"] == "42"
     assert lag["last micro-batch id"] == "17"
 
@@ -148,10 +171,20 @@ def test_pipeline_diagram_comes_from_the_services_settings(built, service):
 def test_files_sections_calls_and_as_of(built, service):
     folder, md, html, progress = built
     pngs = sorted(p.name for p in folder.glob("*.png"))
-    assert pngs == sorted([
-        "pipeline.png", "purchases_by_host.png", "purchases_by_player.png",
-        "revenue_by_sword_type.png", "revenue_over_time.png", "guild_members.png", "dau.png",
-        "events_per_minute.png", "quarantine_by_reason.png", "freshness.png"])
+    assert pngs == sorted(
+        [
+            "pipeline.png",
+            "purchases_by_host.png",
+            "purchases_by_player.png",
+            "revenue_by_sword_type.png",
+            "revenue_over_time.png",
+            "guild_members.png",
+            "dau.png",
+            "events_per_minute.png",
+            "quarantine_by_reason.png",
+            "freshness.png",
+        ]
+    )
     for name in pngs:
         assert (folder / name).read_bytes().startswith(PNG_MAGIC)
         assert f"]({name})" in md
@@ -164,12 +197,17 @@ def test_files_sections_calls_and_as_of(built, service):
     assert len(sections) == 8
     for section in sections:
         assert re.search(r"API calls: `GET /v1/[a-z/-]+", section), section[:80]
-    for call in ("GET /v1/pipeline", "GET /v1/stats/counts?event_type=purchase_sword&group_by=host",
-                 "GET /v1/kpis/revenue?by=sword_type", "GET /v1/kpis/guilds", "GET /v1/kpis/dau",
-                 "GET /v1/stats/counts?event_type=quarantine&group_by=reason", "GET /v1/tables",
-                 "GET /v1/kpis/events-per-minute?since=2026-11-02T14:43:00Z",
-                 "GET /v1/stats/counts?event_type=purchase_sword"
-                 "&group_by=sword_type,price,currency"):
+    for call in (
+        "GET /v1/pipeline",
+        "GET /v1/stats/counts?event_type=purchase_sword&group_by=host",
+        "GET /v1/kpis/revenue?by=sword_type",
+        "GET /v1/kpis/guilds",
+        "GET /v1/kpis/dau",
+        "GET /v1/stats/counts?event_type=quarantine&group_by=reason",
+        "GET /v1/tables",
+        "GET /v1/kpis/events-per-minute?since=2026-11-02T14:43:00Z",
+        "GET /v1/stats/counts?event_type=purchase_sword&group_by=sword_type,price,currency",
+    ):
         assert call in md
         assert call in unescape(html)
     # every figure names the table versions it was drawn from
@@ -202,15 +240,26 @@ def test_endpoint_error_shows_the_api_message(service, tmp_path, capsys):
 
 
 def test_a_window_longer_than_a_week_still_builds(service, tmp_path, capsys):
-    code = main(["--base-url", service.url, "--out", str(tmp_path),
-                 "--since", "2026-10-01T00:00:00Z", "--until", "2026-11-02T00:00:00Z"])
+    code = main(
+        [
+            "--base-url",
+            service.url,
+            "--out",
+            str(tmp_path),
+            "--since",
+            "2026-10-01T00:00:00Z",
+            "--until",
+            "2026-11-02T00:00:00Z",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     md = next(tmp_path.rglob("report.md")).read_text()
     # day 1 only: 6 purchases by 3 hosts; the minute chart shows the window's last hour
     assert sum(int(r["count"]) for r in md_table(md, "Purchases by host")) == 6
     assert {r["day"] for r in md_table(md, "Revenue per day")} == {"2026-11-01"}
-    assert "GET /v1/kpis/events-per-minute?since=2026-11-01T23:00:00Z&until=2026-11-02T00:00:00Z" \
-        in md
+    assert (
+        "GET /v1/kpis/events-per-minute?since=2026-11-01T23:00:00Z&until=2026-11-02T00:00:00Z" in md
+    )
 
 
 def test_token_is_sent_on_every_request(service, tmp_path, capsys, monkeypatch):

@@ -41,8 +41,13 @@ if TYPE_CHECKING:
 # The lake's column types; each maps to one Arrow type (here) and one Spark type (spark.py).
 LAKE_TYPES = ("string", "long", "int", "double", "boolean", "timestamp", "date")
 # JSON type of a field (``columns.column_type``) -> its lake type.
-FROM_JSON = {"string": "string", "date-time": "timestamp", "integer": "long",
-             "number": "double", "boolean": "boolean"}
+FROM_JSON = {
+    "string": "string",
+    "date-time": "timestamp",
+    "integer": "long",
+    "number": "double",
+    "boolean": "boolean",
+}
 
 # Where a column's value comes from (``Column.source``), besides an envelope object's name
 # (``"context"``, ``"properties"``: that object's field, flattened).
@@ -89,23 +94,39 @@ class Table:
         return tuple(c.name for c in self.columns if c.source == PROPERTIES)
 
 
-KAFKA_COLUMNS = (Column("kafka_partition", "int", source=KAFKA),
-                 Column("kafka_offset", "long", source=KAFKA))
+KAFKA_COLUMNS = (
+    Column("kafka_partition", "int", source=KAFKA),
+    Column("kafka_offset", "long", source=KAFKA),
+)
 EVENT_TIME = "received_at"  # the server's clock: a client's event_time can be forged
 EVENT_DATE = Column("event_date", "date")
 
-QUARANTINE_TABLE = Table(QUARANTINE, (
-    Column("raw_value", "string", True, KAFKA,
-           "the Kafka value, cut at 64 Ki characters; null for a tombstone"),
-    Column("raw_truncated", "boolean", note="whether `raw_value` was cut"),
-    Column("reason", "string", note="why it was not stored, e.g. `malformed_json`, "
-           "`unknown_event_type`, `missing_field: player_id`, `wrong_type: properties.price`"),
-    Column("topic", "string", source=KAFKA),
-    *KAFKA_COLUMNS,
-    Column("kafka_timestamp", "timestamp", source=KAFKA),
-    Column("seen_at", "timestamp", note="extractor clock"),
-    Column("seen_date", "date"),
-), time_column="seen_at", partition_column="seen_date")
+QUARANTINE_TABLE = Table(
+    QUARANTINE,
+    (
+        Column(
+            "raw_value",
+            "string",
+            True,
+            KAFKA,
+            "the Kafka value, cut at 64 Ki characters; null for a tombstone",
+        ),
+        Column("raw_truncated", "boolean", note="whether `raw_value` was cut"),
+        Column(
+            "reason",
+            "string",
+            note="why it was not stored, e.g. `malformed_json`, "
+            "`unknown_event_type`, `missing_field: player_id`, `wrong_type: properties.price`",
+        ),
+        Column("topic", "string", source=KAFKA),
+        *KAFKA_COLUMNS,
+        Column("kafka_timestamp", "timestamp", source=KAFKA),
+        Column("seen_at", "timestamp", note="extractor clock"),
+        Column("seen_date", "date"),
+    ),
+    time_column="seen_at",
+    partition_column="seen_date",
+)
 
 
 def tables_root(root: str) -> str:
@@ -141,8 +162,10 @@ def envelope_columns(registry: Registry | None = None) -> tuple[Column, ...]:
             continue
         if column_type(field) == "object":
             inner = set(field.get("required", ()))
-            columns += [Column(sub, lake_type(sub, spec), name not in required or sub not in inner,
-                               name) for sub, spec in field.get("properties", {}).items()]
+            columns += [
+                Column(sub, lake_type(sub, spec), name not in required or sub not in inner, name)
+                for sub, spec in field.get("properties", {}).items()
+            ]
         else:
             columns.append(Column(name, lake_type(name, field), name not in required, ENVELOPE))
     return tuple(columns)
@@ -152,15 +175,21 @@ def property_columns(event_type: str, registry: Registry | None = None) -> tuple
     """The newest version of ``event_type``'s properties, in schema order."""
     event = (registry or load_registry()).get(event_type)
     fields = event.properties_schema["properties"]
-    return tuple(Column(name, lake_type(name, fields[name]), name not in event.required,
-                        PROPERTIES) for name in event.property_names)
+    return tuple(
+        Column(name, lake_type(name, fields[name]), name not in event.required, PROPERTIES)
+        for name in event.property_names
+    )
 
 
 def event_table(event_type: str, registry: Registry | None = None) -> Table:
     """The table of ``event_type``; ``ValueError`` if a property would repeat a column name."""
     registry = registry or load_registry()
-    columns = (*envelope_columns(registry), *property_columns(event_type, registry),
-               *KAFKA_COLUMNS, EVENT_DATE)
+    columns = (
+        *envelope_columns(registry),
+        *property_columns(event_type, registry),
+        *KAFKA_COLUMNS,
+        EVENT_DATE,
+    )
     names = [c.name for c in columns]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
@@ -184,16 +213,23 @@ def arrow_schema(table: Table) -> pa.Schema:
     import pyarrow as pa  # the API installs no pyarrow: import only when asked
 
     types: dict[str, pa.DataType] = {
-        "string": pa.string(), "long": pa.int64(), "int": pa.int32(),
-        "double": pa.float64(), "boolean": pa.bool_(),
-        "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32()}
+        "string": pa.string(),
+        "long": pa.int64(),
+        "int": pa.int32(),
+        "double": pa.float64(),
+        "boolean": pa.bool_(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+    }
     return pa.schema([(c.name, types[c.type]) for c in table.columns])
 
 
 # --- docs/lake-contract.md -------------------------------------------------------------
 
-BEGIN = ("<!-- generated by `python -m questlog_schemas.lake --write docs/lake-contract.md`"
-         " from schemas/questlog_schemas/lake.py: edit that, not this -->")
+BEGIN = (
+    "<!-- generated by `python -m questlog_schemas.lake --write docs/lake-contract.md`"
+    " from schemas/questlog_schemas/lake.py: edit that, not this -->"
+)
 END = "<!-- end of generated tables -->"
 
 
@@ -208,8 +244,11 @@ def _origin(column: Column, table: Table) -> str:
 
 
 def _rows(columns: tuple[Column, ...], table: Table, origin: bool = True) -> list[str]:
-    return [f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} |"
-            + (f" {_origin(c, table)} |" if origin else "") for c in columns]
+    return [
+        f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} |"
+        + (f" {_origin(c, table)} |" if origin else "")
+        for c in columns
+    ]
 
 
 def markdown(registry: Registry | None = None) -> str:
@@ -219,24 +258,40 @@ def markdown(registry: Registry | None = None) -> str:
     some = every[registry.event_types[0]]
     head = ["| column | type | nullable | from |", "|---|---|---|---|"]
     lines = [
-        BEGIN, "",
-        f"## Event tables (`{TABLES_DIR}/<event_type>`), partitioned by "
-        f"`{some.partition_column}`",
-        "", "One per registered event type: "
-        + ", ".join(f"`{t}`" for t in registry.event_types) + ".", "", *head,
+        BEGIN,
+        "",
+        f"## Event tables (`{TABLES_DIR}/<event_type>`), partitioned by `{some.partition_column}`",
+        "",
+        "One per registered event type: " + ", ".join(f"`{t}`" for t in registry.event_types) + ".",
+        "",
+        *head,
         *_rows(envelope_columns(registry), some),
         "| *the type's properties* | (below) | | `properties`, flattened |",
-        *_rows((*KAFKA_COLUMNS, EVENT_DATE), some), "",
+        *_rows((*KAFKA_COLUMNS, EVENT_DATE), some),
+        "",
     ]
     for name in registry.event_types:
-        lines += [f"### `{name}` properties", "", "| column | type | nullable |", "|---|---|---|",
-                  *_rows(property_columns(name, registry), every[name], origin=False), ""]
+        lines += [
+            f"### `{name}` properties",
+            "",
+            "| column | type | nullable |",
+            "|---|---|---|",
+            *_rows(property_columns(name, registry), every[name], origin=False),
+            "",
+        ]
     q = QUARANTINE_TABLE
-    lines += [f"## Quarantine table (`{TABLES_DIR}/{q.name}`), partitioned by "
-              f"`{q.partition_column}`",
-              "", *head, *_rows(q.columns, q), "",
-              "Also registered in Trino under the walkthrough's names: "
-              + ", ".join(f"`{alias}` = `{t}`" for alias, t in ALIASES.items()) + ".", "", END]
+    lines += [
+        f"## Quarantine table (`{TABLES_DIR}/{q.name}`), partitioned by `{q.partition_column}`",
+        "",
+        *head,
+        *_rows(q.columns, q),
+        "",
+        "Also registered in Trino under the walkthrough's names: "
+        + ", ".join(f"`{alias}` = `{t}`" for alias, t in ALIASES.items())
+        + ".",
+        "",
+        END,
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -245,21 +300,24 @@ def replace_generated(text: str, block: str) -> str:
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError("no generated block (BEGIN ... END markers) found")
-    return text[:start] + block + text[end + len(END):].removeprefix("\n")
+    return text[:start] + block + text[end + len(END) :].removeprefix("\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m questlog_schemas.lake")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--markdown", action="store_true", help="print the generated tables")
-    mode.add_argument("--write", metavar="DOC", type=Path,
-                      help="replace the generated tables in DOC (docs/lake-contract.md)")
+    mode.add_argument(
+        "--write",
+        metavar="DOC",
+        type=Path,
+        help="replace the generated tables in DOC (docs/lake-contract.md)",
+    )
     args = parser.parse_args(argv)
     if args.markdown:
         sys.stdout.write(markdown())
     else:
-        args.write.write_text(replace_generated(args.write.read_text("utf-8"), markdown()),
-                              "utf-8")
+        args.write.write_text(replace_generated(args.write.read_text("utf-8"), markdown()), "utf-8")
     return 0
 
 

@@ -100,8 +100,11 @@ class Registry:
         self._event_validators: dict[str, jsonschema_rs.Draft202012Validator] = {}
         self._properties_validators: dict[str, jsonschema_rs.Draft202012Validator] = {}
         # only the types that have GREATER_THAN pairs: the others skip the check
-        self._greater_than = {name: self.get(name).greater_than for name in self.event_types
-                              if self.get(name).greater_than}
+        self._greater_than = {
+            name: self.get(name).greater_than
+            for name in self.event_types
+            if self.get(name).greater_than
+        }
         for name in self.event_types:
             props = _embeddable(self.get(name).properties_schema)
             typed = copy.deepcopy(self.envelope_schema)
@@ -135,8 +138,9 @@ class Registry:
         validator = self._event_validators.get(event_type) if isinstance(event_type, str) else None
         if validator is None:  # unknown or missing type: the envelope reports it
             validator = self._envelope_validator
-        violations = [] if validator.is_valid(event) else to_violations(
-            validator.iter_errors(event))
+        violations = (
+            [] if validator.is_valid(event) else to_violations(validator.iter_errors(event))
+        )
         pairs = self._greater_than.get(event_type) if isinstance(event_type, str) else None
         if pairs:
             violations += _compare(pairs, event.get("properties"))
@@ -147,8 +151,11 @@ class Registry:
         validator = self._properties_validators.get(event_type)
         if validator is None:
             return [Violation("event_type", f"unknown event type {event_type!r}"[:200])]
-        violations = [] if validator.is_valid(properties) else to_violations(
-            validator.iter_errors(properties), prefix=("properties",))
+        violations = (
+            []
+            if validator.is_valid(properties)
+            else to_violations(validator.iter_errors(properties), prefix=("properties",))
+        )
         violations += _compare(self._greater_than.get(event_type, ()), properties)
         return violations[:MAX_VIOLATIONS]
 
@@ -165,8 +172,9 @@ def _compare(pairs: tuple[tuple[str, str], ...], properties: Any) -> list[Violat
     for greater, lesser in pairs:
         high, low = properties.get(greater), properties.get(lesser)
         if _is_number(high) and _is_number(low) and not high > low:
-            violations.append(Violation(f"properties.{greater}",
-                                        f"must be greater than {lesser} ({low})"[:200]))
+            violations.append(
+                Violation(f"properties.{greater}", f"must be greater than {lesser} ({low})"[:200])
+            )
     return violations
 
 
@@ -183,8 +191,10 @@ def _greater_than(name: str, schema: dict[str, Any]) -> tuple[tuple[str, str], .
         for prop in pair:
             spec = fields.get(prop) if isinstance(prop, str) else None
             if spec is None or json_type(spec) not in ("integer", "number"):
-                raise ValueError(f"{name}: {GREATER_THAN} names {prop!r}, which is not a "
-                                 "numeric property of the type")
+                raise ValueError(
+                    f"{name}: {GREATER_THAN} names {prop!r}, which is not a "
+                    "numeric property of the type"
+                )
     return tuple(declared.items())
 
 

@@ -79,8 +79,9 @@ def struct_type(schema: dict[str, Any]) -> StructType:
     )
 
 
-def envelope_schema(registry: Registry | None = None,
-                    properties: DataType | None = None) -> StructType:
+def envelope_schema(
+    registry: Registry | None = None, properties: DataType | None = None
+) -> StructType:
     """The envelope; ``properties`` is of type ``properties`` if given, else its raw JSON
     text (a string, for a second parse)."""
     schema = (registry or load_registry()).envelope_schema
@@ -88,8 +89,12 @@ def envelope_schema(registry: Registry | None = None,
     envelope = struct_type({**schema, "properties": fields})
     if properties is None:
         return envelope
-    return StructType([StructField(f.name, properties, f.nullable) if f.name == "properties"
-                       else f for f in envelope.fields])
+    return StructType(
+        [
+            StructField(f.name, properties, f.nullable) if f.name == "properties" else f
+            for f in envelope.fields
+        ]
+    )
 
 
 def all_properties_schema(registry: Registry | None = None) -> StructType:
@@ -109,7 +114,8 @@ def all_properties_schema(registry: Registry | None = None) -> StructType:
                 raise ValueError(
                     f"property {field.name!r} is {seen[1].dataType.simpleString()} in "
                     f"{seen[0]!r} but {field.dataType.simpleString()} in {event_type!r}: a "
-                    "property name must have one type across event types")
+                    "property name must have one type across event types"
+                )
     return StructType([field for _, field in fields.values()])
 
 

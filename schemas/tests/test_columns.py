@@ -29,8 +29,10 @@ def test_level_up_columns(registry):
     ]
     table = lake.event_table("level_up", registry)
     assert [(c.name, c.type, c.nullable) for c in table.columns if c.source == lake.PROPERTIES] == [
-        ("from_level", "long", False), ("to_level", "long", False),
-        ("seconds_played", "double", False)]
+        ("from_level", "long", False),
+        ("to_level", "long", False),
+        ("seconds_played", "double", False),
+    ]
 
 
 def test_unknown_type():

@@ -117,8 +117,9 @@ def test_all_properties_of_the_packaged_types_in_one_struct(registry):
     for event_type in registry.event_types:
         for field in properties_schema(event_type, registry).fields:
             assert union[field.name] == StructField(field.name, field.dataType, nullable=True)
-    assert len(union.fields) == len({f.name for t in registry.event_types
-                                     for f in properties_schema(t, registry).fields})
+    assert len(union.fields) == len(
+        {f.name for t in registry.event_types for f in properties_schema(t, registry).fields}
+    )
     envelope = envelope_schema(registry, properties=union)
     assert envelope["properties"] == StructField("properties", union, nullable=False)
     assert [f.name for f in envelope.fields] == [f.name for f in envelope_schema().fields]
@@ -130,20 +131,28 @@ def _props(**fields: dict) -> dict:
 
 def test_a_shared_property_name_with_one_type_is_one_field():
     envelope = load_registry().envelope_schema
-    registry = Registry(envelope, {
-        "emote": {"1-0-0": _props(name={"type": "string", "maxLength": 8})},
-        "wave": {"1-0-0": _props(name={"type": "string", "maxLength": 16},
-                                 loud={"type": "boolean"})},
-    })
+    registry = Registry(
+        envelope,
+        {
+            "emote": {"1-0-0": _props(name={"type": "string", "maxLength": 8})},
+            "wave": {
+                "1-0-0": _props(name={"type": "string", "maxLength": 16}, loud={"type": "boolean"})
+            },
+        },
+    )
     assert all_properties_schema(registry) == StructType(
-        [StructField("name", StringType(), True), StructField("loud", BooleanType(), True)])
+        [StructField("name", StringType(), True), StructField("loud", BooleanType(), True)]
+    )
 
 
 def test_a_property_name_with_two_types_is_rejected():
     envelope = load_registry().envelope_schema
-    registry = Registry(envelope, {
-        "emote": {"1-0-0": _props(level={"type": "integer"})},
-        "wave": {"1-0-0": _props(level={"type": "string", "maxLength": 8})},
-    })
+    registry = Registry(
+        envelope,
+        {
+            "emote": {"1-0-0": _props(level={"type": "integer"})},
+            "wave": {"1-0-0": _props(level={"type": "string", "maxLength": 8})},
+        },
+    )
     with pytest.raises(ValueError, match=r"'level' is bigint in 'emote' but string in 'wave'"):
         all_properties_schema(registry)

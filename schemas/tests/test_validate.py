@@ -120,35 +120,55 @@ def test_valid_level_up(registry, level_up):
     assert registry.validate(level_up) == []
 
 
-@pytest.mark.parametrize("properties", [
-    {"from_level": 1, "to_level": 2, "seconds_played": 0},  # the first level, at once
-    {"from_level": 9, "to_level": 12, "seconds_played": 3600},  # several levels at a time
-    {"from_level": 999_999, "to_level": 1_000_000, "seconds_played": 0.25},
-])
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"from_level": 1, "to_level": 2, "seconds_played": 0},  # the first level, at once
+        {"from_level": 9, "to_level": 12, "seconds_played": 3600},  # several levels at a time
+        {"from_level": 999_999, "to_level": 1_000_000, "seconds_played": 0.25},
+    ],
+)
 def test_level_up_edges_are_valid(registry, level_up, properties):
     level_up["properties"] = properties
     assert registry.validate(level_up) == []
 
 
-@pytest.mark.parametrize(("properties", "violations"), [
-    ({"from_level": 5, "to_level": 5, "seconds_played": 10},
-     [("properties.to_level", "must be greater than from_level (5)")]),
-    ({"from_level": 7, "to_level": 3, "seconds_played": 10},
-     [("properties.to_level", "must be greater than from_level (7)")]),
-    ({"from_level": 1, "to_level": 2, "seconds_played": -1},
-     [("properties.seconds_played", "-1 is less than the minimum of 0")]),
-    ({"from_level": 1, "seconds_played": 10}, [("properties.to_level", "is required")]),
-    ({"to_level": 2, "seconds_played": 10}, [("properties.from_level", "is required")]),
-    ({"from_level": 1, "to_level": 2}, [("properties.seconds_played", "is required")]),
-    ({"from_level": 0, "to_level": 1, "seconds_played": 10},
-     [("properties.from_level", "0 is less than the minimum of 1")]),
-    ({"from_level": 1.5, "to_level": 2, "seconds_played": 10},
-     [("properties.from_level", '1.5 is not of type "integer"')]),
-    ({"from_level": "4", "to_level": 5, "seconds_played": 10},
-     [("properties.from_level", '"4" is not of type "integer"')]),
-    ({"from_level": 4, "to_level": 5, "seconds_played": 10, "xp": 100},
-     [("properties.xp", "is not an allowed property")]),
-])
+@pytest.mark.parametrize(
+    ("properties", "violations"),
+    [
+        (
+            {"from_level": 5, "to_level": 5, "seconds_played": 10},
+            [("properties.to_level", "must be greater than from_level (5)")],
+        ),
+        (
+            {"from_level": 7, "to_level": 3, "seconds_played": 10},
+            [("properties.to_level", "must be greater than from_level (7)")],
+        ),
+        (
+            {"from_level": 1, "to_level": 2, "seconds_played": -1},
+            [("properties.seconds_played", "-1 is less than the minimum of 0")],
+        ),
+        ({"from_level": 1, "seconds_played": 10}, [("properties.to_level", "is required")]),
+        ({"to_level": 2, "seconds_played": 10}, [("properties.from_level", "is required")]),
+        ({"from_level": 1, "to_level": 2}, [("properties.seconds_played", "is required")]),
+        (
+            {"from_level": 0, "to_level": 1, "seconds_played": 10},
+            [("properties.from_level", "0 is less than the minimum of 1")],
+        ),
+        (
+            {"from_level": 1.5, "to_level": 2, "seconds_played": 10},
+            [("properties.from_level", '1.5 is not of type "integer"')],
+        ),
+        (
+            {"from_level": "4", "to_level": 5, "seconds_played": 10},
+            [("properties.from_level", '"4" is not of type "integer"')],
+        ),
+        (
+            {"from_level": 4, "to_level": 5, "seconds_played": 10, "xp": 100},
+            [("properties.xp", "is not an allowed property")],
+        ),
+    ],
+)
 def test_invalid_level_up_is_explained(registry, level_up, properties, violations):
     level_up["properties"] = properties
     assert sorted((v.path, v.message) for v in registry.validate(level_up)) == violations

@@ -20,13 +20,17 @@ PROMETHEUS_MULTIPROC_DIR is set, a fresh temporary directory is used (removed at
 from questlog_service import env, multiproc  # neither imports prometheus_client
 
 try:
-    _server = env.read("QUESTLOG_QUERY_", {
-        "HOST": (str, "127.0.0.1"),
-        "PORT": (env.integer(minimum=1, maximum=65535), 8000),
-        "WORKERS": (env.integer(minimum=1), 2),
-        "THREADS": (env.integer(minimum=1), 4),
-        "LOG_LEVEL": (env.log_level, "INFO"),
-    }, service="questlog query gunicorn")
+    _server = env.read(
+        "QUESTLOG_QUERY_",
+        {
+            "HOST": (str, "127.0.0.1"),
+            "PORT": (env.integer(minimum=1, maximum=65535), 8000),
+            "WORKERS": (env.integer(minimum=1), 2),
+            "THREADS": (env.integer(minimum=1), 4),
+            "LOG_LEVEL": (env.log_level, "INFO"),
+        },
+        service="questlog query gunicorn",
+    )
 except env.SettingsError as exc:
     raise SystemExit(str(exc)) from None
 multiproc.prepare("questlog-query")  # after the checks: a refused start leaves no directory

@@ -47,8 +47,9 @@ def _json_lines(text: str) -> list[dict]:
 
 def _log_stream() -> io.StringIO:
     """Where the JSON handler the service configured on the root logger now writes."""
-    [handler] = [h for h in logging.getLogger().handlers
-                 if isinstance(h.formatter, logs.JsonFormatter)]
+    [handler] = [
+        h for h in logging.getLogger().handlers if isinstance(h.formatter, logs.JsonFormatter)
+    ]
     stream = io.StringIO()
     handler.setStream(stream)
     return stream
@@ -85,7 +86,7 @@ def _access_line(app, method: str, path: str, **kwargs) -> dict:
 
 
 def _check_keys(line: dict, service: str) -> None:
-    assert list(line)[:len(logs.KEYS)] == list(logs.KEYS), line
+    assert list(line)[: len(logs.KEYS)] == list(logs.KEYS), line
     assert line["service"] == service
     assert line["level"] == line["level"].lower()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["ts"]), line["ts"]
@@ -93,27 +94,42 @@ def _check_keys(line: dict, service: str) -> None:
 
 
 def test_the_api_logs_the_shared_keys_and_access_fields(api_app):
-    line = _access_line(api_app, "POST", "/v1/events", json={
-        "event_type": "join_guild", "player_id": "p", "properties": {"guild_id": "g"}},
-        headers={"X-Request-ID": "conv-api"})
+    line = _access_line(
+        api_app,
+        "POST",
+        "/v1/events",
+        json={"event_type": "join_guild", "player_id": "p", "properties": {"guild_id": "g"}},
+        headers={"X-Request-ID": "conv-api"},
+    )
     _check_keys(line, "questlog-api")
     assert ACCESS_FIELDS <= set(line)
     assert (line["route"], line["status"], line["request_id"]) == ("/v1/events", 202, "conv-api")
 
 
 def test_the_query_service_logs_the_shared_keys_and_access_fields(query_app):
-    line = _access_line(query_app, "GET", "/v1/events/no_such_type",
-                        headers={"X-Request-ID": "conv-query"})
+    line = _access_line(
+        query_app, "GET", "/v1/events/no_such_type", headers={"X-Request-ID": "conv-query"}
+    )
     _check_keys(line, "questlog-query")
     assert ACCESS_FIELDS <= set(line)
     assert (line["route"], line["status"], line["request_id"]) == (
-        "/v1/events/<event_type>", 404, "conv-query")
+        "/v1/events/<event_type>",
+        404,
+        "conv-query",
+    )
 
 
 def test_the_extractor_logs_the_shared_keys(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUESTLOG_EXTRACTOR_")}
-    proc = subprocess.run([sys.executable, "-m", "questlog_extractor", "compact"], env=env,
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "questlog_extractor", "compact"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     [line] = _json_lines(proc.stdout)  # no LAKE_ROOT: one error line naming it
     _check_keys(line, "questlog-extractor")
@@ -121,18 +137,27 @@ def test_the_extractor_logs_the_shared_keys(tmp_path):
     assert "QUESTLOG_EXTRACTOR_LAKE_ROOT is not set" in line["error"]
 
 
-@pytest.mark.parametrize(("fixture", "prefix"), [("api_app", "questlog_api"),
-                                                 ("query_app", "questlog_query")])
+@pytest.mark.parametrize(
+    ("fixture", "prefix"), [("api_app", "questlog_api"), ("query_app", "questlog_query")]
+)
 def test_the_request_metrics_have_the_shared_labels(request, fixture, prefix):
     client = request.getfixturevalue(fixture).test_client()
     client.get("/healthz")
-    families = {f.name: f for f in text_string_to_metric_families(
-        client.get("/metrics").get_data(as_text=True))}
-    counted = {frozenset(s.labels) for s in families[f"{prefix}_requests"].samples
-               if s.name == f"{prefix}_requests_total"}
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
+    }
+    counted = {
+        frozenset(s.labels)
+        for s in families[f"{prefix}_requests"].samples
+        if s.name == f"{prefix}_requests_total"
+    }
     assert counted == {frozenset(metrics.LABELS)}
-    timed = {frozenset(s.labels) for s in families[f"{prefix}_request_seconds"].samples
-             if s.name == f"{prefix}_request_seconds_bucket"}
+    timed = {
+        frozenset(s.labels)
+        for s in families[f"{prefix}_request_seconds"].samples
+        if s.name == f"{prefix}_request_seconds_bucket"
+    }
     assert timed == {frozenset({"route", "le"})}
 
 

@@ -19,8 +19,11 @@ REPO = paths.REPO_ROOT
 VENV_BIN = Path(sys.executable).parent
 HOSTS = ("user1.comcast.com", "user2.att.com")
 # the walkthrough's `ab -n 10 -H "Host: ..." http://localhost:5000/<route>` commands
-WALKTHROUGH = [(host, route) for host in HOSTS
-               for route in ("/purchase_a_sword", "/buy_a_sword", "/join_guild")]
+WALKTHROUGH = [
+    (host, route)
+    for host in HOSTS
+    for route in ("/purchase_a_sword", "/buy_a_sword", "/join_guild")
+]
 WANT_PURCHASES = {host: 20 for host in HOSTS}  # /purchase_a_sword + /buy_a_sword
 WANT_GUILDS = {host: 10 for host in HOSTS}
 
@@ -39,6 +42,7 @@ def counts_by_host(stack: Stack, event_type: str) -> dict[str, int]:
 def send_walkthrough_traffic(stack: Stack) -> None:
     """The walkthrough's ab commands (10 requests per host and route), then wait until
     the query service counts them all per host (asserted)."""
+
     def ab(host: str, route: str) -> None:  # 10 requests, like `ab -n 10`
         for _ in range(10):
             status, body, headers = get(stack.api + route, {"Host": host})
@@ -64,23 +68,46 @@ def run_ledger(stack: Stack, tmp_path: Path) -> verify.Report:
     """A short headless Locust run whose ledger of acknowledged event ids must be stored
     exactly once (asserted); returns the verifier's report."""
     ledger = tmp_path / "ledger.jsonl"
-    env = dict(stack.env, QUESTLOG_LOAD_LEDGER=str(ledger), QUESTLOG_LOAD_RUN_ID="e2e-run",
-               QUESTLOG_LOAD_QUERY_URL=stack.query, QUESTLOG_LOAD_WAIT_MIN="0.05",
-               QUESTLOG_LOAD_WAIT_MAX="0.3",
-               # CI's 2 cores also run Kafka, Spark and both services: latency is not the
-               # point here (make bench measures it), correctness is
-               QUESTLOG_LOAD_MAX_P95_MS="5000")
+    env = dict(
+        stack.env,
+        QUESTLOG_LOAD_LEDGER=str(ledger),
+        QUESTLOG_LOAD_RUN_ID="e2e-run",
+        QUESTLOG_LOAD_QUERY_URL=stack.query,
+        QUESTLOG_LOAD_WAIT_MIN="0.05",
+        QUESTLOG_LOAD_WAIT_MAX="0.3",
+        # CI's 2 cores also run Kafka, Spark and both services: latency is not the
+        # point here (make bench measures it), correctness is
+        QUESTLOG_LOAD_MAX_P95_MS="5000",
+    )
     proc = subprocess.run(
-        [str(VENV_BIN / "locust"), "-f", "loadtest/locustfile.py", "--headless",
-         "-H", stack.api, "-u", "8", "-r", "8", "-t", "20s", "--stop-timeout", "10",
-         "--only-summary"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        [
+            str(VENV_BIN / "locust"),
+            "-f",
+            "loadtest/locustfile.py",
+            "--headless",
+            "-H",
+            stack.api,
+            "-u",
+            "8",
+            "-r",
+            "8",
+            "-t",
+            "20s",
+            "--stop-timeout",
+            "10",
+            "--only-summary",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "LOAD PASSED" in proc.stdout
 
     token = (stack.var / "secrets" / "query_read_token").read_text().strip()
-    report = verify.verify([ledger], stack.query, wait=120, log=lambda *_: None,
-                           read_token=token)
+    report = verify.verify([ledger], stack.query, wait=120, log=lambda *_: None, read_token=token)
     assert report.accepted > 200, report
     assert report.untracked_accepted == 0, report
     assert (report.lost, report.duplicated, report.phantom) == (0, 0, 0), report.samples

@@ -23,8 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def stack(tmp_path_factory):
     # compaction every 10 s instead of 5 minutes: it runs under the load below, whose
     # ledger check then covers it too
-    s = Stack(tmp_path_factory.mktemp("stack"),
-              extra_env={"QUESTLOG_EXTRACTOR_COMPACT_EVERY_S": "10"})
+    s = Stack(
+        tmp_path_factory.mktemp("stack"), extra_env={"QUESTLOG_EXTRACTOR_COMPACT_EVERY_S": "10"}
+    )
     try:
         s.start()
         yield s
@@ -56,11 +57,14 @@ def test_ctrl_c_stops_every_process_cleanly(stack):
     for name in ("kafka", "api", "query", "extractor", "compact"):
         assert f"supervisor | {name} stopped (exit code 0)" in log, log[-4000:]
     assert "supervisor | every process stopped" in log, log[-4000:]
-    passes = [json.loads(m[1]) for m in re.finditer(r"^\S+ compact\s+\| (\{.*\})$", log, re.M)
-              if json.loads(m[1])["msg"] == "compaction pass"]
+    passes = [
+        json.loads(m[1])
+        for m in re.finditer(r"^\S+ compact\s+\| (\{.*\})$", log, re.M)
+        if json.loads(m[1])["msg"] == "compaction pass"
+    ]
     assert any(p["files_after"] < p["files_before"] for p in passes), passes
     assert "crashed" not in log, log[-4000:]
-    assert "Traceback" not in log, log[log.index("Traceback") - 2000:][:6000]
+    assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]
     from questlog_embedded.process import port_open
 
     assert not any(port_open(port) for port in stack.ports.values())

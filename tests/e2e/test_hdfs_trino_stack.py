@@ -45,10 +45,15 @@ CLI_ARGS = ("--catalog", "questlog", "--schema", "default", "--output-format", "
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("stack-hdfs"),
-              extra_env={"QUESTLOG_LAKE": "hdfs", "QUESTLOG_TRINO": "1",
-                         "QUESTLOG_TRINO_SYNC_EVERY_S": "2",
-                         "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S": "10"})
+    s = Stack(
+        tmp_path_factory.mktemp("stack-hdfs"),
+        extra_env={
+            "QUESTLOG_LAKE": "hdfs",
+            "QUESTLOG_TRINO": "1",
+            "QUESTLOG_TRINO_SYNC_EVERY_S": "2",
+            "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S": "10",
+        },
+    )
     try:
         s.start(timeout=420)  # Trino's first start on 2 cores: about a minute
         yield s
@@ -68,8 +73,19 @@ def lake_root(stack: Stack) -> str:
 def cli(stack: Stack, sql: str) -> list[dict[str, str]]:
     """The pinned trino CLI, as bin/trino runs it; rows of the last statement as dicts."""
     proc = subprocess.run(
-        [str(VENV_BIN / "questlog-trino"), "cli", "--server", stack.trino, *CLI_ARGS,
-         "--execute", sql], capture_output=True, text=True, timeout=120)
+        [
+            str(VENV_BIN / "questlog-trino"),
+            "cli",
+            "--server",
+            stack.trino,
+            *CLI_ARGS,
+            "--execute",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return list(csv.DictReader(io.StringIO(proc.stdout)))
 
@@ -77,8 +93,9 @@ def cli(stack: Stack, sql: str) -> list[dict[str, str]]:
 def py_query(stack: Stack, sql: str) -> list[tuple]:
     """Python's DB-API client, the way an analyst's notebook connects."""
     port = int(stack.trino.rsplit(":", 1)[1])
-    with trino.dbapi.connect(host="127.0.0.1", port=port, user="analyst",
-                             catalog="questlog", schema="default") as conn:
+    with trino.dbapi.connect(
+        host="127.0.0.1", port=port, user="analyst", catalog="questlog", schema="default"
+    ) as conn:
         cur = conn.cursor()
         cur.execute(sql)
         return [tuple(row) for row in cur.fetchall()]
@@ -108,12 +125,19 @@ def test_the_lake_and_checkpoints_are_on_hdfs(stack):
     root = env["QUESTLOG_LAKE_ROOT"]
     assert root.startswith("hdfs://127.0.0.1:")
     assert root.endswith("/questlog/lake")
-    for key in ("QUESTLOG_EXTRACTOR_LAKE_ROOT", "QUESTLOG_QUERY_LAKE_ROOT",
-                "QUESTLOG_TRINO_LAKE_ROOT"):
+    for key in (
+        "QUESTLOG_EXTRACTOR_LAKE_ROOT",
+        "QUESTLOG_QUERY_LAKE_ROOT",
+        "QUESTLOG_TRINO_LAKE_ROOT",
+    ):
         assert env[key] == root, key
     status = subprocess.run(
         [str(VENV_BIN / "python"), "-m", "questlog_embedded.stack", "status"],
-        env={**stack.env, **env}, capture_output=True, text=True, timeout=60)
+        env={**stack.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert f"lake       {root}  (HDFS, make run LAKE=hdfs)" in status.stdout, status.stdout
     for name in ("kafka", "api", "extractor", "query", "hdfs", "trino"):
         assert f"{name:10s} up" in status.stdout, status.stdout
@@ -145,8 +169,10 @@ def test_walkthrough_sql_from_the_cli_and_python_matches_rest_and_deltalake(stac
 
     # purchases by host, guild joins by host: CLI = Python client = REST = deltalake
     by_host = "select host, count(*) as n from {} group by host"
-    for table, rest_type, want in (("purchases", "purchase_sword", WANT_PURCHASES),
-                                   ("guild_joins", "join_guild", WANT_GUILDS)):
+    for table, rest_type, want in (
+        ("purchases", "purchase_sword", WANT_PURCHASES),
+        ("guild_joins", "join_guild", WANT_GUILDS),
+    ):
         from_cli = {r["host"]: int(r["n"]) for r in cli(stack, by_host.format(table))}
         from_py = dict(py_query(stack, by_host.format(table)))
         assert from_cli == from_py == counts_by_host(stack, rest_type) == want, table
@@ -154,8 +180,9 @@ def test_walkthrough_sql_from_the_cli_and_python_matches_rest_and_deltalake(stac
 
     # the notebook's question: purchases where host = 'user1.comcast.com'
     host = HOSTS[0]
-    ids_trino = {r[0] for r in py_query(
-        stack, f"select event_id from purchases where host = '{host}'")}
+    ids_trino = {
+        r[0] for r in py_query(stack, f"select event_id from purchases where host = '{host}'")
+    }
     _, body, _ = get(f"{stack.query}/v1/events/purchase_sword?host={host}&limit=100")
     assert ids_trino == {r["event_id"] for r in json.loads(body)["rows"]}
     assert len(ids_trino) == WANT_PURCHASES[host]
@@ -165,8 +192,11 @@ def test_analysts_cannot_write_through_trino(stack):
     with pytest.raises(trino.exceptions.TrinoUserError, match="Access Denied"):
         py_query(stack, "insert into join_guild (event_id) values ('forged')")
     with pytest.raises(trino.exceptions.TrinoUserError, match="Access Denied"):
-        py_query(stack, "CALL system.register_table(schema_name => 'default', "
-                        "table_name => 'x', table_location => '/tmp')")
+        py_query(
+            stack,
+            "CALL system.register_table(schema_name => 'default', "
+            "table_name => 'x', table_location => '/tmp')",
+        )
 
 
 def test_an_uncommitted_parquet_file_is_counted_by_no_reader(stack, tmp_path):
@@ -175,9 +205,11 @@ def test_an_uncommitted_parquet_file_is_counted_by_no_reader(stack, tmp_path):
     and must not count it; a naive reader of the folder would."""
     root = lake_root(stack)
     uri = f"{root}/tables/purchase_sword"
-    before = {"trino": py_query(stack, "select count(*) from purchase_sword")[0][0],
-              "rest": sum(counts_by_host(stack, "purchase_sword").values()),
-              "deltalake": DeltaTable(uri).to_pyarrow_table(columns=["event_id"]).num_rows}
+    before = {
+        "trino": py_query(stack, "select count(*) from purchase_sword")[0][0],
+        "rest": sum(counts_by_host(stack, "purchase_sword").values()),
+        "deltalake": DeltaTable(uri).to_pyarrow_table(columns=["event_id"]).num_rows,
+    }
     assert len(set(before.values())) == 1, before
 
     client = Client(root.split("/questlog/")[0])
@@ -193,15 +225,19 @@ def test_an_uncommitted_parquet_file_is_counted_by_no_reader(stack, tmp_path):
         local.write_bytes(data)
         stray_rows = pq.read_table(local).num_rows
         assert stray_rows > 0  # a naive reader of the folder would count these
-        listed = [s.path for s in client.list_status("/" + table_path.lstrip("/"),
-                                                     recursive=True)
-                  if s.path.endswith(".parquet")]
+        listed = [
+            s.path
+            for s in client.list_status("/" + table_path.lstrip("/"), recursive=True)
+            if s.path.endswith(".parquet")
+        ]
         assert any(path.endswith(stray.rsplit("/", 1)[1]) for path in listed)
 
         time.sleep(1)  # the query service re-checks the log every 0.25 s
-        after = {"trino": py_query(stack, "select count(*) from purchase_sword")[0][0],
-                 "rest": sum(counts_by_host(stack, "purchase_sword").values()),
-                 "deltalake": DeltaTable(uri).to_pyarrow_table(columns=["event_id"]).num_rows}
+        after = {
+            "trino": py_query(stack, "select count(*) from purchase_sword")[0][0],
+            "rest": sum(counts_by_host(stack, "purchase_sword").values()),
+            "deltalake": DeltaTable(uri).to_pyarrow_table(columns=["event_id"]).num_rows,
+        }
         assert after == before, (after, before, stray_rows)
     finally:
         client.delete("/" + stray.lstrip("/"))
@@ -214,8 +250,7 @@ def test_locust_ledger_holds_on_hdfs_and_trino_counts_the_same(stack, tmp_path):
     # same committed snapshot size as the query service
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        rest = {t: sum(counts_by_host(stack, t).values())
-                for t in ("purchase_sword", "join_guild")}
+        rest = {t: sum(counts_by_host(stack, t).values()) for t in ("purchase_sword", "join_guild")}
         via_trino = {t: py_query(stack, f"select count(*) from {t}")[0][0] for t in rest}
         if via_trino == rest:
             break
@@ -227,12 +262,11 @@ def test_locust_ledger_holds_on_hdfs_and_trino_counts_the_same(stack, tmp_path):
 def test_ctrl_c_stops_every_process_with_hdfs_and_trino(stack):
     stack.stop()
     log = stack.log.read_text(errors="replace")
-    for name in ("hdfs", "kafka", "api", "extractor", "compact", "query", "trino",
-                 "trino-sync"):
+    for name in ("hdfs", "kafka", "api", "extractor", "compact", "query", "trino", "trino-sync"):
         assert f"supervisor | {name} stopped" in log, (name, log[-4000:])
     assert "supervisor | every process stopped" in log, log[-4000:]
     assert "crashed" not in log, log[-4000:]
-    assert "Traceback" not in log, log[log.index("Traceback") - 2000:][:6000]
+    assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:6000]
     from questlog_embedded.process import port_open
 
     assert not any(port_open(port) for port in stack.ports.values())

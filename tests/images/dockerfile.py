@@ -107,11 +107,9 @@ def copies(stage: Stage) -> list[Copy]:
             workdir = str(PurePosixPath(workdir, ins.args))
         elif ins.op in ("COPY", "ADD"):
             words = exec_form(ins.args) or shlex.split(ins.args)
-            flags = {w.split("=", 1)[0]: w.partition("=")[2] for w in words
-                     if w.startswith("--")}
+            flags = {w.split("=", 1)[0]: w.partition("=")[2] for w in words if w.startswith("--")}
             paths = [w for w in words if not w.startswith("--")]
-            dest = str(PurePosixPath(workdir, paths[-1])) + ("/" if paths[-1].endswith("/")
-                                                             else "")
+            dest = str(PurePosixPath(workdir, paths[-1])) + ("/" if paths[-1].endswith("/") else "")
             result.append(Copy(tuple(paths[:-1]), dest, flags.get("--from"), ins.line))
     return result
 
@@ -244,8 +242,20 @@ def _step(argv: list[str], line: int) -> Step | None:
     return None
 
 
-_VALUE_FLAGS = {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url",
-                "--extra-index-url", "-f", "--find-links", "-t", "--target", "--prefix"}
+_VALUE_FLAGS = {
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "-t",
+    "--target",
+    "--prefix",
+}
 
 
 def _install(program: str, args: list[str], line: int) -> Install:

@@ -61,9 +61,14 @@ UV = REPO / ".venv" / "bin" / "uv"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # image paths under these are the system's (python, java), not the recipe's
 SYSTEM_DIRS = {"usr", "bin", "sbin", "lib", "lib64", "etc", "proc", "dev", "sys"}
-NEVER_SHIPPED = (".venv/bin/python", ".cache/jars/spark/x.jar", "var/lake/tables/x.parquet",
-                 ".git/HEAD", "services/query/dashboard/node_modules/chart.js/package.json",
-                 "services/query/questlog_query/static/dashboard/index.html")
+NEVER_SHIPPED = (
+    ".venv/bin/python",
+    ".cache/jars/spark/x.jar",
+    "var/lake/tables/x.parquet",
+    ".git/HEAD",
+    "services/query/dashboard/node_modules/chart.js/package.json",
+    "services/query/questlog_query/static/dashboard/index.html",
+)
 
 
 @dataclass(frozen=True)
@@ -80,22 +85,37 @@ class Image:
 
 
 IMAGES = [
-    Image("api", "services/api/Dockerfile",
-          ("questlog_schemas", "questlog_service", "questlog_api"), "healthz",
-          env={"QUESTLOG_API_IP_HASH_KEY": "image-recipe-test-key-0123456789",
-               "QUESTLOG_API_SINK": "memory", "QUESTLOG_API_WORKERS": "1",
-               "QUESTLOG_API_THREADS": "2"},
-          never=("kafka-python",)),  # the API produces with confluent-kafka only
-    Image("query", "services/query/Dockerfile",
-          ("questlog_schemas", "questlog_service", "questlog_query"), "healthz",
-          env={"QUESTLOG_QUERY_WORKERS": "1", "QUESTLOG_QUERY_THREADS": "2"}),
-    Image("extractor", "services/extractor/Dockerfile",
-          ("questlog_schemas", "questlog_service", "questlog_extractor"), "extractor",
-          pyspark=True, flask=False,
-          stand_ins=("pyspark", "py4j"),
-          env={"SPARK_LOCAL_IP": "127.0.0.1", "QUESTLOG_EXTRACTOR_METRICS_PORT": "0"}),
-    Image("loadtest", "loadtest/Dockerfile", ("questlog_schemas", "questlog_loadtest"),
-          "locust"),
+    Image(
+        "api",
+        "services/api/Dockerfile",
+        ("questlog_schemas", "questlog_service", "questlog_api"),
+        "healthz",
+        env={
+            "QUESTLOG_API_IP_HASH_KEY": "image-recipe-test-key-0123456789",
+            "QUESTLOG_API_SINK": "memory",
+            "QUESTLOG_API_WORKERS": "1",
+            "QUESTLOG_API_THREADS": "2",
+        },
+        never=("kafka-python",),
+    ),  # the API produces with confluent-kafka only
+    Image(
+        "query",
+        "services/query/Dockerfile",
+        ("questlog_schemas", "questlog_service", "questlog_query"),
+        "healthz",
+        env={"QUESTLOG_QUERY_WORKERS": "1", "QUESTLOG_QUERY_THREADS": "2"},
+    ),
+    Image(
+        "extractor",
+        "services/extractor/Dockerfile",
+        ("questlog_schemas", "questlog_service", "questlog_extractor"),
+        "extractor",
+        pyspark=True,
+        flask=False,
+        stand_ins=("pyspark", "py4j"),
+        env={"SPARK_LOCAL_IP": "127.0.0.1", "QUESTLOG_EXTRACTOR_METRICS_PORT": "0"},
+    ),
+    Image("loadtest", "loadtest/Dockerfile", ("questlog_schemas", "questlog_loadtest"), "locust"),
 ]
 ids = [image.name for image in IMAGES]
 
@@ -108,12 +128,19 @@ def _fail(image: Image, step: str, detail: str) -> RecipeError:
     return RecipeError(f"image {image.name}, step {step!r}: {detail}")
 
 
-def _run(image: Image, step: str, argv: list[str], *, env: dict[str, str] | None = None,
-         cwd: Path | None = None, timeout: float = 180,
-         ok: Callable[[subprocess.CompletedProcess], bool] | None = None,
-         ) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def _run(
+    image: Image,
+    step: str,
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 180,
+    ok: Callable[[subprocess.CompletedProcess], bool] | None = None,
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if not (ok(proc) if ok else proc.returncode == 0):
         tail = (proc.stdout[-2000:] + "\n" + proc.stderr[-3000:]).strip()
         shown = " ".join(a if len(a) < 200 else "<script>" for a in argv)
@@ -133,8 +160,11 @@ class Recipe:
     @classmethod
     def load(cls, image: Image) -> Recipe:
         dockerfile = REPO / image.dockerfile
-        return cls(image, parse(dockerfile),
-                   Whitelist.load(dockerfile.with_name("Dockerfile.dockerignore")))
+        return cls(
+            image,
+            parse(dockerfile),
+            Whitelist.load(dockerfile.with_name("Dockerfile.dockerignore")),
+        )
 
     @property
     def final(self) -> Stage:
@@ -146,9 +176,12 @@ class Recipe:
         names = {c.from_stage for c in copies(self.final) if c.from_stage}
         candidates = [s for s in self.stages[:-1] if s.name in names and install_steps(s)]
         if len(candidates) != 1:
-            raise _fail(self.image, "find the build stage",
-                        f"want one stage with pip installs copied into the runtime stage, "
-                        f"got {[s.name for s in candidates]}")
+            raise _fail(
+                self.image,
+                "find the build stage",
+                f"want one stage with pip installs copied into the runtime stage, "
+                f"got {[s.name for s in candidates]}",
+            )
         return candidates[0]
 
     def venv(self) -> str:
@@ -198,17 +231,19 @@ def _static_problems(recipe: Recipe) -> list[str]:
         problems.append("ENTRYPOINT set: the base image's stays (one CMD style for all)")
     build = recipe.build
     venv = recipe.venv()
-    if not any(c.from_stage == build.name and c.sources == (venv,) and c.dest == venv
-               for c in copies(final)):
+    if not any(
+        c.from_stage == build.name and c.sources == (venv,) and c.dest == venv
+        for c in copies(final)
+    ):
         problems.append(f"the runtime stage does not copy {venv} from stage {build.name}")
     build_path = dict(build.env()).get("PATH", "")
     for step in install_steps(build):
         if isinstance(step, Install):
             if not step.no_deps:
-                problems.append(f"{step.program} install without --no-deps: resolves "
-                                "around the lock")
-            in_venv = step.program.startswith(venv + "/") or build_path.startswith(
-                venv + "/bin:")
+                problems.append(
+                    f"{step.program} install without --no-deps: resolves around the lock"
+                )
+            in_venv = step.program.startswith(venv + "/") or build_path.startswith(venv + "/bin:")
             if not in_venv:
                 problems.append(f"{step.program} installs outside {venv}")
     for stage in recipe.stages:
@@ -219,8 +254,9 @@ def _static_problems(recipe: Recipe) -> list[str]:
                 if not (REPO / source).exists():
                     problems.append(f"COPY {source} (line {copy.line}): not in the repo")
                 elif not recipe.shipped(source):
-                    problems.append(f"COPY {source} (line {copy.line}): the whitelist "
-                                    "ships none of it")
+                    problems.append(
+                        f"COPY {source} (line {copy.line}): the whitelist ships none of it"
+                    )
     for path in NEVER_SHIPPED:
         if recipe.whitelist.ships(path):
             problems.append(f"the whitelist ships {path}")
@@ -238,12 +274,13 @@ def test_extractor_base_image_is_the_spark_of_the_lock():
     pins = _pins(REPO / "services/extractor/requirements.lock")
     spark = recipe.final.base.partition(":")[2].split("-")[0]
     assert spark == pins["pyspark"], (
-        f"image extractor, step 'base vs lock': base Spark {spark}, lock pyspark "
-        f"{pins['pyspark']}")
+        f"image extractor, step 'base vs lock': base Spark {spark}, lock pyspark {pins['pyspark']}"
+    )
     pythonpath = dict(recipe.final.env())["PYTHONPATH"]
     assert f"py4j-{pins['py4j']}-src.zip" in pythonpath, (
         f"image extractor, step 'base vs lock': PYTHONPATH {pythonpath} is not the lock's "
-        f"py4j {pins['py4j']}")
+        f"py4j {pins['py4j']}"
+    )
 
 
 def test_query_image_builds_the_dashboard_from_the_npm_lockfile():
@@ -265,7 +302,8 @@ def test_query_image_builds_the_dashboard_from_the_npm_lockfile():
     build = recipe.build
     into = [c for c in copies(build) if c.from_stage == node.name]
     assert [(c.sources, c.dest) for c in into] == [
-        ((out.group(1),), "/src/query/questlog_query/static/dashboard")]
+        ((out.group(1),), "/src/query/questlog_query/static/dashboard")
+    ]
     installs = [i.line for i in build.all("RUN") if "/src/query" in i.args]
     assert installs
     assert into[0].line < min(installs), "the dashboard is copied after pip"
@@ -317,8 +355,11 @@ class Built:
         argv = exec_form(self.recipe.final.all("CMD")[-1].args)
         program = shutil.which(argv[0], path=self.env(self.recipe.final)["PATH"])
         if program is None or not Path(program).is_relative_to(self.venv):
-            raise _fail(self.image, "find the command",
-                        f"{argv[0]} resolves to {program}, not into the venv")
+            raise _fail(
+                self.image,
+                "find the command",
+                f"{argv[0]} resolves to {program}, not into the venv",
+            )
         workdirs = self.recipe.final.all("WORKDIR")
         cwd = Path(self.local(workdirs[-1].args if workdirs else "/work-dir"))
         cwd.mkdir(parents=True, exist_ok=True)
@@ -355,22 +396,36 @@ def _replay_node_stages(built: Built) -> None:
             continue
         workdirs = stage.all("WORKDIR")
         cwd = Path(built.local(workdirs[-1].args if workdirs else "/"))
-        env = {**built.env(stage), "npm_config_offline": "true",
-               "npm_config_cache": str(Path.home() / ".npm"), "npm_config_audit": "false"}
+        env = {
+            **built.env(stage),
+            "npm_config_offline": "true",
+            "npm_config_cache": str(Path.home() / ".npm"),
+            "npm_config_audit": "false",
+        }
         for ins in stage.all("RUN"):
             for argv in _commands(ins.args):
                 if argv[0] not in ("npm", "node"):
-                    raise _fail(image, f"RUN {ins.args}", f"{argv[0]}: only npm and node "
-                                "are replayed in a node stage")
+                    raise _fail(
+                        image,
+                        f"RUN {ins.args}",
+                        f"{argv[0]}: only npm and node are replayed in a node stage",
+                    )
                 local = [built.local(a) if a.startswith("/") else a for a in argv]
-                _run(image, f"RUN {' '.join(argv)} (stage {stage.name})", local, env=env,
-                     cwd=cwd, timeout=300)
+                _run(
+                    image,
+                    f"RUN {' '.join(argv)} (stage {stage.name})",
+                    local,
+                    env=env,
+                    cwd=cwd,
+                    timeout=300,
+                )
         for other in recipe.stages:
             for copy in copies(other):
                 if copy.from_stage == stage.name:
                     for source in copy.sources:
-                        shutil.copytree(built.local(source), built.local(copy.dest),
-                                        dirs_exist_ok=True)
+                        shutil.copytree(
+                            built.local(source), built.local(copy.dest), dirs_exist_ok=True
+                        )
 
 
 def _replay(built: Built) -> None:
@@ -381,13 +436,19 @@ def _replay(built: Built) -> None:
     filtered: dict[str, str] = {}  # filtered lock (image path) -> the lock it came from
     for step in install_steps(recipe.build):
         if isinstance(step, Venv):
-            _run(image, f"python -m venv {step.path}",
-                 [str(UV), "venv", "-q", "--python", "3.11", built.local(step.path)],
-                 env=uv_env)
+            _run(
+                image,
+                f"python -m venv {step.path}",
+                [str(UV), "venv", "-q", "--python", "3.11", built.local(step.path)],
+                env=uv_env,
+            )
         elif isinstance(step, Filter):
             source = Path(built.local(step.src))
-            kept = [line for line in source.read_text().splitlines(keepends=True)
-                    if not re.search(step.pattern, line)]
+            kept = [
+                line
+                for line in source.read_text().splitlines(keepends=True)
+                if not re.search(step.pattern, line)
+            ]
             Path(built.local(step.dst)).write_text("".join(kept))
             filtered[step.dst] = step.src
         elif isinstance(step, Install):
@@ -398,16 +459,33 @@ def _replay(built: Built) -> None:
             what = " ".join(step.requirements + step.paths)
             _run(image, f"pip install {what}", argv, env=uv_env)
         elif isinstance(step, Check):
-            _run(image, f"python -c {step.code!r}", [python, "-c", step.code],
-                 env=built.env(recipe.build), cwd=built.root)
+            _run(
+                image,
+                f"python -c {step.code!r}",
+                [python, "-c", step.code],
+                env=built.env(recipe.build),
+                cwd=built.root,
+            )
     if image.stand_ins:
         locks = list(filtered.values())
         if len(locks) != 1:
             raise _fail(image, "stand-ins", f"want one filtered lock, got {locks}")
         pins = _pins(Path(built.local(locks[0])))
-        _run(image, f"pip install {image.stand_ins} (the base image's own)",
-             [str(UV), "pip", "install", "-q", "--python", python, "--no-deps",
-              *(f"{name}=={pins[name]}" for name in image.stand_ins)], env=uv_env)
+        _run(
+            image,
+            f"pip install {image.stand_ins} (the base image's own)",
+            [
+                str(UV),
+                "pip",
+                "install",
+                "-q",
+                "--python",
+                python,
+                "--no-deps",
+                *(f"{name}=={pins[name]}" for name in image.stand_ins),
+            ],
+            env=uv_env,
+        )
 
 
 @pytest.fixture(scope="module", params=IMAGES, ids=ids)
@@ -425,8 +503,11 @@ def built(request, tmp_path_factory):
         if copy.from_stage == recipe.build.name:
             for source in copy.sources:
                 if not Path(result.local(source)).exists():
-                    raise _fail(image, f"COPY --from={copy.from_stage} {source}",
-                                "the build stage made no such path")
+                    raise _fail(
+                        image,
+                        f"COPY --from={copy.from_stage} {source}",
+                        "the build stage made no such path",
+                    )
     return result
 
 
@@ -458,45 +539,63 @@ def test_every_module_imports_with_only_the_lock(built):
     env = built.env(built.recipe.final)
     if "PROMETHEUS_MULTIPROC_DIR" in env:  # made by gunicorn's on_starting in the image
         Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
-    proc = _run(image, "import every module",
-                [str(built.venv / "bin" / "python"), "-c", WALK, *image.packages],
-                env=env, cwd=cwd)
+    proc = _run(
+        image,
+        "import every module",
+        [str(built.venv / "bin" / "python"), "-c", WALK, *image.packages],
+        env=env,
+        cwd=cwd,
+    )
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     site = built.venv / "lib"
     for top, place in found["places"].items():
         assert Path(place).is_relative_to(site), (
             f"image {image.name}, step 'import every module': {top} imported from {place}, "
-            "not the venv")
+            "not the venv"
+        )
     failed = dict(found["failed"])
     # without pyspark, the one module that needs it must say so
     needs_pyspark = None if image.pyspark else failed.pop("questlog_schemas.spark", "")
     # without Flask (the extractor's image), the shared package's web modules must say so
-    needs_flask = [] if image.flask else [failed.pop(f"questlog_service.{m}", "")
-                                          for m in ("hooks", "errors", "ops")]
+    needs_flask = (
+        []
+        if image.flask
+        else [failed.pop(f"questlog_service.{m}", "") for m in ("hooks", "errors", "ops")]
+    )
     assert all("flask" in reason for reason in needs_flask), (
         f"image {image.name}, step 'import every module': questlog_service's web modules "
-        f"imported without Flask: {needs_flask}")
+        f"imported without Flask: {needs_flask}"
+    )
     assert not failed, f"image {image.name}, step 'import every module': {failed}"
     assert needs_pyspark is None or "pyspark" in needs_pyspark, (
         f"image {image.name}, step 'import every module': questlog_schemas.spark imported "
-        "without pyspark")
+        "without pyspark"
+    )
 
 
 def test_pyspark_only_where_the_image_provides_it(built):
     image = built.image
     probe = "import pyspark; print(pyspark.__version__)"
-    proc = _run(image, "import pyspark", [str(built.venv / "bin" / "python"), "-c", probe],
-                env=built.env(built.recipe.final), cwd=built.root, ok=lambda p: True)
+    proc = _run(
+        image,
+        "import pyspark",
+        [str(built.venv / "bin" / "python"), "-c", probe],
+        env=built.env(built.recipe.final),
+        cwd=built.root,
+        ok=lambda p: True,
+    )
     if image.pyspark:
         spark = built.recipe.final.base.partition(":")[2].split("-")[0]
         assert (proc.returncode, proc.stdout.strip()) == (0, spark), (
             f"image {image.name}, step 'import pyspark': want the base image's Spark "
-            f"{spark}, got {proc.stdout}{proc.stderr}")
+            f"{spark}, got {proc.stdout}{proc.stderr}"
+        )
     else:
         missing = proc.returncode != 0 and "No module named 'pyspark'" in proc.stderr
         assert missing, (
             f"image {image.name}, step 'import pyspark': the image must never install "
-            f"pyspark, got {proc.stdout.strip() or proc.stderr[-500:]}")
+            f"pyspark, got {proc.stdout.strip() or proc.stderr[-500:]}"
+        )
 
 
 DISTRIBUTIONS = r"""
@@ -509,9 +608,13 @@ VENV_TOOLS = {"pip", "setuptools", "wheel"}  # what `python -m venv` seeds in th
 def _installed(built: Built) -> dict[str, list[str]]:
     """``{distribution: its Requires-Dist}`` of the image's venv (``-I``: nothing from
     PYTHONPATH, e.g. the extractor base image's own Spark)."""
-    proc = _run(built.image, "list the installed distributions",
-                [str(built.venv / "bin" / "python"), "-I", "-c", DISTRIBUTIONS],
-                env=built.env(built.recipe.final), cwd=built.root)
+    proc = _run(
+        built.image,
+        "list the installed distributions",
+        [str(built.venv / "bin" / "python"), "-I", "-c", DISTRIBUTIONS],
+        env=built.env(built.recipe.final),
+        cwd=built.root,
+    )
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     return {canonicalize_name(name): requires for name, requires in found.items()}
 
@@ -543,7 +646,8 @@ def test_the_image_installs_only_what_its_packages_require(built):
     unneeded = sorted(set(installed) - _required(installed) - VENV_TOOLS)
     assert not unneeded, (
         f"image {image.name}, step 'installed vs required': {unneeded} installed but "
-        "required by none of its packages (a stale lock? re-run bin/lock)")
+        "required by none of its packages (a stale lock? re-run bin/lock)"
+    )
     forbidden = sorted(set(installed) & {canonicalize_name(n) for n in image.never})
     assert not forbidden, f"image {image.name}, step 'installed vs never': {forbidden}"
 
@@ -557,19 +661,33 @@ def _check_healthz(built: Built, tmp_path: Path) -> None:
     port = _free_port()
     lake = tmp_path / "lake"
     lake.mkdir()
-    extra = {"api": {"QUESTLOG_API_BIND": f"127.0.0.1:{port}"},
-             "query": {"QUESTLOG_QUERY_HOST": "127.0.0.1", "QUESTLOG_QUERY_PORT": str(port),
-                       "QUESTLOG_QUERY_LAKE_ROOT": lake.as_uri()}}[image.name]
+    extra = {
+        "api": {"QUESTLOG_API_BIND": f"127.0.0.1:{port}"},
+        "query": {
+            "QUESTLOG_QUERY_HOST": "127.0.0.1",
+            "QUESTLOG_QUERY_PORT": str(port),
+            "QUESTLOG_QUERY_LAKE_ROOT": lake.as_uri(),
+        },
+    }[image.name]
     argv, cwd = built.command()
     log = tmp_path / "server.log"
     with open(log, "w") as out:
-        server = subprocess.Popen(argv, env=built.env(built.recipe.final, **extra), cwd=cwd,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            argv,
+            env=built.env(built.recipe.final, **extra),
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         status = _wait_for(f"http://127.0.0.1:{port}/healthz", server, deadline_s=60)
         if status != 200:
-            raise _fail(image, f"GET /healthz of {' '.join(argv)}",
-                        f"got {status}\n{log.read_text()[-3000:]}")
+            raise _fail(
+                image,
+                f"GET /healthz of {' '.join(argv)}",
+                f"got {status}\n{log.read_text()[-3000:]}",
+            )
         if image.name == "query":  # the dashboard its node stage built, inside the package
             _check_dashboard(image, port)
         server.send_signal(signal.SIGTERM)
@@ -584,15 +702,20 @@ def _check_healthz(built: Built, tmp_path: Path) -> None:
 
 def _check_dashboard(image: Image, port: int) -> None:
     base = f"http://127.0.0.1:{port}/dashboard"
-    for path, kind in (("", "text/html"), ("/dashboard.js", "text/javascript"),
-                       ("/chart.umd.min.js", "text/javascript"), ("/pico.min.css", "text/css")):
+    for path, kind in (
+        ("", "text/html"),
+        ("/dashboard.js", "text/javascript"),
+        ("/chart.umd.min.js", "text/javascript"),
+        ("/pico.min.css", "text/css"),
+    ):
         try:
             with urllib.request.urlopen(base + path, timeout=10) as resp:
                 got = (resp.status, resp.headers.get_content_type())
                 csp = resp.headers.get("Content-Security-Policy", "")
         except urllib.error.HTTPError as exc:
-            raise _fail(image, f"GET /dashboard{path}",
-                        f"{exc.code}: {exc.read()[:500]!r}") from None
+            raise _fail(
+                image, f"GET /dashboard{path}", f"{exc.code}: {exc.read()[:500]!r}"
+            ) from None
         if got != (200, kind) or "default-src 'self'" not in csp:
             raise _fail(image, f"GET /dashboard{path}", f"got {got}, CSP {csp!r}")
 
@@ -602,8 +725,14 @@ def _check_extractor(built: Built, tmp_path: Path) -> None:
     argv, cwd = built.command()
     env = built.env(final)
     # `docker run IMAGE ... --help`: the entrypoint passes any non-Spark command through
-    _run(image, "CMD --help (docker run)", [*argv, "--help"], env=env, cwd=cwd,
-         ok=lambda p: p.returncode == 0 and "usage:" in p.stdout)
+    _run(
+        image,
+        "CMD --help (docker run)",
+        [*argv, "--help"],
+        env=env,
+        cwd=cwd,
+        ok=lambda p: p.returncode == 0 and "usage:" in p.stdout,
+    )
     # The operator's driver: spark-submit runs the same file as the application (one JVM
     # for both checks: the file as __main__ with --help, then the session it would build,
     # where spark-submit, not the settings, decides master and jars).
@@ -622,31 +751,54 @@ def _check_extractor(built: Built, tmp_path: Path) -> None:
         "conf = spark.sparkContext.getConf()\n"
         "print(json.dumps({'help_exit': code, 'master': conf.get('spark.master'),"
         " 'jars': conf.get('spark.jars', '')}))\n"
-        "spark.stop()\n")
-    settings = {"QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP": "127.0.0.1:9",
-                "QUESTLOG_EXTRACTOR_LAKE_ROOT": (tmp_path / "lake").as_uri(),
-                "QUESTLOG_EXTRACTOR_SPARK_MASTER": "local[2]",
-                "QUESTLOG_EXTRACTOR_SPARK_JARS": str(tmp_path / "from-settings.jar")}
+        "spark.stop()\n"
+    )
+    settings = {
+        "QUESTLOG_EXTRACTOR_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+        "QUESTLOG_EXTRACTOR_LAKE_ROOT": (tmp_path / "lake").as_uri(),
+        "QUESTLOG_EXTRACTOR_SPARK_MASTER": "local[2]",
+        "QUESTLOG_EXTRACTOR_SPARK_JARS": str(tmp_path / "from-settings.jar"),
+    }
     step = "spark-submit spark_main.py (the driver)"
-    submit = [str(built.venv / "bin" / "spark-submit"), "--master", "local[1]",
-              "--conf", "spark.ui.enabled=false", str(probe), main]
+    submit = [
+        str(built.venv / "bin" / "spark-submit"),
+        "--master",
+        "local[1]",
+        "--conf",
+        "spark.ui.enabled=false",
+        str(probe),
+        main,
+    ]
     proc = _run(image, step, submit, env={**env, **settings}, cwd=cwd)
     driver = json.loads(proc.stdout.strip().splitlines()[-1])
     assert driver["help_exit"] in (0, None), f"image extractor, step {step!r}: {proc.stdout}"
     assert "usage:" in proc.stdout, f"image extractor, step {step!r}: no --help output"
     assert (driver["master"], "from-settings" in driver["jars"]) == ("local[1]", False), (
-        f"image extractor, step {step!r}: the settings overrode spark-submit: {driver}")
+        f"image extractor, step {step!r}: the settings overrode spark-submit: {driver}"
+    )
 
 
 def _check_locust(built: Built, tmp_path: Path) -> None:
     image = built.image
     argv, cwd = built.command()
     env = built.env(built.recipe.final)
-    _run(image, "CMD --help", [*argv, "--help"], env=env, cwd=cwd,
-         ok=lambda p: p.returncode == 0 and "--master" in p.stdout)
+    _run(
+        image,
+        "CMD --help",
+        [*argv, "--help"],
+        env=env,
+        cwd=cwd,
+        ok=lambda p: p.returncode == 0 and "--master" in p.stdout,
+    )
     # --list imports the locustfile (--help does not): its imports, its ledger path
-    _run(image, "CMD --list (imports the locustfile)", [*argv, "--list"], env=env, cwd=cwd,
-         ok=lambda p: p.returncode == 0 and "Player" in p.stdout)
+    _run(
+        image,
+        "CMD --list (imports the locustfile)",
+        [*argv, "--list"],
+        env=env,
+        cwd=cwd,
+        ok=lambda p: p.returncode == 0 and "Player" in p.stdout,
+    )
 
 
 CHECKS = {"healthz": _check_healthz, "extractor": _check_extractor, "locust": _check_locust}

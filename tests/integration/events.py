@@ -18,20 +18,29 @@ def make_events(n: int, seed: str = "smoke") -> list[dict]:
         player = f"player-{i % 17}"
         if i % 2 == 0:
             event_type = "purchase_sword"
-            props = {"sword_type": SWORDS[i % len(SWORDS)], "price": float(i % 50) + 0.99,
-                     "currency": "EUR", "quantity": 1 + i % 3}
+            props = {
+                "sword_type": SWORDS[i % len(SWORDS)],
+                "price": float(i % 50) + 0.99,
+                "currency": "EUR",
+                "quantity": 1 + i % 3,
+            }
         else:
             event_type = "join_guild"
-            props = {"guild_id": GUILDS[i % len(GUILDS)], "guild_name": "The Guild",
-                     "role": "member"}
-        out.append({
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{i}")),
-            "event_type": event_type,
-            "event_time": at,
-            "received_at": at,
-            "player_id": player,
-            "properties": props,
-            "context": {"host": f"{player}.example.net", "user_agent": "smoke/1.0"},
-            "schema_version": 1,
-        })
+            props = {
+                "guild_id": GUILDS[i % len(GUILDS)],
+                "guild_name": "The Guild",
+                "role": "member",
+            }
+        out.append(
+            {
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{i}")),
+                "event_type": event_type,
+                "event_time": at,
+                "received_at": at,
+                "player_id": player,
+                "properties": props,
+                "context": {"host": f"{player}.example.net", "user_agent": "smoke/1.0"},
+                "schema_version": 1,
+            }
+        )
     return out

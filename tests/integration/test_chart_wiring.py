@@ -68,15 +68,23 @@ def _post_form(url: str, form: dict) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def rendered():
-    stream = chartcheck.render(sets=[f"helmTest.events={HELM_TEST_EVENTS}",
-                                     "helmTest.timeoutSeconds=240"])
+    stream = chartcheck.render(
+        sets=[f"helmTest.events={HELM_TEST_EVENTS}", "helmTest.timeoutSeconds=240"]
+    )
     return chartcheck.parse(stream)
 
 
 def test_the_chart_names_every_workload_the_test_plays(rendered):
     found = wiring.containers(rendered, RELEASE)
-    assert set(found) == {"api", "query", "extractor", "locust-master", "locust-worker",
-                          "helm-test", "compact"}
+    assert set(found) == {
+        "api",
+        "query",
+        "extractor",
+        "locust-master",
+        "locust-worker",
+        "helm-test",
+        "compact",
+    }
 
 
 def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, tmp_path):
@@ -121,15 +129,18 @@ def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, 
     def start(name: str) -> subprocess.Popen:
         pod_tmp = tmp_path / name / "tmp"
         pod_tmp.mkdir(parents=True)
-        container = wiring.apply(found[name], dataclasses.replace(
-            mapping, paths={**mapping.paths, "/tmp": str(pod_tmp)}))
+        container = wiring.apply(
+            found[name], dataclasses.replace(mapping, paths={**mapping.paths, "/tmp": str(pod_tmp)})
+        )
         local[name] = container
         env = {
             # the image's environment: its Python on PATH, nothing else of this session's
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
             "JAVA_HOME": os.environ.get("JAVA_HOME", ""),
-            "PYTHONPATH": str(TRACER), "WIRING_ENV_TRACE": f"{trace}.{name}",
-            "PYSPARK_PYTHON": sys.executable, "TMPDIR": str(pod_tmp),
+            "PYTHONPATH": str(TRACER),
+            "WIRING_ENV_TRACE": f"{trace}.{name}",
+            "PYSPARK_PYTHON": sys.executable,
+            "TMPDIR": str(pod_tmp),
             **container.env,
         }
         logs[name] = tmp_path / f"{name}.log"
@@ -140,13 +151,28 @@ def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, 
         start("api")
         start("query")
         start("extractor")
-        wait_until(lambda: _get(f"http://127.0.0.1:{api}/readyz")[0] == 200, 60,
-                   "api (as rendered)", procs["api"], logs["api"])
-        wait_until(lambda: _get(f"http://127.0.0.1:{query}/healthz")[0] == 200, 60,
-                   "query (as rendered)", procs["query"], logs["query"])
+        wait_until(
+            lambda: _get(f"http://127.0.0.1:{api}/readyz")[0] == 200,
+            60,
+            "api (as rendered)",
+            procs["api"],
+            logs["api"],
+        )
+        wait_until(
+            lambda: _get(f"http://127.0.0.1:{query}/healthz")[0] == 200,
+            60,
+            "query (as rendered)",
+            procs["query"],
+            logs["query"],
+        )
         # the driver serves its metrics once its settings were accepted and Spark is up
-        wait_until(lambda: _get(f"http://127.0.0.1:{metrics}/metrics")[0] == 200, 240,
-                   "extractor driver (as rendered)", procs["extractor"], logs["extractor"])
+        wait_until(
+            lambda: _get(f"http://127.0.0.1:{metrics}/metrics")[0] == 200,
+            240,
+            "extractor driver (as rendered)",
+            procs["extractor"],
+            logs["extractor"],
+        )
 
         # 1. the helm test Job's script, as rendered
         helm_test = start("helm-test")
@@ -166,21 +192,36 @@ def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, 
 
         local_lake = local["extractor"].env["QUESTLOG_EXTRACTOR_LAKE_ROOT"]
         stored = DeltaTable(f"{local_lake}/tables/purchase_sword").to_pyarrow_table(
-            columns=["event_id", "player_id"])
-        player = next(line.split("player ")[1].split()[0] for line in out.splitlines()
-                      if "accepted for player" in line)
+            columns=["event_id", "player_id"]
+        )
+        player = next(
+            line.split("player ")[1].split()[0]
+            for line in out.splitlines()
+            if "accepted for player" in line
+        )
         ids = [r["event_id"] for r in stored.to_pylist() if r["player_id"] == player]
         assert len(ids) == len(set(ids)) == HELM_TEST_EVENTS
 
         # 2. Locust, master and worker as rendered, started through the web UI's API
         start("locust-master")
-        wait_until(lambda: _get(f"http://127.0.0.1:{web}/")[0] == 200, 60,
-                   "locust master", procs["locust-master"], logs["locust-master"])
+        wait_until(
+            lambda: _get(f"http://127.0.0.1:{web}/")[0] == 200,
+            60,
+            "locust master",
+            procs["locust-master"],
+            logs["locust-master"],
+        )
         start("locust-worker")
-        wait_until(lambda: _get(f"http://127.0.0.1:{web}/stats/requests")[1].get("workers"),
-                   60, "locust worker joins", procs["locust-worker"], logs["locust-worker"])
-        status, reply = _post_form(f"http://127.0.0.1:{web}/swarm",
-                                   {"user_count": 5, "spawn_rate": 5})
+        wait_until(
+            lambda: _get(f"http://127.0.0.1:{web}/stats/requests")[1].get("workers"),
+            60,
+            "locust worker joins",
+            procs["locust-worker"],
+            logs["locust-worker"],
+        )
+        status, reply = _post_form(
+            f"http://127.0.0.1:{web}/swarm", {"user_count": 5, "spawn_rate": 5}
+        )
         assert status == 200, reply
         assert reply.get("success"), reply
         time.sleep(15)
@@ -193,8 +234,12 @@ def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, 
         from questlog_loadtest.verify import verify
 
         ledger = tmp_path / "locust-worker" / "tmp" / "ledger.jsonl"
-        report = verify([ledger], f"http://127.0.0.1:{query}", wait=120,
-                        read_token=local["query"].env["QUESTLOG_QUERY_READ_TOKEN"])
+        report = verify(
+            [ledger],
+            f"http://127.0.0.1:{query}",
+            wait=120,
+            read_token=local["query"].env["QUESTLOG_QUERY_READ_TOKEN"],
+        )
         assert report.ok, report
         assert report.accepted > 20, report
         assert report.lost == report.duplicated == 0, report
@@ -208,24 +253,33 @@ def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, 
             compact.kill()
             code = "timeout"
         assert code == 0, f"compaction failed ({code}):\n{tail(logs['compact'])}"
-        passes = [json.loads(line) for line in logs["compact"].read_text().splitlines()
-                  if line.startswith("{") and '"compaction pass"' in line]
+        passes = [
+            json.loads(line)
+            for line in logs["compact"].read_text().splitlines()
+            if line.startswith("{") and '"compaction pass"' in line
+        ]
         assert len(passes) == 1, tail(logs["compact"])
         compacted = passes[0]["tables"]["purchase_sword"]
         assert compacted["files_compacted"] > 1, passes[0]
         assert compacted["files_after"] < compacted["files_before"], passes[0]
-        after = verify([ledger], f"http://127.0.0.1:{query}", wait=60,
-                       read_token=local["query"].env["QUESTLOG_QUERY_READ_TOKEN"])
+        after = verify(
+            [ledger],
+            f"http://127.0.0.1:{query}",
+            wait=60,
+            read_token=local["query"].env["QUESTLOG_QUERY_READ_TOKEN"],
+        )
         assert after.ok, after
         assert after.lost == after.duplicated == 0, after
         assert after.accepted == report.accepted, (after, report)
-        print(f"\nwiring: helm test {HELM_TEST_EVENTS} posted / {len(ids)} stored on HDFS / "
-              f"{HELM_TEST_EVENTS} read back; locust {total['num_requests']} requests, "
-              f"{report.accepted} events accepted, {report.stored} stored and read back, "
-              f"lost {report.lost}, duplicated {report.duplicated}; compaction (CronJob) "
-              f"{compacted['files_before']} -> {compacted['files_after']} files of "
-              f"{compacted['rows']} purchases in {passes[0]['seconds']} s, then {after.stored} "
-              f"stored, lost {after.lost}, duplicated {after.duplicated}")
+        print(
+            f"\nwiring: helm test {HELM_TEST_EVENTS} posted / {len(ids)} stored on HDFS / "
+            f"{HELM_TEST_EVENTS} read back; locust {total['num_requests']} requests, "
+            f"{report.accepted} events accepted, {report.stored} stored and read back, "
+            f"lost {report.lost}, duplicated {report.duplicated}; compaction (CronJob) "
+            f"{compacted['files_before']} -> {compacted['files_after']} files of "
+            f"{compacted['rows']} purchases in {passes[0]['seconds']} s, then {after.stored} "
+            f"stored, lost {after.lost}, duplicated {after.duplicated}"
+        )
     finally:
         for name in list(procs):
             stop(procs[name], timeout=20)
@@ -236,6 +290,8 @@ def test_the_rendered_containers_carry_events_end_to_end(kafka, hdfs, rendered, 
         path = Path(f"{trace}.{name}")
         for line in path.read_text().splitlines() if path.exists() else []:
             reads[name].add(line.split(" ", 1)[1])
-    unread = {name: sorted(set(c.env) - reads[name] - NOT_READ_BY_PYTHON.get(name, set()))
-              for name, c in local.items()}
+    unread = {
+        name: sorted(set(c.env) - reads[name] - NOT_READ_BY_PYTHON.get(name, set()))
+        for name, c in local.items()
+    }
     assert not any(unread.values()), f"set by the chart, never read: {unread}"

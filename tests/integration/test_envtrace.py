@@ -28,13 +28,21 @@ os.wait()
 
 def test_reads_are_recorded_and_copies_are_not(tmp_path):
     trace = tmp_path / "trace"
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(TRACER), "WIRING_ENV_TRACE": str(trace),
-           **{f"QUESTLOG_X_{n}": "1" for n in ("READ", "GET", "GETENV", "IN", "UNREAD",
-                                                "CHILD")}}
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(TRACER),
+        "WIRING_ENV_TRACE": str(trace),
+        **{f"QUESTLOG_X_{n}": "1" for n in ("READ", "GET", "GETENV", "IN", "UNREAD", "CHILD")},
+    }
     subprocess.run([sys.executable, "-c", PROGRAM], env=env, check=True)
     lines = [line.split() for line in trace.read_text().splitlines()]
     names = {name for _, name in lines if name.startswith("QUESTLOG_X_")}
-    assert names == {"QUESTLOG_X_READ", "QUESTLOG_X_GET", "QUESTLOG_X_GETENV",
-                     "QUESTLOG_X_IN", "QUESTLOG_X_CHILD"}
+    assert names == {
+        "QUESTLOG_X_READ",
+        "QUESTLOG_X_GET",
+        "QUESTLOG_X_GETENV",
+        "QUESTLOG_X_IN",
+        "QUESTLOG_X_CHILD",
+    }
     pids = {pid for pid, name in lines if name.startswith("QUESTLOG_X_")}
     assert len(pids) == 2

@@ -40,14 +40,17 @@ def new_topic(kafka, partitions=3) -> str:
 
 
 def produce(bootstrap: str, topic: str, events: list[dict]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                             enable_idempotence=True, linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
     try:
         # kafka-python silently drops idempotence when options conflict: prove it is on
         assert producer.config["enable_idempotence"] is True
         assert producer.config["acks"] in ("all", -1)
-        futures = [producer.send(topic, key=e["player_id"].encode(), value=json.dumps(e).encode())
-                   for e in events]
+        futures = [
+            producer.send(topic, key=e["player_id"].encode(), value=json.dumps(e).encode())
+            for e in events
+        ]
         producer.flush(timeout=60)
         assert all(f.get(timeout=0).offset >= 0 for f in futures)
     finally:
@@ -62,9 +65,13 @@ def filled_topic(kafka, events):
 
 
 def test_kafka_roundtrip_keeps_every_event_and_key(kafka, events, filled_topic):
-    consumer = KafkaConsumer(filled_topic, bootstrap_servers=kafka.bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=15000)
+    consumer = KafkaConsumer(
+        filled_topic,
+        bootstrap_servers=kafka.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=15000,
+    )
     try:
         seen = {}
         for msg in consumer:
@@ -86,23 +93,31 @@ def kafka_to_delta(spark, bootstrap: str, topic: str, root: str) -> None:
 
     from questlog_schemas.spark import envelope_schema, properties_schema
 
-    raw = (spark.read.format("kafka")
-           .option("kafka.bootstrap.servers", bootstrap)
-           .option("subscribe", topic)
-           .option("startingOffsets", "earliest")
-           .option("endingOffsets", "latest")
-           .load())
+    raw = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .option("endingOffsets", "latest")
+        .load()
+    )
     parsed = raw.select(
         F.from_json(F.col("value").cast("string"), envelope_schema()).alias("e"),
-        "partition", "offset",
+        "partition",
+        "offset",
     ).select("e.*", "partition", "offset")
     for event_type in load_registry().event_types:
-        (parsed.where(F.col("event_type") == event_type)
-         .withColumn("properties", F.from_json("properties", properties_schema(event_type)))
-         .select("*", "properties.*").drop("properties")
-         .withColumn("event_date", F.to_date("received_at"))
-         .write.format("delta").mode("append").partitionBy("event_date")
-         .save(f"{root}/{event_type}"))
+        (
+            parsed.where(F.col("event_type") == event_type)
+            .withColumn("properties", F.from_json("properties", properties_schema(event_type)))
+            .select("*", "properties.*")
+            .drop("properties")
+            .withColumn("event_date", F.to_date("received_at"))
+            .write.format("delta")
+            .mode("append")
+            .partitionBy("event_date")
+            .save(f"{root}/{event_type}")
+        )
 
 
 def read_back(uri: str, storage_options: dict | None = None) -> tuple[int, int, dict]:
@@ -110,13 +125,15 @@ def read_back(uri: str, storage_options: dict | None = None) -> tuple[int, int, 
     table = DeltaTable(uri, storage_options=storage_options)
     dataset = table.to_pyarrow_dataset()
     rows, distinct = duckdb.sql(
-        "select count(*), count(distinct event_id) from dataset").fetchall()[0]
+        "select count(*), count(distinct event_id) from dataset"
+    ).fetchall()[0]
     return rows, distinct, {f.name: str(f.type) for f in dataset.schema}
 
 
 @pytest.mark.parametrize("storage", ["file", "hdfs"])
-def test_spark_kafka_source_to_delta_reads_back_exactly(request, storage, kafka, spark,
-                                                        events, filled_topic, tmp_path):
+def test_spark_kafka_source_to_delta_reads_back_exactly(
+    request, storage, kafka, spark, events, filled_topic, tmp_path
+):
     if storage == "hdfs":
         hdfs = request.getfixturevalue("hdfs")
         root = f"{hdfs.uri}/lake-{uuid.uuid4().hex[:6]}"

@@ -14,7 +14,8 @@ def apply(patch) -> None:
         release = self.in_flight.release
         for event in events:
             key, value = encode(event)
-            producer.produce(self.settings.topic, value, key,
-                             on_delivery=lambda _err, _msg: release(1))
+            producer.produce(
+                self.settings.topic, value, key, on_delivery=lambda _err, _msg: release(1)
+            )
 
     patch.setattr(ConfluentSink, "send_many", send_without_ack)

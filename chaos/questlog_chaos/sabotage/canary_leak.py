@@ -13,5 +13,8 @@ def apply(patch) -> None:
 
     leaky = {**envelope.CONTEXT_HEADERS, "Cookie": "accept"}
     patch.setattr(envelope, "CONTEXT_HEADERS", leaky)
-    patch.setattr(ingest, "_CONTEXT_KEYS", {
-        header: "HTTP_" + header.upper().replace("-", "_") for header in leaky})
+    patch.setattr(
+        ingest,
+        "_CONTEXT_KEYS",
+        {header: "HTTP_" + header.upper().replace("-", "_") for header in leaky},
+    )

@@ -17,7 +17,9 @@ def apply(patch) -> None:
         try:
             real(self, batch, batch_id)
         except Exception as exc:
-            job.log.error("batch failed, skipped (sabotage)", extra={"fields": {
-                "batch_id": batch_id, "error": str(exc)[:300]}})
+            job.log.error(
+                "batch failed, skipped (sabotage)",
+                extra={"fields": {"batch_id": batch_id, "error": str(exc)[:300]}},
+            )
 
     patch.setattr(job.BatchWriter, "__call__", skip_failed)

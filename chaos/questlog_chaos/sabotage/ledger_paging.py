@@ -20,8 +20,10 @@ def count_by_paging(query, token, types, scope):
     for event_type in types:
         for row in verify.stored_rows(query, event_type, scope.since, scope.until):
             pid = str(row.get("player_id") or "")
-            if not (any(pid.startswith(f"{run}-") for run in scope.run_ids)
-                    or row.get("host") in scope.hosts):
+            if not (
+                any(pid.startswith(f"{run}-") for run in scope.run_ids)
+                or row.get("host") in scope.hosts
+            ):
                 continue
             rows_by_type[event_type] += 1
             copies[row["event_id"]] += 1
@@ -29,9 +31,13 @@ def count_by_paging(query, token, types, scope):
     return verify.Stored(
         rows_by_type=dict(rows_by_type),
         ids_by_type={t: len(ids) for t, ids in ids_by_type.items()},
-        rows=sum(copies.values()), distinct=len(copies), ids=set(copies),
-        duplicates=[{"event_id": e, "copies": n, "event_types": None}
-                    for e, n in copies.items() if n > 1])
+        rows=sum(copies.values()),
+        distinct=len(copies),
+        ids=set(copies),
+        duplicates=[
+            {"event_id": e, "copies": n, "event_types": None} for e, n in copies.items() if n > 1
+        ],
+    )
 
 
 def apply(patch) -> None:

@@ -7,5 +7,8 @@ from __future__ import annotations
 def apply(patch) -> None:
     from questlog_api import ratelimit
 
-    patch.setattr(ratelimit.RateLimiter, "from_environment",
-                  classmethod(lambda cls, rate, burst=0: cls(rate, burst)))
+    patch.setattr(
+        ratelimit.RateLimiter,
+        "from_environment",
+        classmethod(lambda cls, rate, burst=0: cls(rate, burst)),
+    )

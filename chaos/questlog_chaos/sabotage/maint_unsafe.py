@@ -21,12 +21,16 @@ def apply(patch) -> None:
         table = deltalake.DeltaTable(uri)
         history = table.history()  # newest first
         optimized = [h["version"] for h in history if h.get("operation") == "OPTIMIZE"]
-        stale = deltalake.DeltaTable(uri, version=(optimized[0] - 1) if optimized
-                                     else table.version())
+        stale = deltalake.DeltaTable(
+            uri, version=(optimized[0] - 1) if optimized else table.version()
+        )
         keep = {unquote(urlparse(u).path) for u in stale.file_uris()}
         root = Path(unquote(urlparse(uri).path))
-        gone = [str(p) for p in root.rglob("*.parquet")
-                if "_delta_log" not in p.parts and str(p) not in keep]
+        gone = [
+            str(p)
+            for p in root.rglob("*.parquet")
+            if "_delta_log" not in p.parts and str(p) not in keep
+        ]
         for path in gone:
             Path(path).unlink(missing_ok=True)
         return gone

@@ -9,7 +9,8 @@ def apply(patch) -> None:
 
     def connect(memory_limit, threads, allowed_directories=()):
         config = {k: v for k, v in engine.BASE_CONFIG.items() if k != "enable_external_access"}
-        return duckdb.connect(":memory:", config=dict(config, memory_limit=memory_limit,
-                                                       threads=threads))
+        return duckdb.connect(
+            ":memory:", config=dict(config, memory_limit=memory_limit, threads=threads)
+        )
 
     patch.setattr(sandbox, "connect", connect)

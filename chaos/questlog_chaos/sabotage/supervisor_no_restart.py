@@ -9,7 +9,9 @@ def apply(patch) -> None:
     from questlog_embedded import supervise
 
     def crashed(self, child, code: int, uptime: float) -> None:
-        self.log(f"{child.name} crashed ({supervise.describe(code)}) after {uptime:.1f} s "
-                 "up; sabotage: not restarted")
+        self.log(
+            f"{child.name} crashed ({supervise.describe(code)}) after {uptime:.1f} s "
+            "up; sabotage: not restarted"
+        )
 
     patch.setattr(supervise.Supervisor, "crashed", crashed)

@@ -43,10 +43,15 @@ def main() -> int:
     count = int(_env("QUESTLOG_TEST_EVENTS", "20"))
     timeout_s = float(_env("QUESTLOG_TEST_TIMEOUT_S", "300"))
     player = f"helm-test-{uuid.uuid4().hex[:12]}"
-    events = [{"event_id": str(uuid.uuid4()), "event_type": "purchase_sword",
-               "player_id": player, "properties": {"sword_type": "longsword", "price": 9.99,
-                                                   "currency": "USD"}}
-              for _ in range(count)]
+    events = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "purchase_sword",
+            "player_id": player,
+            "properties": {"sword_type": "longsword", "price": 9.99, "currency": "USD"},
+        }
+        for _ in range(count)
+    ]
     deadline = time.monotonic() + timeout_s
     while True:  # the API answers 503 until Kafka acknowledges: retry within the budget
         try:
@@ -62,8 +67,9 @@ def main() -> int:
         return 1
     print(f"helm test: {count} events accepted for player {player}", flush=True)
     wanted = {e["event_id"] for e in events}
-    url = (f"{query}/v1/events/purchase_sword?"
-           + urllib.parse.urlencode({"player_id": player, "limit": 1000}))
+    url = f"{query}/v1/events/purchase_sword?" + urllib.parse.urlencode(
+        {"player_id": player, "limit": 1000}
+    )
     seen: list[str] = []
     while time.monotonic() < deadline:
         try:
@@ -74,17 +80,23 @@ def main() -> int:
             seen = [row["event_id"] for row in reply.get("rows", [])]
             if set(seen) >= wanted:
                 break
-        print(f"helm test: {len(set(seen) & wanted)}/{count} readable so far "
-              f"(query -> {status})", flush=True)
+        print(
+            f"helm test: {len(set(seen) & wanted)}/{count} readable so far (query -> {status})",
+            flush=True,
+        )
         time.sleep(5)
     missing = wanted - set(seen)
     duplicates = len(seen) - len(set(seen))
     if missing or duplicates:
-        print(f"helm test: FAILED: {len(missing)} of {count} events not readable after "
-              f"{timeout_s:.0f} s, {duplicates} duplicated")
+        print(
+            f"helm test: FAILED: {len(missing)} of {count} events not readable after "
+            f"{timeout_s:.0f} s, {duplicates} duplicated"
+        )
         return 1
-    print(f"helm test: passed: {count} posted, {count} read back once each "
-          f"(as_of {reply.get('as_of')})")
+    print(
+        f"helm test: passed: {count} posted, {count} read back once each "
+        f"(as_of {reply.get('as_of')})"
+    )
     return 0
 
 

@@ -50,8 +50,13 @@ def check(service: str, prefix: str, checks: Iterable[tuple[bool, str]]) -> None
         raise SettingsError(service, problems)
 
 
-def read(prefix: str, table: Mapping[str, tuple[Parser, Any]],
-         environ: Mapping[str, str] | None = None, *, service: str = "questlog") -> dict[str, Any]:
+def read(
+    prefix: str,
+    table: Mapping[str, tuple[Parser, Any]],
+    environ: Mapping[str, str] | None = None,
+    *,
+    service: str = "questlog",
+) -> dict[str, Any]:
     """``{NAME: value}`` for each ``NAME: (parser, default)`` of ``table``;
     ``SettingsError`` naming every bad variable."""
     values, problems = _parse(prefix, {name: p for name, (p, _) in table.items()}, environ)
@@ -60,22 +65,32 @@ def read(prefix: str, table: Mapping[str, tuple[Parser, Any]],
     return {name: values.get(name, default) for name, (_, default) in table.items()}
 
 
-def from_env(cls: type[T], prefix: str, parsers: Mapping[str, Parser],
-             environ: Mapping[str, str] | None = None, *, service: str,
-             values: Mapping[str, Any] | None = None) -> T:
+def from_env(
+    cls: type[T],
+    prefix: str,
+    parsers: Mapping[str, Parser],
+    environ: Mapping[str, str] | None = None,
+    *,
+    service: str,
+    values: Mapping[str, Any] | None = None,
+) -> T:
     """``cls`` built from the variables of the fields in ``parsers``, over ``values``
     (what the caller decided itself, e.g. a default that depends on the command)."""
-    names = {spec.name.upper(): spec.name for spec in dataclasses.fields(cls)
-             if spec.name in parsers}
+    names = {
+        spec.name.upper(): spec.name for spec in dataclasses.fields(cls) if spec.name in parsers
+    }
     parsed, problems = _parse(prefix, {n: parsers[f] for n, f in names.items()}, environ)
     kwargs = dict(values or {})
     kwargs.update({names[name]: value for name, value in parsed.items()})
-    required = [spec.name for spec in dataclasses.fields(cls)
-                if spec.default is dataclasses.MISSING
-                and spec.default_factory is dataclasses.MISSING]
+    required = [
+        spec.name
+        for spec in dataclasses.fields(cls)
+        if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+    ]
     for name in required:
-        if name not in kwargs and not any(p.startswith(f"{prefix}{name.upper()} ")
-                                          for p in problems):
+        if name not in kwargs and not any(
+            p.startswith(f"{prefix}{name.upper()} ") for p in problems
+        ):
             problems.append(f"{prefix}{name.upper()} is not set")
     if any(name not in kwargs for name in required):
         raise SettingsError(service, problems)
@@ -88,8 +103,9 @@ def from_env(cls: type[T], prefix: str, parsers: Mapping[str, Parser],
     return settings
 
 
-def _parse(prefix: str, parsers: Mapping[str, Parser],
-           environ: Mapping[str, str] | None) -> tuple[dict[str, Any], list[str]]:
+def _parse(
+    prefix: str, parsers: Mapping[str, Parser], environ: Mapping[str, str] | None
+) -> tuple[dict[str, Any], list[str]]:
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     problems: list[str] = []
@@ -120,6 +136,7 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
 
 def number(minimum: float | None = None, maximum: float | None = None) -> Parser:
     """A finite float (``nan`` and ``inf`` parse as floats but are never settings)."""
+
     def parse(raw: str) -> float:
         try:
             value = float(raw)

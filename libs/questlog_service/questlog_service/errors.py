@@ -49,9 +49,16 @@ class ApiError(Exception):
     """An error the client can act on: its status, a message, machine-readable details,
     and a ``code`` (default: by status, ``CODES``)."""
 
-    def __init__(self, status: int, message: str, details: Any = None, *,
-                 code: str | None = None, retry_after: int | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: Any = None,
+        *,
+        code: str | None = None,
+        retry_after: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or CODES.get(status, "error")
@@ -74,9 +81,11 @@ def error_response(exc: ApiError, realm: str = "questlog") -> Response:
     return response
 
 
-def register_errors(app: Flask, realm: str = "questlog",
-                    domain: Mapping[type[Exception], Callable[[Any], ApiError]] | None = None
-                    ) -> None:
+def register_errors(
+    app: Flask,
+    realm: str = "questlog",
+    domain: Mapping[type[Exception], Callable[[Any], ApiError]] | None = None,
+) -> None:
     """JSON handlers for ``ApiError``, each ``domain`` error (mapped to an ``ApiError`` by
     its function), werkzeug's HTTP errors and anything else. ``realm`` names the service in
     a 401's ``WWW-Authenticate``."""
@@ -92,8 +101,9 @@ def register_errors(app: Flask, realm: str = "questlog",
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         message = "request body too large" if status == 413 else exc.description or exc.name
-        response = error_response(ApiError(status, message, code=CODES.get(status, "http_error")),
-                                  realm)
+        response = error_response(
+            ApiError(status, message, code=CODES.get(status, "http_error")), realm
+        )
         allow = exc.get_response().headers.get("Allow") if status == 405 else None
         if allow:
             response.headers["Allow"] = allow
@@ -106,8 +116,7 @@ def register_errors(app: Flask, realm: str = "questlog",
         return error_response(ApiError(500, "internal server error", details), realm)
 
 
-def _mapped(to_api_error: Callable[[Any], ApiError], realm: str
-            ) -> Callable[[Exception], Response]:
+def _mapped(to_api_error: Callable[[Any], ApiError], realm: str) -> Callable[[Exception], Response]:
     def handler(exc: Exception) -> Response:
         return error_response(to_api_error(exc), realm)
 

@@ -34,9 +34,12 @@ QUIET_ROUTES = frozenset(("/metrics", "/healthz", "/readyz"))
 UNMATCHED = "unmatched"  # the route label of a request no URL rule matched
 
 
-def install_request_hooks(app: Flask, metrics: RequestMetrics, logger: str,
-                          access_fields: Callable[[Any], Mapping[str, Any]] | None = None
-                          ) -> None:
+def install_request_hooks(
+    app: Flask,
+    metrics: RequestMetrics,
+    logger: str,
+    access_fields: Callable[[Any], Mapping[str, Any]] | None = None,
+) -> None:
     """Register the hooks on ``app``; ``access_fields(g)`` adds fields to each access line."""
     log = logging.getLogger(logger)
 
@@ -55,8 +58,12 @@ def install_request_hooks(app: Flask, metrics: RequestMetrics, logger: str,
         metrics.count(route, req.method, status, elapsed)
         response.headers["X-Request-ID"] = getattr(ctx, "request_id", "-")
         if (route not in QUIET_ROUTES or status >= 400) and log.isEnabledFor(logging.INFO):
-            fields = {"method": req.method, "route": route, "status": status,
-                      "duration_ms": round(elapsed * 1000, 2)}
+            fields = {
+                "method": req.method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
             if access_fields is not None:
                 fields.update(access_fields(ctx))
             log.info("request", extra=fields)

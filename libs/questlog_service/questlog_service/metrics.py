@@ -36,8 +36,9 @@ LABELS = ("route", "method", "status")
 class RequestMetrics:
     def __init__(self, prefix: str, buckets: Sequence[float]) -> None:
         self.requests = Counter(f"{prefix}_requests", "HTTP requests answered", LABELS)
-        self.seconds = Histogram(f"{prefix}_request_seconds", "Request handling time",
-                                 LABELS[:1], buckets=tuple(buckets))
+        self.seconds = Histogram(
+            f"{prefix}_request_seconds", "Request handling time", LABELS[:1], buckets=tuple(buckets)
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def count(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -46,8 +47,9 @@ class RequestMetrics:
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:
-            children = self._children.setdefault(key, (
-                self.requests.labels(route, method, str(status)), self.seconds.labels(route)))
+            children = self._children.setdefault(
+                key, (self.requests.labels(route, method, str(status)), self.seconds.labels(route))
+            )
         children[0].inc()
         children[1].observe(seconds)
 

@@ -23,9 +23,12 @@ from flask import Blueprint, Response, jsonify
 from questlog_service.metrics import render
 
 
-def ops_blueprint(*, ready: Callable[[], tuple[bool, str | None]],
-                  openapi: Callable[[], dict[str, Any]],
-                  retry_after: Callable[[], int]) -> Blueprint:
+def ops_blueprint(
+    *,
+    ready: Callable[[], tuple[bool, str | None]],
+    openapi: Callable[[], dict[str, Any]],
+    retry_after: Callable[[], int],
+) -> Blueprint:
     """A fresh blueprint ``ops`` whose readiness and document are this service's."""
     bp = Blueprint("ops", __name__)
 

@@ -18,24 +18,39 @@ class Settings:
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        env.check("questlog test", PREFIX, [
-            (self.root.startswith("/"), "ROOT must be an absolute path"),
-            (self.workers <= 8 or self.mode == "fast", "WORKERS must be <= 8 unless MODE=fast"),
-        ])
+        env.check(
+            "questlog test",
+            PREFIX,
+            [
+                (self.root.startswith("/"), "ROOT must be an absolute path"),
+                (self.workers <= 8 or self.mode == "fast", "WORKERS must be <= 8 unless MODE=fast"),
+            ],
+        )
 
 
-PARSERS = {"root": str, "workers": env.integer(minimum=1), "ratio": env.number(maximum=1),
-           "mode": env.one_of("fast", "safe"), "keys": env.items, "verbose": env.flag}
+PARSERS = {
+    "root": str,
+    "workers": env.integer(minimum=1),
+    "ratio": env.number(maximum=1),
+    "mode": env.one_of("fast", "safe"),
+    "keys": env.items,
+    "verbose": env.flag,
+}
 
 
 def load(variables, **kwargs):
-    return env.from_env(Settings, PREFIX, PARSERS, {PREFIX + k: v for k, v in variables.items()},
-                        service="questlog test", **kwargs)
+    return env.from_env(
+        Settings,
+        PREFIX,
+        PARSERS,
+        {PREFIX + k: v for k, v in variables.items()},
+        service="questlog test",
+        **kwargs,
+    )
 
 
 def test_typed_values_defaults_and_blank_is_unset():
-    s = load({"ROOT": " /lake ", "WORKERS": "4", "KEYS": " a, b ,,", "VERBOSE": "yes",
-              "RATIO": ""})
+    s = load({"ROOT": " /lake ", "WORKERS": "4", "KEYS": " a, b ,,", "VERBOSE": "yes", "RATIO": ""})
     assert s == Settings(root="/lake", workers=4, keys=("a", "b"), verbose=True)
 
 
@@ -54,9 +69,11 @@ def test_every_problem_at_once_parse_and_class_checks_alike():
 def test_a_missing_required_variable_is_named_with_the_others():
     with pytest.raises(SettingsError) as info:
         load({"WORKERS": "0", "RATIO": "2"})
-    assert info.value.problems == ["QUESTLOG_TEST_WORKERS must be >= 1 (got '0')",
-                                   "QUESTLOG_TEST_RATIO must be <= 1 (got '2')",
-                                   "QUESTLOG_TEST_ROOT is not set"]
+    assert info.value.problems == [
+        "QUESTLOG_TEST_WORKERS must be >= 1 (got '0')",
+        "QUESTLOG_TEST_RATIO must be <= 1 (got '2')",
+        "QUESTLOG_TEST_ROOT is not set",
+    ]
 
 
 def test_values_the_caller_decided_are_overridden_by_the_environment():
@@ -70,11 +87,17 @@ def test_cross_field_checks_see_the_parsed_values():
 
 
 def test_read_plain_variables():
-    table = {"PORT": (env.integer(minimum=1, maximum=65535), 8000),
-             "LOG_LEVEL": (env.log_level, "INFO")}
+    table = {
+        "PORT": (env.integer(minimum=1, maximum=65535), 8000),
+        "LOG_LEVEL": (env.log_level, "INFO"),
+    }
     assert env.read(PREFIX, table, {PREFIX + "LOG_LEVEL": "debug"}) == {
-        "PORT": 8000, "LOG_LEVEL": "DEBUG"}
+        "PORT": 8000,
+        "LOG_LEVEL": "DEBUG",
+    }
     with pytest.raises(SettingsError) as info:
         env.read(PREFIX, table, {PREFIX + "PORT": "70000", PREFIX + "LOG_LEVEL": "loud"})
     assert [p.split(" ")[0] for p in info.value.problems] == [
-        "QUESTLOG_TEST_PORT", "QUESTLOG_TEST_LOG_LEVEL"]
+        "QUESTLOG_TEST_PORT",
+        "QUESTLOG_TEST_LOG_LEVEL",
+    ]

@@ -49,9 +49,16 @@ def test_request_id_comes_from_the_contextvar_only_when_set(emit):
 
 
 def test_extra_fields_flat_or_under_fields_never_replace_the_keys(emit):
-    line = emit(logging.INFO, "batch", extra={
-        "route": "/x", "level_": 1, "service": "forged",
-        "fields": {"batch_id": 3, "args": "a name LogRecord reserves", "msg": "forged"}})
+    line = emit(
+        logging.INFO,
+        "batch",
+        extra={
+            "route": "/x",
+            "level_": 1,
+            "service": "forged",
+            "fields": {"batch_id": 3, "args": "a name LogRecord reserves", "msg": "forged"},
+        },
+    )
     assert (line["route"], line["batch_id"], line["args"]) == ("/x", 3, "a name LogRecord reserves")
     assert (line["service"], line["msg"]) == ("questlog-test", "batch")
     assert "fields" not in line

@@ -31,11 +31,18 @@ def ready():
 def app(ready):
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1024
-    register_errors(app, realm="questlog-test", domain={
-        Unreachable: lambda exc: ApiError(503, str(exc), code="store_down", retry_after=7)})
-    app.register_blueprint(ops_blueprint(
-        ready=lambda: (ready["ok"], None if ready["ok"] else "store down"),
-        openapi=lambda: {"openapi": "3.1.0"}, retry_after=lambda: 3))
+    register_errors(
+        app,
+        realm="questlog-test",
+        domain={Unreachable: lambda exc: ApiError(503, str(exc), code="store_down", retry_after=7)},
+    )
+    app.register_blueprint(
+        ops_blueprint(
+            ready=lambda: (ready["ok"], None if ready["ok"] else "store down"),
+            openapi=lambda: {"openapi": "3.1.0"},
+            retry_after=lambda: 3,
+        )
+    )
 
     @app.post("/v1/things/<name>")
     def things(name):
@@ -47,8 +54,12 @@ def app(ready):
             raise RuntimeError("a bug")
         return {"name": name, "bytes": len(request.get_data())}
 
-    install_request_hooks(app, METRICS, "questlog_test.access",
-                          access_fields=lambda ctx: {"things": ctx.get("things", 0)})
+    install_request_hooks(
+        app,
+        METRICS,
+        "questlog_test.access",
+        access_fields=lambda ctx: {"things": ctx.get("things", 0)},
+    )
     return app
 
 
@@ -67,8 +78,10 @@ def access(app):
 
 def test_request_id_kept_when_sane_else_made_and_logged(app, access):
     client = app.test_client()
-    assert client.post("/v1/things/a", headers={"X-Request-ID": "r" * 64}).headers[
-        "X-Request-ID"] == "r" * 64
+    assert (
+        client.post("/v1/things/a", headers={"X-Request-ID": "r" * 64}).headers["X-Request-ID"]
+        == "r" * 64
+    )
     made = client.post("/v1/things/a", headers={"X-Request-ID": "r" * 65}).headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", made)
     assert [line["request_id"] for line in access()] == ["r" * 64, made]
@@ -82,8 +95,12 @@ def test_access_line_fields_and_quiet_probes(app, access):
     client.get("/metrics")
     [line] = access()
     assert {k: line[k] for k in ("msg", "method", "route", "status", "things")} == {
-        "msg": "request", "method": "POST", "route": "/v1/things/<name>", "status": 200,
-        "things": 0}
+        "msg": "request",
+        "method": "POST",
+        "route": "/v1/things/<name>",
+        "status": 200,
+        "things": 0,
+    }
     assert isinstance(line["duration_ms"], float)
     assert "CANARY" not in json.dumps(line)
 
@@ -93,8 +110,11 @@ def test_request_metrics_labels(app):
     client.post("/v1/things/a")
     client.get("/nowhere")
     text = client.get("/metrics").get_data(as_text=True)
-    assert re.search(r'questlog_libtest_requests_total\{method="POST",route="/v1/things/<name>",'
-                     r'status="200"\} [1-9]', text)
+    assert re.search(
+        r'questlog_libtest_requests_total\{method="POST",route="/v1/things/<name>",'
+        r'status="200"\} [1-9]',
+        text,
+    )
     assert 'route="unmatched",status="404"' in text
     assert 'questlog_libtest_request_seconds_bucket{le="0.01",route="/v1/things/<name>"}' in text
 
@@ -107,8 +127,9 @@ def test_error_shapes(app, access):
     r = client.post("/v1/things/down")
     assert r.status_code == 503
     assert r.headers["Retry-After"] == "7"
-    assert r.get_json() == {"error": {"code": "store_down", "message": "the store cannot be read",
-                                      "details": {}}}
+    assert r.get_json() == {
+        "error": {"code": "store_down", "message": "the store cannot be read", "details": {}}
+    }
     r = client.get("/v1/things/a")
     assert (r.status_code, r.get_json()["error"]["code"]) == (405, "method_not_allowed")
     assert set(r.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
@@ -116,8 +137,11 @@ def test_error_shapes(app, access):
     assert (r.status_code, r.get_json()["error"]["code"]) == (413, "too_large")
     r = client.post("/v1/things/bug", headers={"X-Request-ID": "bug-1"})
     assert r.status_code == 500
-    assert r.get_json()["error"] == {"code": "internal", "message": "internal server error",
-                                     "details": {"request_id": "bug-1"}}
+    assert r.get_json()["error"] == {
+        "code": "internal",
+        "message": "internal server error",
+        "details": {"request_id": "bug-1"},
+    }
 
 
 def test_ops_routes(app, ready):
@@ -128,5 +152,8 @@ def test_ops_routes(app, ready):
     ready["ok"] = False
     r = client.get("/readyz")
     assert (r.status_code, r.get_json(), r.headers["Retry-After"]) == (
-        503, {"status": "unavailable", "reason": "store down"}, "3")
+        503,
+        {"status": "unavailable", "reason": "store down"},
+        "3",
+    )
     assert client.get("/healthz").status_code == 200

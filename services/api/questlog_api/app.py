@@ -49,13 +49,19 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Fl
     register_errors(app, realm="questlog")  # SinkUnavailable is mapped by ingest.py
     app.register_blueprint(events.bp)
     app.register_blueprint(legacy.bp)
-    app.register_blueprint(ops_blueprint(
-        # ready when events sent now can be acknowledged: Kafka reachable, producer up
-        ready=lambda: state().sink.ready(),
-        openapi=lambda: document(state().registry, state().settings),
-        retry_after=lambda: state().settings.retry_after_s,
-    ))
+    app.register_blueprint(
+        ops_blueprint(
+            # ready when events sent now can be acknowledged: Kafka reachable, producer up
+            ready=lambda: state().sink.ready(),
+            openapi=lambda: document(state().registry, state().settings),
+            retry_after=lambda: state().settings.retry_after_s,
+        )
+    )
     # the access log line carries how many events the request handed to Kafka
-    install_request_hooks(app, metrics.REQUESTS, "questlog_api.access",
-                          access_fields=lambda ctx: {"events": ctx.get("accepted", 0)})
+    install_request_hooks(
+        app,
+        metrics.REQUESTS,
+        "questlog_api.access",
+        access_fields=lambda ctx: {"events": ctx.get("accepted", 0)},
+    )
     return app

@@ -242,11 +242,13 @@ def event_time_violation(event_time: Any, now: float) -> Violation | None:
     if at is None:
         return Violation("event_time", "is not a date-time this server can read")
     if at > now + EVENT_TIME_MAX_AHEAD.total_seconds():
-        return Violation("event_time", f"is more than {EVENT_TIME_MAX_AHEAD} ahead of the "
-                                       "server's clock")
+        return Violation(
+            "event_time", f"is more than {EVENT_TIME_MAX_AHEAD} ahead of the server's clock"
+        )
     if at < now - EVENT_TIME_MAX_AGE.total_seconds():
-        return Violation("event_time", f"is more than {EVENT_TIME_MAX_AGE.days} days before "
-                                       "the server's clock")
+        return Violation(
+            "event_time", f"is more than {EVENT_TIME_MAX_AGE.days} days before the server's clock"
+        )
     return None
 
 
@@ -256,8 +258,7 @@ def _integer_fields(registry: Registry, event_type: Any) -> tuple[str, ...]:
     except (KeyError, TypeError):
         return ()
     return tuple(
-        name for name, spec in schema.get("properties", {}).items()
-        if spec.get("type") == "integer"
+        name for name, spec in schema.get("properties", {}).items() if spec.get("type") == "integer"
     )
 
 
@@ -274,8 +275,7 @@ def normalise(registry: Registry, event: dict[str, Any]) -> None:
         event["schema_version"] = int(version)
 
 
-def fill(event: dict[str, Any], meta: RequestMeta, random16: bytes | None = None
-         ) -> dict[str, Any]:
+def fill(event: dict[str, Any], meta: RequestMeta, random16: bytes | None = None) -> dict[str, Any]:
     """The envelope of one client event: server fields set, client fields kept as sent.
 
     Client-sent ``received_at`` and ``context`` are replaced (the server owns them);
@@ -298,8 +298,9 @@ def fill(event: dict[str, Any], meta: RequestMeta, random16: bytes | None = None
     return envelope
 
 
-def build(registry: Registry, events: list[Any], meta: RequestMeta
-          ) -> tuple[list[dict[str, Any]], list[tuple[int, list[Violation]]]]:
+def build(
+    registry: Registry, events: list[Any], meta: RequestMeta
+) -> tuple[list[dict[str, Any]], list[tuple[int, list[Violation]]]]:
     """Envelopes of all events, and the violations of each invalid one (by index)."""
     envelopes: list[dict[str, Any]] = []
     invalid: list[tuple[int, list[Violation]]] = []
@@ -314,14 +315,16 @@ def build(registry: Registry, events: list[Any], meta: RequestMeta
         if screen:
             where = _forbidden_char_path(event)
             if where is not None:
-                invalid.append((index, [Violation(
-                    where, "holds a control character or a lone surrogate")]))
+                invalid.append(
+                    (index, [Violation(where, "holds a control character or a lone surrogate")])
+                )
                 continue
         if bad_host and event.get("player_id") is None:
-            invalid.append((index, [Violation(
-                "player_id", "from a Host header holding a control character")]))
+            invalid.append(
+                (index, [Violation("player_id", "from a Host header holding a control character")])
+            )
             continue
-        envelope = fill(event, meta, randoms[16 * index:16 * index + 16])
+        envelope = fill(event, meta, randoms[16 * index : 16 * index + 16])
         normalise(registry, envelope)
         violations = registry.validate(envelope)
         if not violations and "event_time" in envelope:

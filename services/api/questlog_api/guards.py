@@ -73,8 +73,9 @@ class BodyDeadlines:
         with self._lock:
             self._watched[token] = (time.monotonic() + self.seconds, sock)
             if self._thread is None:  # started on first use: after gunicorn forked
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="questlog-body-deadlines")
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True, name="questlog-body-deadlines"
+                )
                 self._thread.start()
         return token
 
@@ -121,13 +122,18 @@ def read_body(request: Request) -> bytes:
     except Exception as exc:
         if token is not None and _DEADLINES.release(token):
             raise _late() from None
-        raise ApiError(400, "request body could not be read: broken framing",
-                       {"reason": type(exc).__name__}) from None
+        raise ApiError(
+            400, "request body could not be read: broken framing", {"reason": type(exc).__name__}
+        ) from None
     if token is not None and _DEADLINES.release(token):
         raise _late()
     return data
 
 
 def _late() -> ApiError:
-    return ApiError(408, f"request body not received within {_DEADLINES.seconds:g} s",
-                    {"timeout_s": _DEADLINES.seconds}, code="request_timeout")
+    return ApiError(
+        408,
+        f"request body not received within {_DEADLINES.seconds:g} s",
+        {"timeout_s": _DEADLINES.seconds},
+        code="request_timeout",
+    )

@@ -31,12 +31,16 @@ if TYPE_CHECKING:
     from gunicorn.workers.base import Worker
 
 try:
-    _server = env.read("QUESTLOG_API_", {
-        "BIND": (str, "127.0.0.1:5000"),
-        "WORKERS": (env.integer(minimum=1), 2),
-        "THREADS": (env.integer(minimum=1), 32),
-        "WORKER_CLASS": (str, "gthread"),
-    }, service="questlog API gunicorn")
+    _server = env.read(
+        "QUESTLOG_API_",
+        {
+            "BIND": (str, "127.0.0.1:5000"),
+            "WORKERS": (env.integer(minimum=1), 2),
+            "THREADS": (env.integer(minimum=1), 32),
+            "WORKER_CLASS": (str, "gthread"),
+        },
+        service="questlog API gunicorn",
+    )
 except env.SettingsError as exc:
     raise SystemExit(str(exc)) from None
 multiproc.prepare("questlog-api")  # after the checks: a refused start leaves no directory

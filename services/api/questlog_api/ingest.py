@@ -47,25 +47,37 @@ def ingest(events: list[Any], meta: RequestMeta) -> list[dict[str, Any]]:
     st = state()
     if len(events) > st.settings.max_batch_events:
         _reject(events, "too_many")
-        raise ApiError(413, f"at most {st.settings.max_batch_events} events per request",
-                       {"max_events": st.settings.max_batch_events, "events": len(events)})
+        raise ApiError(
+            413,
+            f"at most {st.settings.max_batch_events} events per request",
+            {"max_events": st.settings.max_batch_events, "events": len(events)},
+        )
     envelopes, invalid = build(st.registry, events, meta)
     if invalid:
         _reject(events, "invalid")
-        details = {"events": [
-            {"index": index,
-             "violations": [{"path": v.path, "message": v.message} for v in violations]}
-            for index, violations in invalid
-        ]}
-        raise ApiError(422, f"{len(invalid)} of {len(events)} events are invalid; "
-                       "none was accepted", details, code="invalid_event")
+        details = {
+            "events": [
+                {
+                    "index": index,
+                    "violations": [{"path": v.path, "message": v.message} for v in violations],
+                }
+                for index, violations in invalid
+            ]
+        }
+        raise ApiError(
+            422,
+            f"{len(invalid)} of {len(events)} events are invalid; none was accepted",
+            details,
+            code="invalid_event",
+        )
     started = time.perf_counter()
     try:
         st.sink.send_many(envelopes)
     except SinkUnavailable as exc:
         _reject(events, "unavailable")
-        raise unavailable(exc, [e["event_id"] for e in envelopes],
-                          st.settings.retry_after_s) from None
+        raise unavailable(
+            exc, [e["event_id"] for e in envelopes], st.settings.retry_after_s
+        ) from None
     metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
     counts: dict[str, int] = {}
     for envelope in envelopes:
@@ -79,10 +91,10 @@ def ingest(events: list[Any], meta: RequestMeta) -> list[dict[str, Any]]:
 # the messages of the two persistence states a refusal can be in
 UNAVAILABLE_MESSAGES = {
     NOT_PERSISTED: "Kafka refused or never received the events: none was stored "
-                   "(not_persisted); retry with the same event_id",
+    "(not_persisted); retry with the same event_id",
     POSSIBLY_PERSISTED: "Kafka did not acknowledge the events; some may still be stored "
-                          "(possibly_persisted): retry with the same event_id and each is "
-                          "stored once",
+    "(possibly_persisted): retry with the same event_id and each is "
+    "stored once",
 }
 
 

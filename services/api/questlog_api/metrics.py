@@ -35,4 +35,3 @@ IN_FLIGHT_LIMIT = Gauge(
     "Events a worker may have in flight before it refuses with 503 (MAX_IN_FLIGHT)",
     multiprocess_mode="livesum",
 )
-

@@ -107,8 +107,9 @@ class SharedBuckets:
                 now = max(now, last)
                 tokens = refill(tokens, last, now, rate, burst)
                 granted = tokens >= 1.0
-                self.RECORD.pack_into(self._map, offset, key,
-                                      tokens - 1.0 if granted else tokens, now)
+                self.RECORD.pack_into(
+                    self._map, offset, key, tokens - 1.0 if granted else tokens, now
+                )
                 return None if granted else tokens
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -132,8 +133,9 @@ class SharedBuckets:
 
 
 class RateLimiter:
-    def __init__(self, rate: float, burst: int = 0,
-                 buckets: LocalBuckets | SharedBuckets | None = None) -> None:
+    def __init__(
+        self, rate: float, burst: int = 0, buckets: LocalBuckets | SharedBuckets | None = None
+    ) -> None:
         self.rate = rate
         self.burst = float(burst or max(1.0, rate))
         self.buckets = buckets if buckets is not None else LocalBuckets()
@@ -153,5 +155,9 @@ class RateLimiter:
         left = self.buckets.take(client, time.monotonic(), self.rate, self.burst)
         if left is not None:
             wait = math.ceil((1.0 - left) / self.rate)
-            raise ApiError(429, "rate limit exceeded", {"limit_per_second": self.rate},
-                           retry_after=max(1, wait))
+            raise ApiError(
+                429,
+                "rate limit exceeded",
+                {"limit_per_second": self.rate},
+                retry_after=max(1, wait),
+            )

@@ -97,13 +97,19 @@ def _check(s: Settings) -> list[tuple[bool, str]]:
         (s.sink in SINKS, "SINK must be one of " + ", ".join(SINKS)),
         (bool(s.topic), "TOPIC must not be empty"),
         (s.log_level in env.LOG_LEVELS, "LOG_LEVEL must be one of " + ", ".join(env.LOG_LEVELS)),
-        (bool(s.ip_hash_key),
-         f"IP_HASH_KEY is not set (a secret of at least {MIN_IP_HASH_KEY_BYTES} bytes; for "
-         f"local development only, set {PREFIX}ALLOW_DEV_IP_HASH_KEY=1 to use a public dev key)"),
-        (not s.ip_hash_key or len(s.ip_hash_key) >= MIN_IP_HASH_KEY_BYTES,
-         f"IP_HASH_KEY must be at least {MIN_IP_HASH_KEY_BYTES} bytes"),
-        (all(_host_port(part.strip()) for part in s.kafka_bootstrap.split(",")),
-         "KAFKA_BOOTSTRAP must be host:port[,host:port...]"),
+        (
+            bool(s.ip_hash_key),
+            f"IP_HASH_KEY is not set (a secret of at least {MIN_IP_HASH_KEY_BYTES} bytes; for "
+            f"local development only, set {PREFIX}ALLOW_DEV_IP_HASH_KEY=1 to use a public dev key)",
+        ),
+        (
+            not s.ip_hash_key or len(s.ip_hash_key) >= MIN_IP_HASH_KEY_BYTES,
+            f"IP_HASH_KEY must be at least {MIN_IP_HASH_KEY_BYTES} bytes",
+        ),
+        (
+            all(_host_port(part.strip()) for part in s.kafka_bootstrap.split(",")),
+            "KAFKA_BOOTSTRAP must be host:port[,host:port...]",
+        ),
     ]
 
 

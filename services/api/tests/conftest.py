@@ -39,5 +39,3 @@ def app(sink):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-

@@ -16,8 +16,11 @@ def make_settings(**overrides):
 
 
 def sword(**overrides):
-    event = {"event_type": "purchase_sword", "player_id": "player-1",
-             "properties": {"sword_type": "longsword", "price": 9.5, "currency": "EUR"}}
+    event = {
+        "event_type": "purchase_sword",
+        "player_id": "player-1",
+        "properties": {"sword_type": "longsword", "price": 9.5, "currency": "EUR"},
+    }
     event.update(overrides)
     return event
 
@@ -35,9 +38,12 @@ def error_of(response, status, code):
 
 
 def test_single_event_gets_a_full_envelope(client, sink):
-    r = client.post("/v1/events", json=sword(), headers={
-        "Host": "game.example", "User-Agent": "ua/1", "Accept": "*/*"},
-        environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    r = client.post(
+        "/v1/events",
+        json=sword(),
+        headers={"Host": "game.example", "User-Agent": "ua/1", "Accept": "*/*"},
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    )
     assert r.status_code == 202
     body = r.get_json()
     assert body["accepted"] == 1
@@ -49,8 +55,12 @@ def test_single_event_gets_a_full_envelope(client, sink):
     assert event["schema_version"] == 1
     assert event["properties"] == {"sword_type": "longsword", "price": 9.5, "currency": "EUR"}
     expected_hash = hmac.new(IP_KEY, b"203.0.113.9", hashlib.sha256).hexdigest()[:32]
-    assert event["context"] == {"host": "game.example", "user_agent": "ua/1", "accept": "*/*",
-                                "client_ip_hash": expected_hash}
+    assert event["context"] == {
+        "host": "game.example",
+        "user_agent": "ua/1",
+        "accept": "*/*",
+        "client_ip_hash": expected_hash,
+    }
     key, _ = sink.records[0]
     assert key == b"player-1"
 
@@ -79,8 +89,10 @@ def test_player_from_host_when_not_given(client, sink):
 
 
 def test_server_owned_fields_are_replaced(client, sink):
-    r = client.post("/v1/events", json=sword(
-        received_at="1999-01-01T00:00:00Z", context={"host": "forged", "cookie": "x"}))
+    r = client.post(
+        "/v1/events",
+        json=sword(received_at="1999-01-01T00:00:00Z", context={"host": "forged", "cookie": "x"}),
+    )
     assert r.status_code == 202
     event = sink.events[0]
     assert event["received_at"] != "1999-01-01T00:00:00Z"
@@ -89,9 +101,17 @@ def test_server_owned_fields_are_replaced(client, sink):
 
 
 def test_only_allow_listed_headers_reach_the_event(client, sink):
-    r = client.post("/v1/events", json=sword(), headers={
-        "Cookie": "session=CANARY-COOKIE", "Authorization": "Bearer CANARY-AUTH",
-        "X-Api-Secret": "CANARY-X", "Host": "h", "Accept": "a"})
+    r = client.post(
+        "/v1/events",
+        json=sword(),
+        headers={
+            "Cookie": "session=CANARY-COOKIE",
+            "Authorization": "Bearer CANARY-AUTH",
+            "X-Api-Secret": "CANARY-X",
+            "Host": "h",
+            "Accept": "a",
+        },
+    )
     assert r.status_code == 202
     key, value = sink.records[0]
     assert set(sink.events[0]["context"]) <= {"host", "user_agent", "accept", "client_ip_hash"}
@@ -122,10 +142,13 @@ def test_fractional_integer_is_422(client):
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_nan_and_infinity_are_malformed(client, sink, constant):
-    body = ('{"event_type":"purchase_sword","player_id":"p",'
-            f'"properties":{{"sword_type":"s","price":{constant}}}}}')
-    error_of(client.post("/v1/events", data=body, content_type="application/json"),
-             400, "malformed")
+    body = (
+        '{"event_type":"purchase_sword","player_id":"p",'
+        f'"properties":{{"sword_type":"s","price":{constant}}}}}'
+    )
+    error_of(
+        client.post("/v1/events", data=body, content_type="application/json"), 400, "malformed"
+    )
     assert sink.records == []
 
 
@@ -161,24 +184,29 @@ def test_unknown_top_level_field_is_rejected_not_dropped(client, sink):
     assert sink.records == []
 
 
-@pytest.mark.parametrize("body", [b"", b"{", b"[]", b"\"text\"", b"42", b"\xff\xfe"])
+@pytest.mark.parametrize("body", [b"", b"{", b"[]", b'"text"', b"42", b"\xff\xfe"])
 def test_malformed_bodies_are_400(client, body):
-    error_of(client.post("/v1/events", data=body, content_type="application/json"),
-             400, "malformed")
+    error_of(
+        client.post("/v1/events", data=body, content_type="application/json"), 400, "malformed"
+    )
 
 
 def test_ndjson_with_a_bad_line_is_400(client, sink):
     body = json.dumps(sword()) + "\n{nope\n"
-    error_of(client.post("/v1/events", data=body, content_type="application/x-ndjson"),
-             400, "malformed")
+    error_of(
+        client.post("/v1/events", data=body, content_type="application/x-ndjson"), 400, "malformed"
+    )
     assert sink.records == []
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml"])
 def test_unsupported_media_type_is_415(client, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
-    error_of(client.post("/v1/events", data=json.dumps(sword()), headers=headers),
-             415, "unsupported_media_type")
+    error_of(
+        client.post("/v1/events", data=json.dumps(sword()), headers=headers),
+        415,
+        "unsupported_media_type",
+    )
 
 
 def test_too_many_events_is_413_and_nothing_produced(sink):
@@ -208,10 +236,13 @@ def test_write_keys(sink):
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
     error_of(client.get("/buy_a_sword"), 401, "unauthorized")
     assert sink.records == []
-    assert client.post("/v1/events", json=sword(),
-                       headers={"Authorization": "Bearer k2"}).status_code == 202
-    assert client.post("/v1/events", json=sword(),
-                       headers={"X-Questlog-Key": "k1"}).status_code == 202
+    assert (
+        client.post("/v1/events", json=sword(), headers={"Authorization": "Bearer k2"}).status_code
+        == 202
+    )
+    assert (
+        client.post("/v1/events", json=sword(), headers={"X-Questlog-Key": "k1"}).status_code == 202
+    )
     assert len(sink.records) == 2
     assert all(b"k1" not in v and b"k2" not in v for _, v in sink.records)
 
@@ -267,19 +298,23 @@ def test_request_id_is_echoed_or_made(client):
 
 
 def level_up(**properties):
-    return {"event_type": "level_up", "player_id": "player-1",
-            "properties": {"from_level": 4, "to_level": 5, "seconds_played": 612.5,
-                           **properties}}
+    return {
+        "event_type": "level_up",
+        "player_id": "player-1",
+        "properties": {"from_level": 4, "to_level": 5, "seconds_played": 612.5, **properties},
+    }
 
 
 def test_level_up_is_accepted_and_produced_as_sent(client, sink):
-    r = client.post("/v1/events", json=[level_up(), level_up(from_level=5, to_level=7,
-                                                             seconds_played=0)])
+    r = client.post(
+        "/v1/events", json=[level_up(), level_up(from_level=5, to_level=7, seconds_played=0)]
+    )
     assert r.status_code == 202, r.data
     assert r.get_json()["accepted"] == 2
     assert [(e["event_type"], e["properties"]) for e in sink.events] == [
         ("level_up", {"from_level": 4, "to_level": 5, "seconds_played": 612.5}),
-        ("level_up", {"from_level": 5, "to_level": 7, "seconds_played": 0})]
+        ("level_up", {"from_level": 5, "to_level": 7, "seconds_played": 0}),
+    ]
 
 
 def test_level_up_whole_number_floats_become_ints(client, sink):
@@ -289,18 +324,29 @@ def test_level_up_whole_number_floats_become_ints(client, sink):
     assert isinstance(sink.events[0]["properties"]["to_level"], int)
 
 
-@pytest.mark.parametrize(("properties", "path", "message"), [
-    ({"to_level": 4}, "properties.to_level", "must be greater than from_level (4)"),
-    ({"to_level": 2}, "properties.to_level", "must be greater than from_level (4)"),
-    ({"seconds_played": -0.5}, "properties.seconds_played", "-0.5 is less than the minimum of 0"),
-    ({"from_level": 0, "to_level": 1}, "properties.from_level",
-     "0 is less than the minimum of 1"),
-    ({"to_level": "5"}, "properties.to_level", '"5" is not of type "integer"'),
-])
+@pytest.mark.parametrize(
+    ("properties", "path", "message"),
+    [
+        ({"to_level": 4}, "properties.to_level", "must be greater than from_level (4)"),
+        ({"to_level": 2}, "properties.to_level", "must be greater than from_level (4)"),
+        (
+            {"seconds_played": -0.5},
+            "properties.seconds_played",
+            "-0.5 is less than the minimum of 0",
+        ),
+        (
+            {"from_level": 0, "to_level": 1},
+            "properties.from_level",
+            "0 is less than the minimum of 1",
+        ),
+        ({"to_level": "5"}, "properties.to_level", '"5" is not of type "integer"'),
+    ],
+)
 def test_invalid_level_up_is_422_naming_the_field(client, sink, properties, path, message):
     err = error_of(client.post("/v1/events", json=level_up(**properties)), 422, "invalid_event")
     assert err["details"]["events"] == [
-        {"index": 0, "violations": [{"path": path, "message": message}]}]
+        {"index": 0, "violations": [{"path": path, "message": message}]}
+    ]
     assert sink.records == []
 
 
@@ -310,7 +356,8 @@ def test_level_up_without_a_field_is_422(client, sink, missing):
     del event["properties"][missing]
     err = error_of(client.post("/v1/events", json=event), 422, "invalid_event")
     assert err["details"]["events"][0]["violations"] == [
-        {"path": f"properties.{missing}", "message": "is required"}]
+        {"path": f"properties.{missing}", "message": "is required"}
+    ]
     assert sink.records == []
 
 

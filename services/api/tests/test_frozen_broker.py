@@ -41,9 +41,16 @@ def test_frozen_broker_is_not_ready_and_retry_with_id_is_stored_once(tmp_path):
     app = None
     try:
         broker.create_topic("events", partitions=1)
-        app = create_app(Settings(kafka_bootstrap=broker.bootstrap, topic="events",
-                                  ip_hash_key=b"frozen-test-ip-key-0123", sink="confluent",
-                                  produce_timeout_s=2.0, ready_timeout_s=0.5))
+        app = create_app(
+            Settings(
+                kafka_bootstrap=broker.bootstrap,
+                topic="events",
+                ip_hash_key=b"frozen-test-ip-key-0123",
+                sink="confluent",
+                produce_timeout_s=2.0,
+                ready_timeout_s=0.5,
+            )
+        )
         client = app.test_client()
         assert client.get("/join_guild").status_code == 200
         assert client.get("/readyz").status_code == 200
@@ -75,12 +82,19 @@ def test_frozen_broker_is_not_ready_and_retry_with_id_is_stored_once(tmp_path):
         assert r.headers["X-Event-Id"] == event_id
         app.extensions["questlog_api"].sink.close(10)
 
-        consumer = KafkaConsumer("events", bootstrap_servers=broker.bootstrap,
-                                 auto_offset_reset="earliest", enable_auto_commit=False,
-                                 consumer_timeout_ms=3000)
+        consumer = KafkaConsumer(
+            "events",
+            bootstrap_servers=broker.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=3000,
+        )
         try:
-            frozen_events = [json.loads(rec.value) for rec in consumer
-                             if json.loads(rec.value)["properties"]["guild_id"] == "frozen"]
+            frozen_events = [
+                json.loads(rec.value)
+                for rec in consumer
+                if json.loads(rec.value)["properties"]["guild_id"] == "frozen"
+            ]
         finally:
             consumer.close()
         # the refused attempt may have landed too; dedup on event_id keeps one

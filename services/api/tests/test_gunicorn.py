@@ -44,19 +44,25 @@ def server(kafka, tmp_path):
     topic = f"gunicorn-{uuid.uuid4().hex[:8]}"
     kafka.create_topic(topic, partitions=3)
     port = free_port()
-    env = {**os.environ,
-           "QUESTLOG_API_BIND": f"127.0.0.1:{port}",
-           "QUESTLOG_API_WORKERS": "2", "QUESTLOG_API_THREADS": "8",
-           "QUESTLOG_API_KAFKA_BOOTSTRAP": kafka.bootstrap,
-           "QUESTLOG_API_TOPIC": topic,
-           "QUESTLOG_API_SINK": "confluent",
-           "QUESTLOG_API_IP_HASH_KEY": "gunicorn-test-ip-key-0123",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    env = {
+        **os.environ,
+        "QUESTLOG_API_BIND": f"127.0.0.1:{port}",
+        "QUESTLOG_API_WORKERS": "2",
+        "QUESTLOG_API_THREADS": "8",
+        "QUESTLOG_API_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "QUESTLOG_API_TOPIC": topic,
+        "QUESTLOG_API_SINK": "confluent",
+        "QUESTLOG_API_IP_HASH_KEY": "gunicorn-test-ip-key-0123",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "questlog_api:create_app()"],
-            env=env, stdout=log, stderr=subprocess.STDOUT)
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -94,16 +100,20 @@ def test_metrics_add_up_across_workers(server):
     status, body = request(port, "GET", "/metrics")
     assert status == 200
     text = body.decode()
-    match = re.search(r'questlog_api_events_accepted_total\{event_type="purchase_sword"\} (\S+)',
-                      text)
+    match = re.search(
+        r'questlog_api_events_accepted_total\{event_type="purchase_sword"\} (\S+)', text
+    )
     assert match, text[:2000]
     assert float(match.group(1)) == 40.0
     server["proc"].send_signal(signal.SIGTERM)
     server["proc"].wait(30)
     logs = server["log"].read_text()
     assert "GUNICORN-CANARY" not in logs
-    request_lines = [json.loads(line) for line in logs.splitlines()
-                     if line.startswith("{") and '"msg": "request"' in line]
+    request_lines = [
+        json.loads(line)
+        for line in logs.splitlines()
+        if line.startswith("{") and '"msg": "request"' in line
+    ]
     assert len(request_lines) >= 40
     assert all("request_id" in line for line in request_lines)
 
@@ -117,12 +127,25 @@ def test_sigterm_loses_no_acknowledged_event(server, kafka):
 
     def load():
         while not stop.is_set():
-            body = json.dumps([{"event_type": "join_guild", "player_id": "p",
-                                "event_id": str(uuid.uuid4()),
-                                "properties": {"guild_id": "g"}} for _ in range(20)])
+            body = json.dumps(
+                [
+                    {
+                        "event_type": "join_guild",
+                        "player_id": "p",
+                        "event_id": str(uuid.uuid4()),
+                        "properties": {"guild_id": "g"},
+                    }
+                    for _ in range(20)
+                ]
+            )
             try:
-                status, reply = request(port, "POST", "/v1/events", body=body,
-                                        headers={"Content-Type": "application/json"})
+                status, reply = request(
+                    port,
+                    "POST",
+                    "/v1/events",
+                    body=body,
+                    headers={"Content-Type": "application/json"},
+                )
             except OSError:
                 return
             if status == 202:
@@ -139,8 +162,12 @@ def test_sigterm_loses_no_acknowledged_event(server, kafka):
         t.join(15)
     assert accepted
 
-    consumer = KafkaConsumer(server["topic"], bootstrap_servers=kafka.bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        server["topic"],
+        bootstrap_servers=kafka.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     seen: set[str] = set()
     deadline = time.monotonic() + 30
     try:

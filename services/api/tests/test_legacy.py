@@ -1,17 +1,22 @@
 import pytest
 
 
-@pytest.mark.parametrize(("path", "event_type", "reply"), [
-    ("/purchase_sword", "purchase_sword", b"\nSword Purchased!\n"),
-    ("/purchase_a_sword", "purchase_sword", b"\nSword Purchased!\n"),
-    ("/buy_a_sword", "purchase_sword", b"\nSword Purchased!\n"),
-    ("/join_guild", "join_guild", b"\nGuild joined!\n"),
-    ("/join_a_guild", "join_guild", b"\nGuild joined!\n"),
-])
+@pytest.mark.parametrize(
+    ("path", "event_type", "reply"),
+    [
+        ("/purchase_sword", "purchase_sword", b"\nSword Purchased!\n"),
+        ("/purchase_a_sword", "purchase_sword", b"\nSword Purchased!\n"),
+        ("/buy_a_sword", "purchase_sword", b"\nSword Purchased!\n"),
+        ("/join_guild", "join_guild", b"\nGuild joined!\n"),
+        ("/join_a_guild", "join_guild", b"\nGuild joined!\n"),
+    ],
+)
 def test_bare_original_routes(client, sink, path, event_type, reply):
     # what `ab -n 10 -H "Host: user1.comcast.com" http://localhost:5000/buy_a_sword` sends
-    r = client.get(path, headers={"Host": "user1.comcast.com", "User-Agent": "ApacheBench/2.3",
-                                  "Accept": "*/*"})
+    r = client.get(
+        path,
+        headers={"Host": "user1.comcast.com", "User-Agent": "ApacheBench/2.3", "Accept": "*/*"},
+    )
     assert r.status_code == 200
     assert r.data == reply
     [event] = sink.events
@@ -19,7 +24,8 @@ def test_bare_original_routes(client, sink, path, event_type, reply):
     assert event["player_id"] == "user1.comcast.com"
     assert event["context"]["user_agent"] == "ApacheBench/2.3"
     assert event["properties"] == (
-        {"sword_type": "default"} if event_type == "purchase_sword" else {"guild_id": "default"})
+        {"sword_type": "default"} if event_type == "purchase_sword" else {"guild_id": "default"}
+    )
     assert sink.records[0][0] == b"user1.comcast.com"
     assert r.headers["X-Event-Id"] == event["event_id"]  # for the load test's ledger
 
@@ -34,8 +40,9 @@ def test_query_params_become_typed_properties(client, sink):
     assert sink.events[1]["properties"]["price"] == 9.99
 
 
-@pytest.mark.parametrize("query", ["quantity=two", "quantity=1.5", "price=nan", "color=red",
-                                   "currency=euro"])
+@pytest.mark.parametrize(
+    "query", ["quantity=two", "quantity=1.5", "price=nan", "color=red", "currency=euro"]
+)
 def test_bad_query_params_are_422_and_not_produced(client, sink, query):
     r = client.get(f"/buy_a_sword?{query}")
     assert r.status_code == 422

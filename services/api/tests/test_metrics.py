@@ -33,8 +33,10 @@ def test_the_gauge_follows_acquire_and_release():
 
 def test_a_send_leaves_nothing_in_flight_and_metrics_export_both(client, sink: MemorySink):
     before = _in_flight()
-    r = client.post("/v1/events", json={"event_type": "join_guild", "player_id": "p",
-                                        "properties": {"guild_id": "g"}})
+    r = client.post(
+        "/v1/events",
+        json={"event_type": "join_guild", "player_id": "p", "properties": {"guild_id": "g"}},
+    )
     assert r.status_code == 202
     assert _in_flight() == before
     text = client.get("/metrics").get_data(as_text=True)
@@ -57,9 +59,18 @@ def test_multiprocess_sums_the_live_workers_only(tmp_path):
     directory = tmp_path / "metrics"
     directory.mkdir()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    pids = [int(subprocess.run([sys.executable, "-c", WORKER, str(n)], env=env, check=True,
-                               capture_output=True, text=True).stdout)
-            for n in (3, 4)]  # two workers that exited holding 3 and 4 events
+    pids = [
+        int(
+            subprocess.run(
+                [sys.executable, "-c", WORKER, str(n)],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        for n in (3, 4)
+    ]  # two workers that exited holding 3 and 4 events
     read = textwrap.dedent("""
         import sys
         from prometheus_client import multiprocess
@@ -70,12 +81,24 @@ def test_multiprocess_sums_the_live_workers_only(tmp_path):
     """)
 
     def exported(*dead: int) -> dict[str, float]:
-        out = subprocess.run([sys.executable, "-c", read, *map(str, dead)], env=env,
-                             check=True, capture_output=True, text=True).stdout
-        return {line.split()[0]: float(line.split()[1]) for line in out.splitlines()
-                if line.startswith("questlog_api_events_in_flight")}
+        out = subprocess.run(
+            [sys.executable, "-c", read, *map(str, dead)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return {
+            line.split()[0]: float(line.split()[1])
+            for line in out.splitlines()
+            if line.startswith("questlog_api_events_in_flight")
+        }
 
-    assert exported() == {"questlog_api_events_in_flight": 7.0,
-                          "questlog_api_events_in_flight_limit": 200.0}
-    assert exported(pids[0]) == {"questlog_api_events_in_flight": 4.0,
-                                 "questlog_api_events_in_flight_limit": 100.0}
+    assert exported() == {
+        "questlog_api_events_in_flight": 7.0,
+        "questlog_api_events_in_flight_limit": 200.0,
+    }
+    assert exported(pids[0]) == {
+        "questlog_api_events_in_flight": 4.0,
+        "questlog_api_events_in_flight_limit": 100.0,
+    }

@@ -32,22 +32,34 @@ def test_no_server_error(app, sink):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=40, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def run(case):
             before = len(sink.records)
             response = case.call_wsgi()
             statuses.setdefault(case.path, set()).add(response.status_code)
             if response.status_code >= 500:
-                failures.append((case.method, case.formatted_path, case.query, case.body,
-                                 response.status_code, response.get_data(as_text=True)[:300]))
+                failures.append(
+                    (
+                        case.method,
+                        case.formatted_path,
+                        case.query,
+                        case.body,
+                        response.status_code,
+                        response.get_data(as_text=True)[:300],
+                    )
+                )
             if case.path == "/v1/events" and response.status_code == 202:
                 accepted = response.get_json()["accepted"]
                 if len(sink.records) - before != accepted:
                     failures.append(("202 without produce", case.body))
-            if 200 <= response.status_code < 300 and case.path != "/v1/events" \
-                    and case.path.startswith(("/purchase", "/buy", "/join")) \
-                    and len(sink.records) != before + 1:
+            if (
+                200 <= response.status_code < 300
+                and case.path != "/v1/events"
+                and case.path.startswith(("/purchase", "/buy", "/join"))
+                and len(sink.records) != before + 1
+            ):
                 failures.append(("legacy 200 without produce", case.query))
 
         run()

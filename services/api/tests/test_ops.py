@@ -23,16 +23,23 @@ def test_readyz_follows_the_sink(client, sink):
 
 
 def test_metrics_count_requests_and_events(client, sink):
-    client.post("/v1/events", json={"event_type": "join_guild", "player_id": "p",
-                                    "properties": {"guild_id": "g"}})
-    client.post("/v1/events", json={"event_type": "join_guild", "player_id": "p",
-                                    "properties": {}})
+    client.post(
+        "/v1/events",
+        json={"event_type": "join_guild", "player_id": "p", "properties": {"guild_id": "g"}},
+    )
+    client.post("/v1/events", json={"event_type": "join_guild", "player_id": "p", "properties": {}})
     text = client.get("/metrics").get_data(as_text=True)
     assert re.search(r'questlog_api_events_accepted_total\{event_type="join_guild"\} [1-9]', text)
-    assert re.search(r'questlog_api_events_rejected_total\{event_type="join_guild",'
-                     r'reason="invalid"\} [1-9]', text)
-    assert re.search(r'questlog_api_requests_total\{method="POST",route="/v1/events",'
-                     r'status="202"\}', text)
+    assert re.search(
+        r'questlog_api_events_rejected_total\{event_type="join_guild",'
+        r'reason="invalid"\} [1-9]',
+        text,
+    )
+    assert re.search(
+        r'questlog_api_requests_total\{method="POST",route="/v1/events",'
+        r'status="202"\}',
+        text,
+    )
     assert "questlog_api_produce_seconds_bucket" in text
 
 
@@ -41,7 +48,8 @@ def test_openapi_describes_every_route(app, client):
     assert doc["openapi"].startswith("3.1")
     rules = {
         re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
-        for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
     }
     assert rules == set(doc["paths"])
     for rule in app.url_map.iter_rules():
@@ -69,13 +77,25 @@ def test_logs_are_json_with_request_id_and_no_secrets(settings_for, sink, capsys
     try:
         app = create_app(settings_for(write_keys=("KEY-CANARY",)), sink=sink)
         client = app.test_client()
-        secrets = {"Cookie": "sid=COOKIE-CANARY", "Authorization": "Bearer KEY-CANARY",
-                   "X-Request-ID": "req-1"}
-        client.post("/v1/events?q=QUERY-CANARY", headers=secrets, json={
-            "event_type": "join_guild", "player_id": "p",
-            "properties": {"guild_id": "g", "BODY-CANARY": "BODY-CANARY"}})
-        client.post("/v1/events", headers=secrets, json={
-            "event_type": "join_guild", "player_id": "p", "properties": {"guild_id": "g"}})
+        secrets = {
+            "Cookie": "sid=COOKIE-CANARY",
+            "Authorization": "Bearer KEY-CANARY",
+            "X-Request-ID": "req-1",
+        }
+        client.post(
+            "/v1/events?q=QUERY-CANARY",
+            headers=secrets,
+            json={
+                "event_type": "join_guild",
+                "player_id": "p",
+                "properties": {"guild_id": "g", "BODY-CANARY": "BODY-CANARY"},
+            },
+        )
+        client.post(
+            "/v1/events",
+            headers=secrets,
+            json={"event_type": "join_guild", "player_id": "p", "properties": {"guild_id": "g"}},
+        )
         client.get("/join_guild?guild_id=QUERY-CANARY2", headers=secrets)
     finally:
         root = logging.getLogger()

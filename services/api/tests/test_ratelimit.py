@@ -53,8 +53,10 @@ def test_workers_share_one_bucket_per_client(table):
     plus rate x seconds between them, not four times that."""
     out = multiprocessing.get_context("fork").Queue()
     seconds = 2.0
-    procs = [multiprocessing.get_context("fork").Process(
-        target=_hammer, args=(str(table), seconds, out)) for _ in range(4)]
+    procs = [
+        multiprocessing.get_context("fork").Process(target=_hammer, args=(str(table), seconds, out))
+        for _ in range(4)
+    ]
     for p in procs:
         p.start()
     total = sum(out.get(timeout=30) for _ in procs)

@@ -87,14 +87,17 @@ def test_legacy_client_event_id(client, sink, how):
     assert event["properties"] == {"guild_id": "g7"}  # the id is never a property
 
 
-@pytest.mark.parametrize(("query", "headers"), [
-    ("event_id=not-a-uuid", {}),
-    ("event_id=", {}),
-    ("", {"X-Event-Id": "12345"}),
-    ("", {"X-Event-Id": str(uuid.uuid4()).replace("-", "")}),
-    (f"event_id={uuid.uuid4()}", {"X-Event-Id": str(uuid.uuid4())}),  # they disagree
-    (f"event_id={uuid.uuid4()}&event_id={uuid.uuid4()}", {}),
-])
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        ("event_id=not-a-uuid", {}),
+        ("event_id=", {}),
+        ("", {"X-Event-Id": "12345"}),
+        ("", {"X-Event-Id": str(uuid.uuid4()).replace("-", "")}),
+        (f"event_id={uuid.uuid4()}", {"X-Event-Id": str(uuid.uuid4())}),  # they disagree
+        (f"event_id={uuid.uuid4()}&event_id={uuid.uuid4()}", {}),
+    ],
+)
 def test_bad_legacy_event_id_is_400_and_not_produced(client, sink, query, headers):
     r = client.get(f"/buy_a_sword?{query}", headers=headers)
     assert r.status_code == 400, r.data
@@ -125,24 +128,28 @@ class _Producer:
             raise answer
         if answer == "silent":
             return
-        threading.Thread(target=on_delivery,
-                         args=(None if answer is None else _Err(answer), None)).start()
+        threading.Thread(
+            target=on_delivery, args=(None if answer is None else _Err(answer), None)
+        ).start()
 
 
-@pytest.mark.parametrize(("answers", "persistence"), [
-    (["MSG_SIZE_TOO_LARGE", "_UNKNOWN_TOPIC"], NOT_PERSISTED),
-    ([None, "MSG_SIZE_TOO_LARGE"], POSSIBLY_PERSISTED),  # the first one was written
-    (["_MSG_TIMED_OUT", "_MSG_TIMED_OUT"], POSSIBLY_PERSISTED),
-    (["REQUEST_TIMED_OUT", None], POSSIBLY_PERSISTED),
-    (["silent", None], POSSIBLY_PERSISTED),  # no answer within the wait
-    ([BufferError("full")], NOT_PERSISTED),  # nothing handed over
-    ([None, BufferError("full")], POSSIBLY_PERSISTED),  # one handed over
-])
+@pytest.mark.parametrize(
+    ("answers", "persistence"),
+    [
+        (["MSG_SIZE_TOO_LARGE", "_UNKNOWN_TOPIC"], NOT_PERSISTED),
+        ([None, "MSG_SIZE_TOO_LARGE"], POSSIBLY_PERSISTED),  # the first one was written
+        (["_MSG_TIMED_OUT", "_MSG_TIMED_OUT"], POSSIBLY_PERSISTED),
+        (["REQUEST_TIMED_OUT", None], POSSIBLY_PERSISTED),
+        (["silent", None], POSSIBLY_PERSISTED),  # no answer within the wait
+        ([BufferError("full")], NOT_PERSISTED),  # nothing handed over
+        ([None, BufferError("full")], POSSIBLY_PERSISTED),  # one handed over
+    ],
+)
 def test_confluent_sink_derives_persistence(settings_for, answers, persistence):
     sink = ConfluentSink(settings_for(sink="confluent", produce_timeout_s=0.3))
     sink._get_producer = lambda: _Producer(answers)
     with pytest.raises(SinkUnavailable) as caught:
-        sink.send_many([EVENT, EVENT][:len(answers)])
+        sink.send_many([EVENT, EVENT][: len(answers)])
     assert caught.value.persistence == persistence
 
 

@@ -31,15 +31,26 @@ class _QuietWhenStopping(logging.Filter):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="questlog_extractor", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=("run", "maintain", "compact"),
-                        default="run",
-                        help="run the stream (default), or compact + vacuum the tables with"
-                             " Spark (maintain) or without a JVM (compact)")
-    parser.add_argument("--once", action="store_true",
-                        help="drain what is in the topic now, then exit (availableNow)")
-    parser.add_argument("--every", type=int, metavar="SECONDS",
-                        help="compact: a pass every SECONDS until SIGTERM/SIGINT (default"
-                             " QUESTLOG_EXTRACTOR_COMPACT_EVERY_S; unset: one pass)")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("run", "maintain", "compact"),
+        default="run",
+        help="run the stream (default), or compact + vacuum the tables with"
+        " Spark (maintain) or without a JVM (compact)",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="drain what is in the topic now, then exit (availableNow)",
+    )
+    parser.add_argument(
+        "--every",
+        type=int,
+        metavar="SECONDS",
+        help="compact: a pass every SECONDS until SIGTERM/SIGINT (default"
+        " QUESTLOG_EXTRACTOR_COMPACT_EVERY_S; unset: one pass)",
+    )
     args = parser.parse_args(argv)
     if args.every is not None and (args.command != "compact" or args.every < 1):
         parser.error("--every takes a number of seconds >= 1, with compact only")
@@ -82,8 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         metrics.publish_info(settings)
         probe = _lag_probe(spark, settings)
         try:
-            job.monitor(query, stop, poll_seconds=1.0, gate=gate,
-                        stop_within_s=STOP_WITHIN_S, lag_probe=probe)
+            job.monitor(
+                query,
+                stop,
+                poll_seconds=1.0,
+                gate=gate,
+                stop_within_s=STOP_WITHIN_S,
+                lag_probe=probe,
+            )
         except job.StopIncomplete as exc:
             # Like a crash, and as safe: nothing was half-committed (writes are
             # idempotent per batch) and the checkpoint replays what is not done.
@@ -130,10 +147,13 @@ def _compact(settings: Settings, every_s: int | None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    log.info("compacting", extra={"fields": {
-        "every_s": every_s, "retain_hours": compact.retain_hours(settings)}})
-    loop = threading.Thread(target=compact.every, args=(settings, every_s, stop),
-                            name="compact", daemon=True)
+    log.info(
+        "compacting",
+        extra={"fields": {"every_s": every_s, "retain_hours": compact.retain_hours(settings)}},
+    )
+    loop = threading.Thread(
+        target=compact.every, args=(settings, every_s, stop), name="compact", daemon=True
+    )
     loop.start()
     while loop.is_alive() and not stop.wait(1.0):
         pass

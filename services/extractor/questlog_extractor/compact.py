@@ -86,9 +86,14 @@ def compact_table(uri: str, retain: int) -> dict[str, Any] | None:
     swept = maintain.sweep_orphans(uri)
     table.update_incremental()
     files_after, rows = _files_and_rows(table)
-    return {"files_before": files_before, "files_after": files_after, "rows": rows,
-            "files_compacted": optimized["numFilesRemoved"],
-            "files_deleted": len(deleted), "orphans_deleted": len(swept)}
+    return {
+        "files_before": files_before,
+        "files_after": files_after,
+        "rows": rows,
+        "files_compacted": optimized["numFilesRemoved"],
+        "files_deleted": len(deleted),
+        "orphans_deleted": len(swept),
+    }
 
 
 def compact_all(settings: Settings, stop: threading.Event | None = None) -> dict[str, Any]:
@@ -114,11 +119,14 @@ def compact_all(settings: Settings, stop: threading.Event | None = None) -> dict
         "rows": sum(t["rows"] for t in tables.values()),
         "files_deleted": sum(t["files_deleted"] for t in tables.values()),
         "seconds": round(time.perf_counter() - started, 3),
-        "retain_hours": retain, "tables": tables}
+        "retain_hours": retain,
+        "tables": tables,
+    }
     if failed:
         summary["failed"] = failed
-    log.log(logging.WARNING if failed else logging.INFO, "compaction pass",
-            extra={"fields": summary})
+    log.log(
+        logging.WARNING if failed else logging.INFO, "compaction pass", extra={"fields": summary}
+    )
     return summary
 
 

@@ -39,18 +39,28 @@ from questlog_extractor.writers import QUARANTINE, TEST_PAUSE_VARIABLE, BatchWri
 from questlog_schemas import load_registry
 
 # What callers use as ``job.<name>`` (__main__, maintain, chaos rigs, bench).
-__all__ = ["QUARANTINE", "TEST_PAUSE_VARIABLE", "BatchGate", "BatchWriter", "StopIncomplete",
-           "build_session", "monitor", "start", "within"]
+__all__ = [
+    "QUARANTINE",
+    "TEST_PAUSE_VARIABLE",
+    "BatchGate",
+    "BatchWriter",
+    "StopIncomplete",
+    "build_session",
+    "monitor",
+    "start",
+    "within",
+]
 
 log = logging.getLogger("questlog_extractor.job")
 
 
-def start(spark: SparkSession, settings: Settings, once: bool = False,
-          gate: BatchGate | None = None) -> StreamingQuery:
+def start(
+    spark: SparkSession, settings: Settings, once: bool = False, gate: BatchGate | None = None
+) -> StreamingQuery:
     """Start the one extractor query (``once``: availableNow, stops when drained).
     With a ``gate``, ``monitor`` can stop it between two batches."""
     registry = load_registry()
-    records = read_kafka(spark, settings)                                # 2. source
+    records = read_kafka(spark, settings)  # 2. source
     parsed = transforms.parse(transforms.from_kafka(records), registry)  # 3. transforms
     deduped = transforms.dedup(parsed, settings.watermark)
     write: Callable[[DataFrame, int], None] = BatchWriter(settings, registry)  # 4. writer
@@ -66,8 +76,17 @@ def start(spark: SparkSession, settings: Settings, once: bool = False,
     else:
         writer = writer.trigger(processingTime=f"{settings.trigger_seconds} seconds")
     query = writer.start()
-    log.info("query started", extra={"fields": {
-        "query_id": query.id, "run_id": query.runId, "once": once,
-        "topic": settings.topic, "lake_root": settings.lake_root,
-        "checkpoint": settings.checkpoint_uri}})
+    log.info(
+        "query started",
+        extra={
+            "fields": {
+                "query_id": query.id,
+                "run_id": query.runId,
+                "once": once,
+                "topic": settings.topic,
+                "lake_root": settings.lake_root,
+                "checkpoint": settings.checkpoint_uri,
+            }
+        },
+    )
     return query

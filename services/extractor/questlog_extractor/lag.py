@@ -44,8 +44,9 @@ class EndOffsets:
         partitions = self._consumer.partitionsFor(self.topic, self._timeout)
         wanted = self._jvm.java.util.ArrayList()
         for info in partitions or []:
-            wanted.add(self._jvm.org.apache.kafka.common.TopicPartition(
-                self.topic, info.partition()))
+            wanted.add(
+                self._jvm.org.apache.kafka.common.TopicPartition(self.topic, info.partition())
+            )
         ends = self._consumer.endOffsets(wanted, self._timeout)
         return {int(tp.partition()): int(ends.get(tp)) for tp in ends.keySet()}
 

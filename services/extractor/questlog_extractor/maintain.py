@@ -52,8 +52,12 @@ def vacuum_removed(uri: str, retain_hours: int | None) -> list[str]:
     import deltalake
 
     table = deltalake.DeltaTable(uri)  # opened now: the latest version, after OPTIMIZE
-    return table.vacuum(retention_hours=retain_hours, dry_run=False, full=False,
-                        enforce_retention_duration=retain_hours is None)
+    return table.vacuum(
+        retention_hours=retain_hours,
+        dry_run=False,
+        full=False,
+        enforce_retention_duration=retain_hours is None,
+    )
 
 
 def sweep_orphans(uri: str) -> list[str]:
@@ -77,9 +81,20 @@ def maintain(spark: SparkSession, settings: Settings) -> dict[str, dict[str, Any
         optimized = table.optimize().executeCompaction().collect()[0]["metrics"]
         deleted = vacuum_removed(uri, settings.vacuum_retain_hours)
         swept = sweep_orphans(uri)
-        done[name] = {"files_added": optimized["numFilesAdded"],
-                      "files_removed": optimized["numFilesRemoved"],
-                      "files_deleted": len(deleted), "orphans_deleted": len(swept)}
-        log.info("table maintained", extra={"fields": {
-            "table": name, "retain_hours": settings.vacuum_retain_hours, **done[name]}})
+        done[name] = {
+            "files_added": optimized["numFilesAdded"],
+            "files_removed": optimized["numFilesRemoved"],
+            "files_deleted": len(deleted),
+            "orphans_deleted": len(swept),
+        }
+        log.info(
+            "table maintained",
+            extra={
+                "fields": {
+                    "table": name,
+                    "retain_hours": settings.vacuum_retain_hours,
+                    **done[name],
+                }
+            },
+        )
     return done

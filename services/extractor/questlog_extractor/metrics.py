@@ -19,29 +19,47 @@ from prometheus_client import Counter, Gauge
 
 log = logging.getLogger("questlog_extractor")
 
-INPUT_ROWS = Counter("questlog_extractor_input_rows",
-                     "Kafka records read by the streaming query")
-ROWS_WRITTEN = Counter("questlog_extractor_rows_written",
-                       "Rows committed to a lake table (replayed batches included)", ["table"])
-REPLAYS_SKIPPED = Counter("questlog_extractor_replayed_writes_skipped",
-                          "Table writes skipped because the table already holds the batch"
-                          " (a batch replayed after a crash; delta-rs writer)", ["table"])
-DUPLICATES = Counter("questlog_extractor_duplicates_dropped",
-                     "Records dropped as repeats of an event_id within the watermark")
-LATE_ROWS = Counter("questlog_extractor_late_rows_dropped",
-                    "Records older than the watermark (received_at), dropped by Spark")
-ROWS_PER_SECOND = Gauge("questlog_extractor_processed_rows_per_second",
-                        "Processing rate of the last micro-batch")
-BATCH_SECONDS = Gauge("questlog_extractor_batch_duration_seconds",
-                      "Wall time of the last micro-batch")
-OFFSETS_BEHIND = Gauge("questlog_extractor_offsets_behind_latest",
-                       "Records between the last batch's end offsets and the topic's latest"
-                       " (asked of the broker every poll; Spark's own figure until then)")
+INPUT_ROWS = Counter("questlog_extractor_input_rows", "Kafka records read by the streaming query")
+ROWS_WRITTEN = Counter(
+    "questlog_extractor_rows_written",
+    "Rows committed to a lake table (replayed batches included)",
+    ["table"],
+)
+REPLAYS_SKIPPED = Counter(
+    "questlog_extractor_replayed_writes_skipped",
+    "Table writes skipped because the table already holds the batch"
+    " (a batch replayed after a crash; delta-rs writer)",
+    ["table"],
+)
+DUPLICATES = Counter(
+    "questlog_extractor_duplicates_dropped",
+    "Records dropped as repeats of an event_id within the watermark",
+)
+LATE_ROWS = Counter(
+    "questlog_extractor_late_rows_dropped",
+    "Records older than the watermark (received_at), dropped by Spark",
+)
+ROWS_PER_SECOND = Gauge(
+    "questlog_extractor_processed_rows_per_second", "Processing rate of the last micro-batch"
+)
+BATCH_SECONDS = Gauge(
+    "questlog_extractor_batch_duration_seconds", "Wall time of the last micro-batch"
+)
+OFFSETS_BEHIND = Gauge(
+    "questlog_extractor_offsets_behind_latest",
+    "Records between the last batch's end offsets and the topic's latest"
+    " (asked of the broker every poll; Spark's own figure until then)",
+)
 LAST_BATCH = Gauge("questlog_extractor_last_batch_id", "Id of the last finished micro-batch")
-INFO = Gauge("questlog_extractor_info", "The running extractor's settings (value 1)",
-             ["topic", "kafka_bootstrap", "lake_root", "trigger_seconds", "watermark", "writer"])
-LAST_PROGRESS = Gauge("questlog_extractor_last_progress_timestamp_seconds",
-                      "When the last micro-batch finished (unix time)")
+INFO = Gauge(
+    "questlog_extractor_info",
+    "The running extractor's settings (value 1)",
+    ["topic", "kafka_bootstrap", "lake_root", "trigger_seconds", "watermark", "writer"],
+)
+LAST_PROGRESS = Gauge(
+    "questlog_extractor_last_progress_timestamp_seconds",
+    "When the last micro-batch finished (unix time)",
+)
 
 
 def _number(value: Any) -> float:
@@ -53,6 +71,7 @@ def _number(value: Any) -> float:
 
 def offsets_behind(end: Any, latest: Any) -> int:
     """Sum over partitions of latest - end (Kafka source offsets: {topic: {partition: n}})."""
+
     def load(offsets: Any) -> dict[str, dict[str, int]]:
         if isinstance(offsets, str):
             try:
@@ -62,8 +81,11 @@ def offsets_behind(end: Any, latest: Any) -> int:
         return offsets if isinstance(offsets, dict) else {}
 
     end_map, latest_map = load(end), load(latest)
-    return sum(max(0, int(n) - int(end_map.get(topic, {}).get(part, n)))
-               for topic, parts in latest_map.items() for part, n in parts.items())
+    return sum(
+        max(0, int(n) - int(end_map.get(topic, {}).get(part, n)))
+        for topic, parts in latest_map.items()
+        for part, n in parts.items()
+    )
 
 
 def summarize(progress: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,24 +101,32 @@ def summarize(progress: Mapping[str, Any]) -> dict[str, Any]:
         "processed_rows_per_second": round(_number(progress.get("processedRowsPerSecond")), 1),
         "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
         # where the batch's time went: latestOffset, queryPlanning, addBatch, walCommit, ...
-        "phases_ms": {k: v for k, v in (progress.get("durationMs") or {}).items()
-                      if k != "triggerExecution"},
+        "phases_ms": {
+            k: v for k, v in (progress.get("durationMs") or {}).items() if k != "triggerExecution"
+        },
         "end_offset": source.get("endOffset"),
         "latest_offset": source.get("latestOffset"),
         "offsets_behind_latest": int(_number(metrics["maxOffsetsBehindLatest"]))
         if "maxOffsetsBehindLatest" in metrics
         else offsets_behind(source.get("endOffset"), source.get("latestOffset")),
         "watermark": (progress.get("eventTime") or {}).get("watermark"),
-        "duplicates_dropped": int(_number(
-            (state.get("customMetrics") or {}).get("numDroppedDuplicateRows"))),
+        "duplicates_dropped": int(
+            _number((state.get("customMetrics") or {}).get("numDroppedDuplicateRows"))
+        ),
         "late_rows_dropped": int(_number(state.get("numRowsDroppedByWatermark"))),
         "state_rows": state.get("numRowsTotal"),
     }
 
 
 def publish_info(settings: Any) -> None:
-    INFO.labels(settings.topic, settings.kafka_bootstrap, settings.lake_root,
-                str(settings.trigger_seconds), settings.watermark, settings.writer).set(1)
+    INFO.labels(
+        settings.topic,
+        settings.kafka_bootstrap,
+        settings.lake_root,
+        str(settings.trigger_seconds),
+        settings.watermark,
+        settings.writer,
+    ).set(1)
 
 
 class ProgressReporter:
@@ -143,8 +173,9 @@ class ProgressReporter:
             if self.topic is not None:
                 from questlog_extractor import lag
 
-                ends = lag.end_offsets_of((progress.get("sources") or [{}])[0].get("endOffset"),
-                                          self.topic)
+                ends = lag.end_offsets_of(
+                    (progress.get("sources") or [{}])[0].get("endOffset"), self.topic
+                )
                 self.end_offsets = ends if ends is not None else self.end_offsets
             level = logging.WARNING if fields["late_rows_dropped"] else logging.INFO
             log.log(level, "batch progress", extra={"fields": fields})

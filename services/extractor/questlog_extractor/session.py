@@ -25,8 +25,9 @@ DELTA_CONF = {
 # Set by spark-submit's PythonRunner in the Python driver it starts (PySpark then joins
 # that JVM instead of launching one).
 SPARK_SUBMIT_MARK = "PYSPARK_GATEWAY_PORT"
-LOCAL_CHECKPOINT_MANAGER = ("org.apache.spark.sql.execution.streaming.checkpointing."
-                            "FileSystemBasedCheckpointFileManager")
+LOCAL_CHECKPOINT_MANAGER = (
+    "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager"
+)
 
 
 def session_conf(settings: Settings) -> dict[str, str]:
@@ -47,8 +48,9 @@ def session_conf(settings: Settings) -> dict[str, str]:
         # Spark 4.1.1's V2 Kafka stream throws an NPE in its progress metrics on the first
         # batch after a restart that replays an uncommitted batch (SPARK-55271), failing
         # the query on every crash recovery. The V1 source has the same offsets/limits.
-        "spark.sql.streaming.disabledV2MicroBatchReaders":
-            "org.apache.spark.sql.kafka010.KafkaSourceProvider",
+        "spark.sql.streaming.disabledV2MicroBatchReaders": (
+            "org.apache.spark.sql.kafka010.KafkaSourceProvider"
+        ),
     }
     if settings.checkpoint_uri.startswith("file:"):
         # The default manager goes through Hadoop's FileContext, which on a local disk
@@ -73,8 +75,9 @@ def launch_conf(settings: Settings, environ: Mapping[str, str]) -> dict[str, str
     return conf
 
 
-def build_session(settings: Settings, app_name: str = "questlog-extractor",
-                  jvm_ignores_sigterm: bool = False) -> SparkSession:
+def build_session(
+    settings: Settings, app_name: str = "questlog-extractor", jvm_ignores_sigterm: bool = False
+) -> SparkSession:
     """The Spark session of the job. ``jvm_ignores_sigterm``: for a driver that stops
     itself on SIGTERM (``__main__``): a process manager signals the whole process group,
     and a JVM that took SIGTERM itself would tear the batch in flight down under the

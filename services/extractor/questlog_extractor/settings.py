@@ -75,12 +75,17 @@ class Settings:
         return _STATE_STORES[self.state_store]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *,
-                 kafka: bool = True) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, kafka: bool = True) -> Settings:
         """Settings from ``QUESTLOG_EXTRACTOR_*``; ``kafka=False`` for the commands that only
         touch the lake (compact), which then run without ``KAFKA_BOOTSTRAP``."""
-        return env.from_env(cls, PREFIX, _PARSERS, environ, service=SERVICE,
-                            values={} if kafka else {"kafka_bootstrap": ""})
+        return env.from_env(
+            cls,
+            PREFIX,
+            _PARSERS,
+            environ,
+            service=SERVICE,
+            values={} if kafka else {"kafka_bootstrap": ""},
+        )
 
 
 def _lake_root(raw: str) -> str:

@@ -43,8 +43,7 @@ class BatchGate:
         self._closed = False
         self.parked: int | None = None  # id of the batch that arrived after close()
 
-    def run(self, write: Callable[[DataFrame, int], None], batch: DataFrame,
-            batch_id: int) -> None:
+    def run(self, write: Callable[[DataFrame, int], None], batch: DataFrame, batch_id: int) -> None:
         with self._cond:
             park = self._closed
             if park:
@@ -53,8 +52,10 @@ class BatchGate:
             else:
                 self._busy = batch_id
         if park:
-            log.info("stopping: batch left for the next start (checkpoint)",
-                     extra={"fields": {"batch_id": batch_id}})
+            log.info(
+                "stopping: batch left for the next start (checkpoint)",
+                extra={"fields": {"batch_id": batch_id}},
+            )
             threading.Event().wait()  # until the process exits
         try:
             write(batch, batch_id)
@@ -68,8 +69,10 @@ class BatchGate:
         with self._cond:
             self._closed = True
             if self._busy is not None:
-                log.info("stopping: waiting for the batch in flight",
-                         extra={"fields": {"batch_id": self._busy}})
+                log.info(
+                    "stopping: waiting for the batch in flight",
+                    extra={"fields": {"batch_id": self._busy}},
+                )
             return self._cond.wait_for(lambda: self._busy is None, max(timeout_s, 0.0))
 
 
@@ -77,9 +80,14 @@ class StopIncomplete(Exception):
     """The query could not be stopped between two batches within the time allowed."""
 
 
-def monitor(query: StreamingQuery, stop: threading.Event | None = None,
-            poll_seconds: float = 2.0, gate: BatchGate | None = None,
-            stop_within_s: float = 3.5, lag_probe: Any = None) -> None:
+def monitor(
+    query: StreamingQuery,
+    stop: threading.Event | None = None,
+    poll_seconds: float = 2.0,
+    gate: BatchGate | None = None,
+    stop_within_s: float = 3.5,
+    lag_probe: Any = None,
+) -> None:
     """Log progress until the query ends (or ``stop`` is set); re-raise its failure.
 
     With ``lag_probe`` (``lag.EndOffsets``) the lag gauge is refreshed from the broker at
@@ -104,8 +112,7 @@ def monitor(query: StreamingQuery, stop: threading.Event | None = None,
         raise RuntimeError(f"streaming query failed: {error}")
 
 
-def _stop_between_batches(query: StreamingQuery, gate: BatchGate | None,
-                          within_s: float) -> None:
+def _stop_between_batches(query: StreamingQuery, gate: BatchGate | None, within_s: float) -> None:
     deadline = time.monotonic() + within_s
     if gate is not None and not gate.close(within_s * 0.7):
         raise StopIncomplete(f"the batch in flight did not end within {within_s * 0.7:.1f} s")

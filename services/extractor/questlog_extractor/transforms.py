@@ -76,19 +76,27 @@ def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
     corrupt = env[V.CORRUPT]
     props = env[PROPERTIES]
     schema = envelope_schema(registry, properties=all_properties_schema(registry))
-    envelope_specs = {name: spec for name, spec in registry.envelope_schema["properties"].items()
-                      if name != PROPERTIES}
+    envelope_specs = {
+        name: spec
+        for name, spec in registry.envelope_schema["properties"].items()
+        if name != PROPERTIES
+    }
     # Date-times are parsed in a step of their own: referenced by a rule and by the output,
     # computed once (Spark does not merge a costly expression into two places).
-    times = {name: V.typed(env[name], spec) for name, spec in envelope_specs.items()
-             if V.is_date_time(spec)}
-    staged = (raw.withColumn("_env", F.when(sized, V.from_json(value, schema)))
-              .select("*", *[col.alias(_time_column(name)) for name, col in times.items()]))
+    times = {
+        name: V.typed(env[name], spec)
+        for name, spec in envelope_specs.items()
+        if V.is_date_time(spec)
+    }
+    staged = raw.withColumn("_env", F.when(sized, V.from_json(value, schema))).select(
+        "*", *[col.alias(_time_column(name)) for name, col in times.items()]
+    )
     time_of = {name: F.col(_time_column(name)) for name in times}
 
     # Only rows Spark flagged as corrupt pay for a second look at the text.
     not_object = corrupt.isNotNull() & (
-        F.try_parse_json(value).isNull() | ~F.ltrim(value).startswith("{"))
+        F.try_parse_json(value).isNull() | ~F.ltrim(value).startswith("{")
+    )
     props_present = F.get_json_object(value, f"$.{PROPERTIES}").isNotNull()
     reasons = [
         F.when(value.isNull(), F.lit("malformed_json")),
@@ -97,17 +105,25 @@ def parse(raw: DataFrame, registry: Registry | None = None) -> DataFrame:
         F.when(not_object, F.lit("malformed_json")),
         # from_json stops after the first value: "{...} }{" would pass as that object.
         F.when(~F.btrim(value, F.lit(" \t\r\n")).endswith("}"), F.lit("malformed_json")),
-        F.when(event_type.isNotNull() & ~event_type.isin(list(registry.event_types)),
-               F.lit("unknown_event_type")),
+        F.when(
+            event_type.isNotNull() & ~event_type.isin(list(registry.event_types)),
+            F.lit("unknown_event_type"),
+        ),
         *V.object_rules(_envelope_rules_schema(registry), env, value, times=time_of),
-        F.when(props.isNull() & corrupt.isNotNull() & props_present,
-               F.lit(f"wrong_type: {PROPERTIES}")),
+        F.when(
+            props.isNull() & corrupt.isNotNull() & props_present, F.lit(f"wrong_type: {PROPERTIES}")
+        ),
         F.when(props.isNull(), F.lit(f"missing_field: {PROPERTIES}")),
     ]
     for t in registry.event_types:
-        checks = V.object_rules(registry.get(t).properties_schema, props, value,
-                                json_path=f"$.{PROPERTIES}", prefix=f"{PROPERTIES}.",
-                                corrupt=corrupt)
+        checks = V.object_rules(
+            registry.get(t).properties_schema,
+            props,
+            value,
+            json_path=f"$.{PROPERTIES}",
+            prefix=f"{PROPERTIES}.",
+            corrupt=corrupt,
+        )
         reasons.append(F.when(event_type == t, _first(checks)))
 
     return staged.select(
@@ -156,13 +172,13 @@ def _select(df: DataFrame, columns: dict[str, Column]) -> DataFrame:
     return df.select(*[value.alias(name) for name, value in columns.items()])
 
 
-def to_event_table(good: DataFrame, event_type: str,
-                   registry: Registry | None = None) -> DataFrame:
+def to_event_table(good: DataFrame, event_type: str, registry: Registry | None = None) -> DataFrame:
     """Storable rows of one type -> that type's table rows: context and properties
     flattened, typed per the schema, partitioned by ``event_date`` (UTC)."""
     registry = registry or load_registry()
-    return _select(good.where(F.col("event_type") == event_type),
-                   _event_table_columns(event_type, registry))
+    return _select(
+        good.where(F.col("event_type") == event_type), _event_table_columns(event_type, registry)
+    )
 
 
 def seen_later() -> Column:
@@ -191,8 +207,9 @@ def to_quarantine(bad: DataFrame, seen_at: Column | None = None) -> DataFrame:
     return _select(bad, _quarantine_columns(seen_at))
 
 
-def to_tables_frame(batch: DataFrame, registry: Registry | None = None,
-                    seen_at: Column | None = None) -> DataFrame:
+def to_tables_frame(
+    batch: DataFrame, registry: Registry | None = None, seen_at: Column | None = None
+) -> DataFrame:
     """Every table's columns side by side, one row per parsed row, so that one collect
     serves every table: a row belongs to table ``event_type`` when ``reason`` is null,
     else to the quarantine. The values are those of ``to_event_table``/``to_quarantine``;
@@ -218,8 +235,12 @@ def dedup(parsed: DataFrame, watermark: str) -> DataFrame:
         parsed
         # Only the quarantine needs the raw text: the shuffle and the cached batch skip it.
         .withColumn("raw_value", F.when(~good, F.col("raw_value")))
-        .withColumn(DEDUP_KEY, F.when(good, F.col("event_id")).otherwise(F.concat_ws(
-            "/", F.lit("q"), "topic", "kafka_partition", "kafka_offset")))
+        .withColumn(
+            DEDUP_KEY,
+            F.when(good, F.col("event_id")).otherwise(
+                F.concat_ws("/", F.lit("q"), "topic", "kafka_partition", "kafka_offset")
+            ),
+        )
         .withColumn(DEDUP_TIME, F.when(good, F.col(lake.EVENT_TIME)))
         .withWatermark(DEDUP_TIME, watermark)
         .dropDuplicatesWithinWatermark([DEDUP_KEY])

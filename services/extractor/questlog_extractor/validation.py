@@ -53,8 +53,9 @@ def parse_type(data_type: DataType) -> DataType:
     if isinstance(data_type, TimestampType):
         return StringType()
     if isinstance(data_type, StructType):
-        return StructType([StructField(f.name, parse_type(f.dataType), True)
-                           for f in data_type.fields])
+        return StructType(
+            [StructField(f.name, parse_type(f.dataType), True) for f in data_type.fields]
+        )
     return data_type
 
 
@@ -68,8 +69,11 @@ def parse_schema(schema: StructType) -> StructType:
 def from_json(text: Column, schema: StructType) -> Column:
     # NaN/Infinity are not JSON; Spark reads them (and the strings "NaN", "Infinity" in a
     # number field) as floats unless told not to, and a NaN price passes every rule.
-    return F.from_json(text, parse_schema(schema), {"columnNameOfCorruptRecord": CORRUPT,
-                                                    "allowNonNumericNumbers": "false"})
+    return F.from_json(
+        text,
+        parse_schema(schema),
+        {"columnNameOfCorruptRecord": CORRUPT, "allowNonNumericNumbers": "false"},
+    )
 
 
 def is_date_time(spec: dict[str, Any]) -> bool:
@@ -87,9 +91,16 @@ def _reason(condition: Column, text: str) -> Column:
     return F.when(condition, F.lit(text))
 
 
-def field_rules(spec: dict[str, Any], value: Column, raw: Column, json_path: str,
-                path: str, required: bool, corrupt: Column,
-                times: Mapping[str, Column] | None = None) -> list[Column]:
+def field_rules(
+    spec: dict[str, Any],
+    value: Column,
+    raw: Column,
+    json_path: str,
+    path: str,
+    required: bool,
+    corrupt: Column,
+    times: Mapping[str, Column] | None = None,
+) -> list[Column]:
     """Reasons (null when fine) for one field; ``value`` is what from_json made of it.
 
     A field that from_json nulled although its raw JSON has a value had the wrong type.
@@ -102,19 +113,24 @@ def field_rules(spec: dict[str, Any], value: Column, raw: Column, json_path: str
     present_in_raw = F.get_json_object(raw, json_path).isNotNull()
     rules: list[Column] = []
     if kind != "string":
-        rules.append(_reason(value.isNull() & corrupt.isNotNull() & present_in_raw,
-                             f"wrong_type: {path}"))
+        rules.append(
+            _reason(value.isNull() & corrupt.isNotNull() & present_in_raw, f"wrong_type: {path}")
+        )
     if required:
         rules.append(_reason(value.isNull(), f"missing_field: {path}"))
     if kind == "string":
         # from_json hands an object or array in a string field over as its JSON text:
         # confirmed in the raw text only for the rare values that look like one.
         name = path.rsplit(".", 1)[-1]
-        rules.append(_reason((value.startswith("{") | value.startswith("["))
-                             & raw.rlike(f'"{name}"\\s*:\\s*[\\[{{]'), f"wrong_type: {path}"))
+        rules.append(
+            _reason(
+                (value.startswith("{") | value.startswith("["))
+                & raw.rlike(f'"{name}"\\s*:\\s*[\\[{{]'),
+                f"wrong_type: {path}",
+            )
+        )
         if "maxLength" in spec:
-            rules.append(_reason(~at_most_chars(value, spec["maxLength"]),
-                                 f"too_large: {path}"))
+            rules.append(_reason(~at_most_chars(value, spec["maxLength"]), f"too_large: {path}"))
         if "minLength" in spec:
             rules.append(_reason(F.length(value) < spec["minLength"], f"invalid_value: {path}"))
         if "pattern" in spec:
@@ -139,9 +155,15 @@ def field_rules(spec: dict[str, Any], value: Column, raw: Column, json_path: str
     return rules
 
 
-def object_rules(schema: dict[str, Any], parsed: Column, raw: Column, json_path: str = "$",
-                 prefix: str = "", corrupt: Column | None = None,
-                 times: Mapping[str, Column] | None = None) -> list[Column]:
+def object_rules(
+    schema: dict[str, Any],
+    parsed: Column,
+    raw: Column,
+    json_path: str = "$",
+    prefix: str = "",
+    corrupt: Column | None = None,
+    times: Mapping[str, Column] | None = None,
+) -> list[Column]:
     """Reasons for every field of an object schema, in schema order, then its comparisons
     (a field's own rule is the reason first named)."""
     corrupt = parsed[CORRUPT] if corrupt is None else corrupt
@@ -149,11 +171,23 @@ def object_rules(schema: dict[str, Any], parsed: Column, raw: Column, json_path:
     rules = [
         rule
         for name, spec in schema.get("properties", {}).items()
-        for rule in field_rules(spec, parsed[name], raw, f"{json_path}.{name}", prefix + name,
-                                name in required, corrupt, times)
+        for rule in field_rules(
+            spec,
+            parsed[name],
+            raw,
+            f"{json_path}.{name}",
+            prefix + name,
+            name in required,
+            corrupt,
+            times,
+        )
     ]
     for greater, lesser in schema.get(GREATER_THAN, {}).items():  # as Registry.validate
         high, low = parsed[greater], parsed[lesser]
-        rules.append(_reason(high.isNotNull() & low.isNotNull() & (high <= low),
-                             f"invalid_value: {prefix}{greater}"))
+        rules.append(
+            _reason(
+                high.isNotNull() & low.isNotNull() & (high <= low),
+                f"invalid_value: {prefix}{greater}",
+            )
+        )
     return rules

@@ -76,18 +76,28 @@ class BatchWriter:
         for table, n in counts.items():
             metrics.ROWS_WRITTEN.labels(table=table).inc(n)
         if counts:
-            log.info("batch written", extra={"fields": {
-                "batch_id": batch_id, "rows": counts,
-                "ms": round((time.perf_counter() - started) * 1000)}})
+            log.info(
+                "batch written",
+                extra={
+                    "fields": {
+                        "batch_id": batch_id,
+                        "rows": counts,
+                        "ms": round((time.perf_counter() - started) * 1000),
+                    }
+                },
+            )
             if self.pause and self.pause.wants("after-commits", batch_id):
                 self.pause.hold("after-commits", batch_id)
 
 
-def writer_for(settings: Settings, registry: Registry | None = None,
-               pause: PauseForKillTest | None = None) -> DeltaRsWriter | SparkWriter:
+def writer_for(
+    settings: Settings, registry: Registry | None = None, pause: PauseForKillTest | None = None
+) -> DeltaRsWriter | SparkWriter:
     """The strategy ``settings.writer`` names (the only place it is looked at)."""
     strategies: dict[str, type[DeltaRsWriter | SparkWriter]] = {
-        "delta-rs": DeltaRsWriter, "spark": SparkWriter}
+        "delta-rs": DeltaRsWriter,
+        "spark": SparkWriter,
+    }
     strategy = strategies[settings.writer]
     return strategy(settings, registry, pause)
 
@@ -95,8 +105,12 @@ def writer_for(settings: Settings, registry: Registry | None = None,
 class DeltaRsWriter:
     """delta-rs strategy: the driver collects the batch as Arrow and commits each table."""
 
-    def __init__(self, settings: Settings, registry: Registry | None = None,
-                 pause: PauseForKillTest | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry | None = None,
+        pause: PauseForKillTest | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry or load_registry()
         self.pause = pause
@@ -112,8 +126,9 @@ class DeltaRsWriter:
         # seen_at is stamped here, not by current_timestamp(): Spark inlines that as a
         # literal, so each micro-batch's code would differ, miss the codegen cache and be
         # compiled by Janino and again by the JIT (two compiles per batch; README "Speed").
-        rows = transforms.to_tables_frame(batch, self.registry,
-                                          seen_at=transforms.seen_later()).toArrow()
+        rows = transforms.to_tables_frame(
+            batch, self.registry, seen_at=transforms.seen_later()
+        ).toArrow()
         collected = time.perf_counter()
         good = pc.is_null(rows["reason"])
         writes: list[tuple[Any, str, str]] = []
@@ -121,8 +136,10 @@ class DeltaRsWriter:
             # pyarrow-stubs want a Scalar here; pyarrow wraps a Python value itself
             mine = rows.filter(pc.and_(good, pc.equal(rows["event_type"], event_type)))  # type: ignore[call-overload]
             if mine.num_rows:
-                schema = self._arrow_schema(event_type, functools.partial(
-                    transforms.to_event_table, batch, event_type, self.registry))
+                schema = self._arrow_schema(
+                    event_type,
+                    functools.partial(transforms.to_event_table, batch, event_type, self.registry),
+                )
                 writes.append((mine.select(schema.names).cast(schema), event_type, "event_date"))
         bad = rows.filter(pc.invert(good))
         if bad.num_rows:
@@ -130,21 +147,32 @@ class DeltaRsWriter:
             bad = stamp_seen(bad.select(schema.names), time.time()).cast(schema)
             writes.append((bad, QUARANTINE, "seen_date"))
         split = time.perf_counter()
-        side_by_side([(r, t, batch_id, app_id, p) for r, t, p in writes], self.write_arrow,
-                     batch_id, self.pause)
-        log.debug("batch timings", extra={"fields": {
-            "batch_id": batch_id, "collect_ms": round((collected - started) * 1000),
-            "split_ms": round((split - collected) * 1000),
-            "write_ms": round((time.perf_counter() - split) * 1000)}})
+        side_by_side(
+            [(r, t, batch_id, app_id, p) for r, t, p in writes],
+            self.write_arrow,
+            batch_id,
+            self.pause,
+        )
+        log.debug(
+            "batch timings",
+            extra={
+                "fields": {
+                    "batch_id": batch_id,
+                    "collect_ms": round((collected - started) * 1000),
+                    "split_ms": round((split - collected) * 1000),
+                    "write_ms": round((time.perf_counter() - split) * 1000),
+                }
+            },
+        )
         return {table: rows_.num_rows for rows_, table, _ in writes}
 
-    def write(self, df: DataFrame, table: str, batch_id: int, app_id: str,
-              partition_by: str) -> None:
+    def write(
+        self, df: DataFrame, table: str, batch_id: int, app_id: str, partition_by: str
+    ) -> None:
         """Append ``df`` to ``table`` once per (app id, batch id)."""
         self.write_arrow(df.toArrow(), table, batch_id, app_id, partition_by)
 
-    def write_arrow(self, rows, table: str, batch_id: int, app_id: str,
-                    partition_by: str) -> None:
+    def write_arrow(self, rows, table: str, batch_id: int, app_id: str, partition_by: str) -> None:
         """Append Arrow ``rows`` to ``table`` with delta-rs unless this batch is there."""
         from deltalake import CommitProperties, Transaction, write_deltalake
 
@@ -153,14 +181,22 @@ class DeltaRsWriter:
             done = delta.transaction_version(app_id)
             if done is not None and done >= batch_id:
                 metrics.REPLAYS_SKIPPED.labels(table=table).inc()
-                log.info("batch already committed, skipped", extra={"fields": {
-                    "table": table, "batch_id": batch_id, "committed_batch_id": done}})
+                log.info(
+                    "batch already committed, skipped",
+                    extra={
+                        "fields": {"table": table, "batch_id": batch_id, "committed_batch_id": done}
+                    },
+                )
                 return
         write_deltalake(
-            delta if delta is not None else self.settings.table_uri(table), rows,
-            mode="append", partition_by=[partition_by],
+            delta if delta is not None else self.settings.table_uri(table),
+            rows,
+            mode="append",
+            partition_by=[partition_by],
             commit_properties=CommitProperties(
-                app_transactions=[Transaction(app_id=app_id, version=batch_id)]))
+                app_transactions=[Transaction(app_id=app_id, version=batch_id)]
+            ),
+        )
 
     def _open(self, table: str):
         """The table at its latest version, or None before its first commit."""
@@ -185,18 +221,25 @@ class DeltaRsWriter:
         if table in self._schemas:
             return self._schemas[table]
         df = rows_of()
-        large = df.sparkSession.conf.get(
-            "spark.sql.execution.arrow.useLargeVarTypes", "false") == "true"
+        large = (
+            df.sparkSession.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false")
+            == "true"
+        )
         schema = self._schemas[table] = to_arrow_schema(
-            df.schema, error_on_duplicated_field_names_in_struct=True, prefers_large_types=large)
+            df.schema, error_on_duplicated_field_names_in_struct=True, prefers_large_types=large
+        )
         return schema
 
 
 class SparkWriter:
     """Spark strategy: each table appended by Spark's Delta writer (files by the executors)."""
 
-    def __init__(self, settings: Settings, registry: Registry | None = None,
-                 pause: PauseForKillTest | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry | None = None,
+        pause: PauseForKillTest | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry or load_registry()
         self.pause = pause
@@ -205,34 +248,56 @@ class SparkWriter:
         """The batch cached once, counted per table, each table appended; rows per table."""
         batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            table_of = F.when(F.col("reason").isNull(), F.col("event_type")) \
-                .otherwise(F.lit(QUARANTINE))
-            counts = {r["t"]: r["n"] for r in
-                      batch.groupBy(table_of.alias("t")).agg(F.count("*").alias("n")).collect()}
+            table_of = F.when(F.col("reason").isNull(), F.col("event_type")).otherwise(
+                F.lit(QUARANTINE)
+            )
+            counts = {
+                r["t"]: r["n"]
+                for r in batch.groupBy(table_of.alias("t")).agg(F.count("*").alias("n")).collect()
+            }
             good, bad = transforms.split(batch)
-            writes = [(transforms.to_event_table(good, event_type, self.registry), event_type,
-                       "event_date")
-                      for event_type in self.registry.event_types if counts.get(event_type)]
+            writes = [
+                (
+                    transforms.to_event_table(good, event_type, self.registry),
+                    event_type,
+                    "event_date",
+                )
+                for event_type in self.registry.event_types
+                if counts.get(event_type)
+            ]
             if counts.get(QUARANTINE):
                 writes.append((transforms.to_quarantine(bad), QUARANTINE, "seen_date"))
-            side_by_side([(df, t, batch_id, app_id, p) for df, t, p in writes], self.write,
-                         batch_id, self.pause)
+            side_by_side(
+                [(df, t, batch_id, app_id, p) for df, t, p in writes],
+                self.write,
+                batch_id,
+                self.pause,
+            )
         finally:
             batch.unpersist()
         return counts
 
-    def write(self, df: DataFrame, table: str, batch_id: int, app_id: str,
-              partition_by: str) -> None:
+    def write(
+        self, df: DataFrame, table: str, batch_id: int, app_id: str, partition_by: str
+    ) -> None:
         """Append ``df`` to ``table`` once per (app id, batch id): Delta's ``txnAppId`` and
         ``txnVersion`` options skip a batch the table holds."""
-        (df.write.format("delta").mode("append")
-         .option("txnAppId", app_id).option("txnVersion", batch_id)
-         .partitionBy(partition_by)
-         .save(self.settings.table_uri(table)))
+        (
+            df.write.format("delta")
+            .mode("append")
+            .option("txnAppId", app_id)
+            .option("txnVersion", batch_id)
+            .partitionBy(partition_by)
+            .save(self.settings.table_uri(table))
+        )
 
 
-def side_by_side(writes: list[tuple[Any, ...]], write: Callable[..., None], batch_id: int,
-                 pause: PauseForKillTest | None) -> None:
+def side_by_side(
+    writes: list[tuple[Any, ...]],
+    write: Callable[..., None],
+    batch_id: int,
+    pause: PauseForKillTest | None,
+) -> None:
     """Run ``write(*args)`` for each entry of ``writes`` on its own thread and re-raise
     the first failure: each is a Spark job and/or a Delta commit whose log work (and
     delta-rs's Parquet encoding, which releases the GIL) overlaps the others'."""
@@ -284,10 +349,14 @@ class PauseForKillTest:
         point, _, first = raw.partition("@")
         if point not in TEST_PAUSE_POINTS or not first.isdigit():
             # a typo must not run a job that looks normal: fail the start
-            raise ValueError(f"{TEST_PAUSE_VARIABLE} must be <point>@<batch id> with <point>"
-                             f" one of {list(TEST_PAUSE_POINTS)}, got {raw!r}")
-        log.warning("test-only pause hook enabled", extra={"fields": {
-            "point": point, "from_batch_id": int(first)}})
+            raise ValueError(
+                f"{TEST_PAUSE_VARIABLE} must be <point>@<batch id> with <point>"
+                f" one of {list(TEST_PAUSE_POINTS)}, got {raw!r}"
+            )
+        log.warning(
+            "test-only pause hook enabled",
+            extra={"fields": {"point": point, "from_batch_id": int(first)}},
+        )
         return cls(point, int(first))
 
     def wants(self, point: str, batch_id: int) -> bool:
@@ -295,6 +364,10 @@ class PauseForKillTest:
 
     def hold(self, point: str, batch_id: int) -> None:
         self.held = True
-        log.warning("test pause at %s batch %d", point, batch_id, extra={"fields": {
-            "point": point, "batch_id": batch_id}})
+        log.warning(
+            "test pause at %s batch %d",
+            point,
+            batch_id,
+            extra={"fields": {"point": point, "batch_id": batch_id}},
+        )
         time.sleep(self.hold_s)

@@ -25,22 +25,28 @@ def make_events(n: int, seed: str = "extractor", start: int = 0) -> list[dict]:
         player = f"player-{i % 17}"
         if i % 2 == 0:
             event_type = "purchase_sword"
-            props = {"sword_type": SWORDS[i % len(SWORDS)], "price": float(i % 50) + 0.99,
-                     "currency": "EUR", "quantity": 1 + i % 3}
+            props = {
+                "sword_type": SWORDS[i % len(SWORDS)],
+                "price": float(i % 50) + 0.99,
+                "currency": "EUR",
+                "quantity": 1 + i % 3,
+            }
         else:
             event_type = "join_guild"
             props = {"guild_id": GUILDS[i % len(GUILDS)], "role": ROLES[i % len(ROLES)]}
-        out.append({
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{i}")),
-            "event_type": event_type,
-            "event_time": iso(at - timedelta(seconds=1)),
-            "received_at": iso(at),
-            "player_id": player,
-            "session_id": f"s-{i % 5}",
-            "properties": props,
-            "context": {"host": f"{player}.example.net", "user_agent": "test/1.0"},
-            "schema_version": 1,
-        })
+        out.append(
+            {
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{i}")),
+                "event_type": event_type,
+                "event_time": iso(at - timedelta(seconds=1)),
+                "received_at": iso(at),
+                "player_id": player,
+                "session_id": f"s-{i % 5}",
+                "properties": props,
+                "context": {"host": f"{player}.example.net", "user_agent": "test/1.0"},
+                "schema_version": 1,
+            }
+        )
     return out
 
 
@@ -52,17 +58,22 @@ def level_ups(n: int, seed: str = "levels", start: int = 0) -> list[dict]:
         at = BASE_TIME + timedelta(milliseconds=10 * i + 5)
         player = i % 3
         gained = 1 + i % 2
-        props = {"from_level": level[player], "to_level": level[player] + gained,
-                 "seconds_played": 60.0 * (i + 1) + 0.5}
+        props = {
+            "from_level": level[player],
+            "to_level": level[player] + gained,
+            "seconds_played": 60.0 * (i + 1) + 0.5,
+        }
         level[player] += gained
-        out.append({
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/level/{i}")),
-            "event_type": "level_up",
-            "received_at": iso(at),
-            "player_id": f"player-{player}",
-            "properties": props,
-            "schema_version": 1,
-        })
+        out.append(
+            {
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/level/{i}")),
+                "event_type": "level_up",
+                "received_at": iso(at),
+                "player_id": f"player-{player}",
+                "properties": props,
+                "schema_version": 1,
+            }
+        )
     return out
 
 
@@ -94,18 +105,23 @@ def poison(seed: str = "poison") -> list[tuple[bytes | None, str]]:
         (_with(buy, schema_version="1"), "wrong_type: schema_version"),
         (_with(buy, properties="sword"), "wrong_type: properties"),
         (_with(buy, player_id="p" * 10_000), "too_large: player_id"),
-        (_with(buy, properties={**props, "sword_type": "s" * 65}),
-         "too_large: properties.sword_type"),
+        (
+            _with(buy, properties={**props, "sword_type": "s" * 65}),
+            "too_large: properties.sword_type",
+        ),
         (_with(buy, filler="x" * 70_000), "too_large: raw_value"),
-        (_with(buy, properties={**props, "currency": "eur"}),
-         "invalid_value: properties.currency"),
+        (_with(buy, properties={**props, "currency": "eur"}), "invalid_value: properties.currency"),
         (_with(buy, event_id="not-a-uuid"), "invalid_value: event_id"),
         (_with(level, properties={**rise, "to_level": 3}), "invalid_value: properties.to_level"),
         (_with(level, properties={**rise, "to_level": 1}), "invalid_value: properties.to_level"),
-        (_with(level, properties={**rise, "seconds_played": -1}),
-         "invalid_value: properties.seconds_played"),
-        (_with(level, properties={"from_level": 3, "to_level": 4}),
-         "missing_field: properties.seconds_played"),
+        (
+            _with(level, properties={**rise, "seconds_played": -1}),
+            "invalid_value: properties.seconds_played",
+        ),
+        (
+            _with(level, properties={"from_level": 3, "to_level": 4}),
+            "missing_field: properties.seconds_played",
+        ),
         (_with(level, properties={**rise, "from_level": 2.5}), "wrong_type: properties.from_level"),
     ]
     return [(v.encode() if isinstance(v, str) else v, reason) for v, reason in cases]

@@ -13,13 +13,17 @@ def new_topic(kafka, partitions: int = 3) -> str:
     return name
 
 
-def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes | None]]
-            ) -> int:
+def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes | None]]) -> int:
     """Send (key, value) pairs with acks=all + idempotence; returns how many were acked."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                             linger_ms=5, max_request_size=2 * 1024 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_request_size=2 * 1024 * 1024,
+    )
     try:
         assert producer.config["enable_idempotence"] is True
         futures = [producer.send(topic, key=k, value=v) for k, v in values]
@@ -30,8 +34,9 @@ def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, byt
 
 
 def produce_events(bootstrap: str, topic: str, events: Iterable[dict]) -> int:
-    return produce(bootstrap, topic, ((e["player_id"].encode(), json.dumps(e).encode())
-                                      for e in events))
+    return produce(
+        bootstrap, topic, ((e["player_id"].encode(), json.dumps(e).encode()) for e in events)
+    )
 
 
 def read_table(uri: str):

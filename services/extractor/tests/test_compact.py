@@ -32,16 +32,22 @@ DAYS = (dt.date(2026, 11, 30), dt.date(2026, 12, 1))
 
 
 def env_of(tmp_path, **extra: str) -> dict[str, str]:
-    return {PREFIX + "KAFKA_BOOTSTRAP": "127.0.0.1:9", PREFIX + "LAKE_ROOT":
-            (tmp_path / "lake").as_uri(), **{PREFIX + k: v for k, v in extra.items()}}
+    return {
+        PREFIX + "KAFKA_BOOTSTRAP": "127.0.0.1:9",
+        PREFIX + "LAKE_ROOT": (tmp_path / "lake").as_uri(),
+        **{PREFIX + k: v for k, v in extra.items()},
+    }
 
 
 def batch(batch_id: int) -> pa.Table:
     ids = [f"{batch_id:05d}-{i:03d}" for i in range(ROWS_PER_BATCH)]
-    return pa.table({"event_id": ids,
-                     "event_date": pa.array([DAYS[i % 2] for i in range(ROWS_PER_BATCH)],
-                                            pa.date32()),
-                     "batch_id": pa.array([batch_id] * ROWS_PER_BATCH, pa.int64())})
+    return pa.table(
+        {
+            "event_id": ids,
+            "event_date": pa.array([DAYS[i % 2] for i in range(ROWS_PER_BATCH)], pa.date32()),
+            "batch_id": pa.array([batch_id] * ROWS_PER_BATCH, pa.int64()),
+        }
+    )
 
 
 def rows_and_distinct(table: DeltaTable) -> tuple[int, int]:
@@ -127,7 +133,9 @@ def test_the_compact_loop_logs_each_pass_and_exits_0_at_once_on_sigterm(tmp_path
         [sys.executable, "-m", "questlog_extractor", "compact", "--every", "1"],
         # no Java to be found: a pass that started Spark would fail
         env={**os.environ, **env_of(tmp_path), "JAVA_HOME": str(tmp_path / "no-java")},
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         deadline = time.monotonic() + 60
@@ -151,14 +159,19 @@ def test_the_compact_loop_logs_each_pass_and_exits_0_at_once_on_sigterm(tmp_path
 
 
 def test_a_stop_in_the_middle_of_a_long_pass_exits_0_within_seconds(tmp_path):
-    slow_pass = ("import sys, time\n"
-                 "from questlog_extractor import compact\n"
-                 "compact.compact_all = lambda settings, stop=None: time.sleep(60)\n"
-                 "from questlog_extractor.__main__ import main\n"
-                 "sys.exit(main(['compact', '--every', '5']))\n")
-    proc = subprocess.Popen([sys.executable, "-c", slow_pass],
-                            env={**os.environ, **env_of(tmp_path)}, stdout=subprocess.PIPE,
-                            text=True)
+    slow_pass = (
+        "import sys, time\n"
+        "from questlog_extractor import compact\n"
+        "compact.compact_all = lambda settings, stop=None: time.sleep(60)\n"
+        "from questlog_extractor.__main__ import main\n"
+        "sys.exit(main(['compact', '--every', '5']))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", slow_pass],
+        env={**os.environ, **env_of(tmp_path)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert json.loads(proc.stdout.readline())["msg"] == "compacting"
         time.sleep(0.5)  # inside the pass now
@@ -182,28 +195,42 @@ def test_one_pass_needs_only_the_lake_and_fails_the_run_when_a_table_failed(tmp_
         write_deltalake(uri, batch(batch_id), mode="append", partition_by=["event_date"])
     env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
     env[PREFIX + "LAKE_ROOT"] = (tmp_path / "lake").as_uri()
-    clean = subprocess.run([sys.executable, "-m", "questlog_extractor", "compact"], env=env,
-                           capture_output=True, text=True, timeout=120)
+    clean = subprocess.run(
+        [sys.executable, "-m", "questlog_extractor", "compact"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    summary = next(json.loads(line) for line in clean.stdout.splitlines()
-                   if json.loads(line)["msg"] == "compaction pass")
+    summary = next(
+        json.loads(line)
+        for line in clean.stdout.splitlines()
+        if json.loads(line)["msg"] == "compaction pass"
+    )
     assert (summary["files_before"], summary["files_after"], summary["rows"]) == (6, 2, 60)
 
-    one_fails = ("import sys\n"
-                 "from questlog_extractor import compact\n"
-                 "real = compact.compact_table\n"
-                 "def flaky(uri, retain):\n"
-                 "    if uri.endswith('/quarantine'):\n"
-                 "        raise OSError('disk on fire')\n"
-                 "    return real(uri, retain)\n"
-                 "compact.compact_table = flaky\n"
-                 "from questlog_extractor.__main__ import main\n"
-                 "sys.exit(main(['compact']))\n")
-    failed = subprocess.run([sys.executable, "-c", one_fails], env=env, capture_output=True,
-                            text=True, timeout=120)
+    one_fails = (
+        "import sys\n"
+        "from questlog_extractor import compact\n"
+        "real = compact.compact_table\n"
+        "def flaky(uri, retain):\n"
+        "    if uri.endswith('/quarantine'):\n"
+        "        raise OSError('disk on fire')\n"
+        "    return real(uri, retain)\n"
+        "compact.compact_table = flaky\n"
+        "from questlog_extractor.__main__ import main\n"
+        "sys.exit(main(['compact']))\n"
+    )
+    failed = subprocess.run(
+        [sys.executable, "-c", one_fails], env=env, capture_output=True, text=True, timeout=120
+    )
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    summary = next(json.loads(line) for line in failed.stdout.splitlines()
-                   if json.loads(line)["msg"] == "compaction pass")
+    summary = next(
+        json.loads(line)
+        for line in failed.stdout.splitlines()
+        if json.loads(line)["msg"] == "compaction pass"
+    )
     assert summary["failed"] == {"quarantine": "OSError: disk on fire"}
     assert summary["level"] == "warning"
     assert summary["tables"][TABLE]["rows"] == 60
@@ -212,8 +239,10 @@ def test_one_pass_needs_only_the_lake_and_fails_the_run_when_a_table_failed(tmp_
 def test_the_stream_still_needs_the_kafka_address():
     with pytest.raises(SettingsError, match="KAFKA_BOOTSTRAP is not set"):
         Settings.from_env({PREFIX + "LAKE_ROOT": "file:///tmp/lake"})
-    assert Settings.from_env({PREFIX + "LAKE_ROOT": "file:///tmp/lake"},
-                             kafka=False).kafka_bootstrap == ""
+    assert (
+        Settings.from_env({PREFIX + "LAKE_ROOT": "file:///tmp/lake"}, kafka=False).kafka_bootstrap
+        == ""
+    )
 
 
 def test_compacted_files_keep_row_groups_small_enough_to_skip(tmp_path):
@@ -225,10 +254,18 @@ def test_compacted_files_keep_row_groups_small_enough_to_skip(tmp_path):
     n = 100_000
     for part in range(3):
         ids = pa.array([f"{part}-{i:06d}" for i in range(n)])
-        write_deltalake(uri, pa.table({"event_id": ids,
-                                       "event_date": pa.array([DAYS[0]] * n, pa.date32()),
-                                       "batch_id": pa.array([part] * n, pa.int64())}),
-                        mode="append", partition_by=["event_date"])
+        write_deltalake(
+            uri,
+            pa.table(
+                {
+                    "event_id": ids,
+                    "event_date": pa.array([DAYS[0]] * n, pa.date32()),
+                    "batch_id": pa.array([part] * n, pa.int64()),
+                }
+            ),
+            mode="append",
+            partition_by=["event_date"],
+        )
     done = compact_table(uri, 1)
     assert (done["files_before"], done["files_after"], done["rows"]) == (3, 1, 3 * n)
     (path,) = [u.removeprefix("file://") for u in DeltaTable(uri).file_uris()]

@@ -29,8 +29,9 @@ def test_close_waits_for_the_batch_in_flight_to_finish_writing():
 def test_a_batch_arriving_after_close_is_parked_never_written_never_returned():
     gate, written = BatchGate(), []
     assert gate.close(0.1) is True  # nothing in flight
-    t = threading.Thread(target=gate.run, args=(lambda b, i: written.append(i), "df", 8),
-                         daemon=True)
+    t = threading.Thread(
+        target=gate.run, args=(lambda b, i: written.append(i), "df", 8), daemon=True
+    )
     t.start()
     t.join(0.5)
     # Returning would let Spark commit the batch's offsets with nothing written.

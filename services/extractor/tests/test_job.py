@@ -22,9 +22,15 @@ pytestmark = pytest.mark.integration
 
 
 def settings_for(kafka, topic: str, lake_root: str, **overrides) -> Settings:
-    return Settings(kafka_bootstrap=kafka.bootstrap, lake_root=lake_root, topic=topic,
-                    max_offsets_per_trigger=overrides.pop("max_offsets_per_trigger", 1000),
-                    trigger_seconds=1, metrics_port=0, **overrides)
+    return Settings(
+        kafka_bootstrap=kafka.bootstrap,
+        lake_root=lake_root,
+        topic=topic,
+        max_offsets_per_trigger=overrides.pop("max_offsets_per_trigger", 1000),
+        trigger_seconds=1,
+        metrics_port=0,
+        **overrides,
+    )
 
 
 def wait_for(predicate, timeout: float = 90.0, what: str = "condition") -> None:
@@ -60,8 +66,7 @@ def run_once(spark, settings: Settings) -> None:
 
 
 @pytest.mark.parametrize("writer", ["delta-rs", "spark"])
-def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka, tmp_path,
-                                                                    writer):
+def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka, tmp_path, writer):
     topic = new_topic(kafka)
     events = make_events(3000, "once")
     produce_events(kafka.bootstrap, topic, events)
@@ -79,7 +84,8 @@ def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka
     assert types["event_date"] == "date32[day]"
     assert types["kafka_partition"] == "int32"
     assert DeltaTable(settings.table_uri("purchase_sword")).metadata().partition_columns == [
-        "event_date"]
+        "event_date"
+    ]
     assert read_table(settings.table_uri("quarantine")) is None
 
     # a second run over the same topic finds nothing new
@@ -97,22 +103,26 @@ def test_once_stores_every_event_once_typed_and_maintain_keeps_them(spark, kafka
     assert_tables_hold_exactly(settings, events)
 
 
-@pytest.mark.parametrize(("first", "second"), [("delta-rs", "delta-rs"), ("spark", "delta-rs"),
-                                               ("delta-rs", "spark")])
+@pytest.mark.parametrize(
+    ("first", "second"), [("delta-rs", "delta-rs"), ("spark", "delta-rs"), ("delta-rs", "spark")]
+)
 def test_a_replayed_batch_is_skipped_by_either_writer(spark, tmp_path, first, second):
     """A driver killed after some tables committed replays the batch: each table that
     already holds (app id, batch id) skips it, whichever writer committed it."""
     uri = (tmp_path / "lake").as_uri()
-    rows = spark.createDataFrame([(i, "2026-11-26") for i in range(5)], "n INT, d STRING") \
-        .selectExpr("n", "to_date(d) AS event_date")
-    one, two = [writers.writer_for(Settings(kafka_bootstrap="unused:9092", lake_root=uri,
-                                            writer=w)) for w in (first, second)]
+    rows = spark.createDataFrame(
+        [(i, "2026-11-26") for i in range(5)], "n INT, d STRING"
+    ).selectExpr("n", "to_date(d) AS event_date")
+    one, two = [
+        writers.writer_for(Settings(kafka_bootstrap="unused:9092", lake_root=uri, writer=w))
+        for w in (first, second)
+    ]
 
     one.write(rows, "t", 7, "app", "event_date")
-    two.write(rows, "t", 7, "app", "event_date")   # the replay
-    two.write(rows, "t", 6, "app", "event_date")   # an older batch
+    two.write(rows, "t", 7, "app", "event_date")  # the replay
+    two.write(rows, "t", 6, "app", "event_date")  # an older batch
     assert count_rows(f"{uri}/tables/t") == 5
-    two.write(rows, "t", 8, "app", "event_date")   # the next batch
+    two.write(rows, "t", 8, "app", "event_date")  # the next batch
     two.write(rows, "t", 8, "other-app", "event_date")  # another checkpoint's
     assert count_rows(f"{uri}/tables/t") == 15
     assert DeltaTable(f"{uri}/tables/t").transaction_version("app") == 8
@@ -130,8 +140,9 @@ def test_stream_quarantines_poison_and_keeps_running(spark, kafka, tmp_path):
 
         produce(kafka.bootstrap, topic, [(b"k", value) for value, _ in cases])
         produce_events(kafka.bootstrap, topic, first[:50])  # duplicates
-        wait_for(lambda: count_rows(settings.table_uri("quarantine")) >= len(cases),
-                 what="quarantine")
+        wait_for(
+            lambda: count_rows(settings.table_uri("quarantine")) >= len(cases), what="quarantine"
+        )
         assert query.isActive
         assert_tables_hold_exactly(settings, first)
 

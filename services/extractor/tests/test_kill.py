@@ -27,13 +27,18 @@ TYPES = ("purchase_sword", "join_guild")
 
 def extractor(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
     # Its own session: the SIGKILL takes the Python driver and its JVM together.
-    return subprocess.Popen([sys.executable, "-m", "questlog_extractor", *args], env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "questlog_extractor", *args],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
-def extractor_env(kafka, topic: str, lake: Path, max_offsets: int,
-                  trigger_seconds: int) -> dict[str, str]:
+def extractor_env(
+    kafka, topic: str, lake: Path, max_offsets: int, trigger_seconds: int
+) -> dict[str, str]:
     from questlog_embedded.spark import spark_jars
 
     return {
@@ -135,14 +140,14 @@ def test_sigkill_between_two_table_commits_is_replayed_and_absorbed(kafka, tmp_p
         proc.wait(timeout=30)
     query_id = records(killed_log, "query started")[0]["query_id"]
     app_id = f"questlog-extractor/extractor/{query_id}"
-    held = {t: DeltaTable(f"{lake.as_uri()}/tables/{t}").transaction_version(app_id)
-            for t in TYPES}
+    held = {t: DeltaTable(f"{lake.as_uri()}/tables/{t}").transaction_version(app_id) for t in TYPES}
     assert sorted(held.values()) == [batch - 1, batch], held  # one table is a batch ahead
 
     drain_log = tmp_path / "drain.log"
     drain(env, drain_log)
-    skipped = {(r["table"], r["batch_id"])
-               for r in records(drain_log, "batch already committed, skipped")}
+    skipped = {
+        (r["table"], r["batch_id"]) for r in records(drain_log, "batch already committed, skipped")
+    }
     ahead = next(t for t, v in held.items() if v == batch)
     assert (ahead, batch) in skipped, skipped
     assert_each_event_once(lake, events)
@@ -181,8 +186,9 @@ def test_sigterm_to_the_group_mid_batch_stops_cleanly_within_five_seconds(kafka,
             rc = proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail("the driver did not exit within 5 s of SIGTERM:\n"
-                        + log.read_text()[-3000:])
+            pytest.fail(
+                "the driver did not exit within 5 s of SIGTERM:\n" + log.read_text()[-3000:]
+            )
         took = time.monotonic() - signalled
         while group_alive(proc.pid) and time.monotonic() < signalled + 10:
             time.sleep(0.1)
@@ -192,22 +198,31 @@ def test_sigterm_to_the_group_mid_batch_stops_cleanly_within_five_seconds(kafka,
         text = log.read_text(errors="replace")
         assert rc == 0, text[-3000:]
         assert not jvm_left, "the JVM outlived its driver by 10 s"
-        assert "Traceback" not in text, text[text.index("Traceback") - 1500:][:5000]
-        waited = [json.loads(line)["batch_id"] for line in text.splitlines()
-                  if "waiting for the batch in flight" in line]
-        written = {json.loads(line)["batch_id"] for line in text.splitlines()
-                   if '"batch written"' in line}
+        assert "Traceback" not in text, text[text.index("Traceback") - 1500 :][:5000]
+        waited = [
+            json.loads(line)["batch_id"]
+            for line in text.splitlines()
+            if "waiting for the batch in flight" in line
+        ]
+        written = {
+            json.loads(line)["batch_id"] for line in text.splitlines() if '"batch written"' in line
+        }
         # The batch in flight finishes, unless it outlasts the stop budget (STOP_WITHIN_S):
         # then the driver says so and exits like a kill, leaving it to the checkpoint
         # (a cold JVM's early batches can take that long; exactly once either way, below).
         gave_up = "stopping without the query" in text
-        assert gave_up or set(waited) <= written, \
+        assert gave_up or set(waited) <= written, (
             f"batches {waited} neither finished before the exit nor left to the checkpoint"
-        how = ("left a started batch to the checkpoint" if "left for the next" in text
-               else "left the batch in flight to the checkpoint after the stop budget"
-               if gave_up
-               else "waited for the batch in flight" if "waiting for the batch" in text
-               else "between batches")
+        )
+        how = (
+            "left a started batch to the checkpoint"
+            if "left for the next" in text
+            else "left the batch in flight to the checkpoint after the stop budget"
+            if gave_up
+            else "waited for the batch in flight"
+            if "waiting for the batch" in text
+            else "between batches"
+        )
         print(f"\nSIGTERM {i + 1}: driver exited 0 after {took:.1f} s ({how})")
 
     drain(env, tmp_path / "drain.log")

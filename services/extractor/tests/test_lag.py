@@ -40,8 +40,15 @@ class FakeProbe:
 def test_the_gauge_follows_the_broker_between_batches():
     reporter = metrics.ProgressReporter(topic="events")
     reporter.refresh_lag(FakeProbe({0: 100}))  # no batch yet: nothing to compare with
-    reporter.report([{"batchId": 0, "numInputRows": 10,
-                      "sources": [{"endOffset": json.dumps({"events": {"0": 40}})}]}])
+    reporter.report(
+        [
+            {
+                "batchId": 0,
+                "numInputRows": 10,
+                "sources": [{"endOffset": json.dumps({"events": {"0": 40}})}],
+            }
+        ]
+    )
     reporter.refresh_lag(FakeProbe({0: 100}))
     assert metrics.OFFSETS_BEHIND._value.get() == 60
     reporter.refresh_lag(FakeProbe({0: 140}))  # the stream stalls, events keep coming

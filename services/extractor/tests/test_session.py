@@ -5,13 +5,19 @@ from __future__ import annotations
 from questlog_extractor.session import SPARK_SUBMIT_MARK, launch_conf, session_conf
 from questlog_extractor.settings import Settings
 
-SETTINGS = Settings(kafka_bootstrap="k:9092", lake_root="file:///lake",
-                    spark_master="local[3]", spark_jars=("/jars/a.jar", "/jars/b.jar"))
+SETTINGS = Settings(
+    kafka_bootstrap="k:9092",
+    lake_root="file:///lake",
+    spark_master="local[3]",
+    spark_jars=("/jars/a.jar", "/jars/b.jar"),
+)
 
 
 def test_a_process_that_starts_spark_itself_takes_master_and_jars_from_the_settings():
     assert launch_conf(SETTINGS, {"PATH": "/usr/bin"}) == {
-        "spark.master": "local[3]", "spark.jars": "/jars/a.jar,/jars/b.jar"}
+        "spark.master": "local[3]",
+        "spark.jars": "/jars/a.jar,/jars/b.jar",
+    }
 
 
 def test_no_jars_setting_sets_no_jars():

@@ -4,38 +4,52 @@ import pytest
 
 from questlog_extractor.settings import PREFIX, Settings, SettingsError
 
-REQUIRED = {PREFIX + "KAFKA_BOOTSTRAP": "127.0.0.1:9092",
-            PREFIX + "LAKE_ROOT": "file:///var/questlog/lake/"}
+REQUIRED = {
+    PREFIX + "KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+    PREFIX + "LAKE_ROOT": "file:///var/questlog/lake/",
+}
 
 
 def test_defaults_and_derived_paths():
     s = Settings.from_env(REQUIRED)
     assert (s.topic, s.starting_offsets, s.watermark, s.spark_master) == (
-        "events", "earliest", "1 hour", "local[2]")
+        "events",
+        "earliest",
+        "1 hour",
+        "local[2]",
+    )
     assert s.spark_jars == ()
     assert s.table_uri("join_guild") == "file:///var/questlog/lake/tables/join_guild"
     assert s.checkpoint_uri == "file:///var/questlog/lake/_checkpoints/extractor"
 
 
 def test_values_are_typed():
-    s = Settings.from_env({**REQUIRED, PREFIX + "MAX_OFFSETS_PER_TRIGGER": "5000",
-                           PREFIX + "SPARK_JARS": "/a.jar, /b.jar,",
-                           PREFIX + "WATERMARK": "30 minutes",
-                           PREFIX + "LAKE_ROOT": "hdfs://nn:8020/lake"})
+    s = Settings.from_env(
+        {
+            **REQUIRED,
+            PREFIX + "MAX_OFFSETS_PER_TRIGGER": "5000",
+            PREFIX + "SPARK_JARS": "/a.jar, /b.jar,",
+            PREFIX + "WATERMARK": "30 minutes",
+            PREFIX + "LAKE_ROOT": "hdfs://nn:8020/lake",
+        }
+    )
     assert s.max_offsets_per_trigger == 5000
     assert s.spark_jars == ("/a.jar", "/b.jar")
     assert s.checkpoint_uri == "hdfs://nn:8020/lake/_checkpoints/extractor"
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("KAFKA_BOOTSTRAP", "", "KAFKA_BOOTSTRAP is not set"),
-    ("LAKE_ROOT", "/no/scheme", "must be a URI"),
-    ("MAX_OFFSETS_PER_TRIGGER", "many", "must be an integer"),
-    ("MAX_OFFSETS_PER_TRIGGER", "0", "must be >= 1"),
-    ("WATERMARK", "1h", "WATERMARK"),
-    ("STARTING_OFFSETS", "beginning", "STARTING_OFFSETS"),
-    ("STATE_STORE", "redis", "STATE_STORE"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("KAFKA_BOOTSTRAP", "", "KAFKA_BOOTSTRAP is not set"),
+        ("LAKE_ROOT", "/no/scheme", "must be a URI"),
+        ("MAX_OFFSETS_PER_TRIGGER", "many", "must be an integer"),
+        ("MAX_OFFSETS_PER_TRIGGER", "0", "must be >= 1"),
+        ("WATERMARK", "1h", "WATERMARK"),
+        ("STARTING_OFFSETS", "beginning", "STARTING_OFFSETS"),
+        ("STATE_STORE", "redis", "STATE_STORE"),
+    ],
+)
 def test_missing_or_malformed_values_fail_fast(name, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({**REQUIRED, PREFIX + name: value})

@@ -26,7 +26,8 @@ def raw_frame(spark, values: list[bytes | None]):
     """What ``from_kafka`` makes of Kafka records with these values (partition 0)."""
     rows = [(v, "events", 0, offset, KAFKA_TS) for offset, v in enumerate(values)]
     kafka = spark.createDataFrame(
-        rows, "value binary, topic string, partition int, offset long, timestamp timestamp")
+        rows, "value binary, topic string, partition int, offset long, timestamp timestamp"
+    )
     return transforms.from_kafka(kafka)
 
 
@@ -38,21 +39,42 @@ def utc(text: str) -> dt.datetime:
 
 def test_good_rows_become_typed_rows_of_their_own_table(spark, registry):
     join, buy = make_events(2, start=5999)  # received 23:59:59.99 and 00:00:00.00 UTC
-    parsed = transforms.parse(raw_frame(spark, [json.dumps(buy).encode(),
-                                                json.dumps(join).encode()]))
+    parsed = transforms.parse(
+        raw_frame(spark, [json.dumps(buy).encode(), json.dumps(join).encode()])
+    )
     good, bad = transforms.split(parsed)
     assert bad.count() == 0
 
     purchases = transforms.to_event_table(good, "purchase_sword", registry)
     expected = spark.createDataFrame(
-        [(buy["event_id"], "purchase_sword", utc(buy["event_time"]), utc(buy["received_at"]),
-          "player-16", "s-0", "player-16.example.net", "test/1.0", None, None, 1,
-          "longsword", 0.99, "EUR", 1, 0, 0, dt.date(2026, 11, 2))],
+        [
+            (
+                buy["event_id"],
+                "purchase_sword",
+                utc(buy["event_time"]),
+                utc(buy["received_at"]),
+                "player-16",
+                "s-0",
+                "player-16.example.net",
+                "test/1.0",
+                None,
+                None,
+                1,
+                "longsword",
+                0.99,
+                "EUR",
+                1,
+                0,
+                0,
+                dt.date(2026, 11, 2),
+            )
+        ],
         "event_id string, event_type string, event_time timestamp, received_at timestamp,"
         " player_id string, session_id string, host string, user_agent string, accept string,"
         " client_ip_hash string, schema_version long, sword_type string, price double,"
         " currency string, quantity long, kafka_partition int, kafka_offset long,"
-        " event_date date")
+        " event_date date",
+    )
     assertDataFrameEqual(purchases, expected)
     assert tuple(purchases.columns) == lake.event_table("purchase_sword", registry).names
 
@@ -62,7 +84,9 @@ def test_good_rows_become_typed_rows_of_their_own_table(spark, registry):
         spark.createDataFrame(
             [(join["event_id"], "g-ravens", None, "leader", 1, dt.date(2026, 11, 1))],
             "event_id string, guild_id string, guild_name string, role string,"
-            " kafka_offset long, event_date date"))
+            " kafka_offset long, event_date date",
+        ),
+    )
 
 
 def test_event_date_is_the_utc_date_whatever_the_session_time_zone(spark):
@@ -86,7 +110,8 @@ def test_every_kind_of_poison_goes_to_quarantine_with_its_reason(spark):
     expected.append((len(cases), "malformed_json"))  # a null value (tombstone)
     assertDataFrameEqual(
         bad.select("kafka_offset", "reason"),
-        spark.createDataFrame(expected, "kafka_offset long, reason string"))
+        spark.createDataFrame(expected, "kafka_offset long, reason string"),
+    )
     assert [r.kafka_offset for r in good.select("kafka_offset").collect()] == [len(cases) + 1]
 
 
@@ -98,14 +123,34 @@ def test_quarantine_rows_keep_the_raw_value_cut_at_64_kib(spark):
     rows = transforms.to_quarantine(bad, seen)
     assert tuple(rows.columns) == lake.QUARANTINE_TABLE.names
     assertDataFrameEqual(
-        rows.select("kafka_offset", "reason", "raw_truncated", F.length("raw_value").alias("n"),
-                    "topic", "kafka_partition", "kafka_timestamp", "seen_date"),
+        rows.select(
+            "kafka_offset",
+            "reason",
+            "raw_truncated",
+            F.length("raw_value").alias("n"),
+            "topic",
+            "kafka_partition",
+            "kafka_timestamp",
+            "seen_date",
+        ),
         spark.createDataFrame(
-            [(0, "malformed_json", False, 4, "events", 0, KAFKA_TS, dt.date(2026, 11, 3)),
-             (1, "too_large: raw_value", True, MAX_RAW_CHARS, "events", 0, KAFKA_TS,
-              dt.date(2026, 11, 3))],
+            [
+                (0, "malformed_json", False, 4, "events", 0, KAFKA_TS, dt.date(2026, 11, 3)),
+                (
+                    1,
+                    "too_large: raw_value",
+                    True,
+                    MAX_RAW_CHARS,
+                    "events",
+                    0,
+                    KAFKA_TS,
+                    dt.date(2026, 11, 3),
+                ),
+            ],
             "kafka_offset long, reason string, raw_truncated boolean, n int, topic string,"
-            " kafka_partition int, kafka_timestamp timestamp, seen_date date"))
+            " kafka_partition int, kafka_timestamp timestamp, seen_date date",
+        ),
+    )
 
 
 def test_optional_fields_may_be_absent_or_null(spark):
@@ -117,8 +162,9 @@ def test_optional_fields_may_be_absent_or_null(spark):
     assert [r.reason for r in parsed.select("reason").collect()] == [None]
 
 
-@pytest.mark.parametrize("stamp", ["2026-11-01T12:00:00Z", "2026-11-01T12:00:00.123456Z",
-                                   "2026-11-01T13:00:00+01:00"])
+@pytest.mark.parametrize(
+    "stamp", ["2026-11-01T12:00:00Z", "2026-11-01T12:00:00.123456Z", "2026-11-01T13:00:00+01:00"]
+)
 def test_rfc3339_received_at_forms_are_accepted(spark, stamp):
     event = {**make_events(1)[0], "received_at": stamp}
     parsed = transforms.parse(raw_frame(spark, [json.dumps(event).encode()]))
@@ -143,8 +189,9 @@ def test_another_types_property_is_ignored_whatever_its_value(spark, registry):
     join["properties"] = {**join["properties"], "price": "cheap", "quantity": 1.5}
     buy_with_guild = {**make_events(1)[0]}
     buy_with_guild["properties"] = {**buy_with_guild["properties"], "guild_id": 7}
-    parsed = transforms.parse(raw_frame(spark, [json.dumps(join).encode(),
-                                                json.dumps(buy_with_guild).encode()]))
+    parsed = transforms.parse(
+        raw_frame(spark, [json.dumps(join).encode(), json.dumps(buy_with_guild).encode()])
+    )
     assert [r.reason for r in parsed.orderBy("kafka_offset").collect()] == [None, None]
     good, _ = transforms.split(parsed)
     joins = transforms.to_event_table(good, "join_guild", registry)
@@ -175,26 +222,38 @@ def test_a_new_event_type_needs_no_change_here(spark):
     # table (level_up was added that way: test_level_up_rows_are_typed_rows_of_their_table).
     files = read_schema_files()
     envelope = files.pop(ENVELOPE)["1-0-0"]
-    open_chest = {"type": "object", "additionalProperties": False, "required": ["chest_level"],
-                  "properties": {"chest_level": {"type": "integer", "minimum": 1},
-                                 "opened_at": {"type": "string", "format": "date-time"}}}
+    open_chest = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["chest_level"],
+        "properties": {
+            "chest_level": {"type": "integer", "minimum": 1},
+            "opened_at": {"type": "string", "format": "date-time"},
+        },
+    }
     registry = Registry(envelope, {**files, "open_chest": {"1-0-0": open_chest}})
-    event = {**make_events(1)[0], "event_type": "open_chest",
-             "properties": {"chest_level": 7, "opened_at": "2026-11-01T23:58:00Z"}}
-    parsed = transforms.parse(raw_frame(spark, [json.dumps(event).encode(),
-                                                json.dumps({**event, "properties": {}}).encode()]),
-                              registry)
+    event = {
+        **make_events(1)[0],
+        "event_type": "open_chest",
+        "properties": {"chest_level": 7, "opened_at": "2026-11-01T23:58:00Z"},
+    }
+    parsed = transforms.parse(
+        raw_frame(
+            spark, [json.dumps(event).encode(), json.dumps({**event, "properties": {}}).encode()]
+        ),
+        registry,
+    )
     good, bad = transforms.split(parsed)
     assert [r.reason for r in bad.collect()] == ["missing_field: properties.chest_level"]
     rows = transforms.to_event_table(good, "open_chest", registry)
-    assert types_of(rows.schema) == types_of(table_schema(lake.event_table("open_chest",
-                                                                           registry)))
+    assert types_of(rows.schema) == types_of(table_schema(lake.event_table("open_chest", registry)))
     assertDataFrameEqual(
         rows.select("event_type", "chest_level", "opened_at", "event_date"),
-        spark.createDataFrame([("open_chest", 7, utc("2026-11-01T23:58:00Z"),
-                                dt.date(2026, 11, 1))],
-                              "event_type string, chest_level long, opened_at timestamp,"
-                              " event_date date"))
+        spark.createDataFrame(
+            [("open_chest", 7, utc("2026-11-01T23:58:00Z"), dt.date(2026, 11, 1))],
+            "event_type string, chest_level long, opened_at timestamp, event_date date",
+        ),
+    )
 
 
 def test_level_up_rows_are_typed_rows_of_their_table(spark, registry):
@@ -205,18 +264,45 @@ def test_level_up_rows_are_typed_rows_of_their_table(spark, registry):
     rows = transforms.to_event_table(good, "level_up", registry)
     assert tuple(rows.columns) == lake.event_table("level_up", registry).names
     assertDataFrameEqual(
-        rows.select("event_id", "event_type", "received_at", "player_id", "session_id",
-                    "host", "schema_version", "from_level", "to_level", "seconds_played",
-                    "kafka_offset", "event_date"),
+        rows.select(
+            "event_id",
+            "event_type",
+            "received_at",
+            "player_id",
+            "session_id",
+            "host",
+            "schema_version",
+            "from_level",
+            "to_level",
+            "seconds_played",
+            "kafka_offset",
+            "event_date",
+        ),
         spark.createDataFrame(
-            [(e["event_id"], "level_up", utc(e["received_at"]), e["player_id"], None, None, 1,
-              e["properties"]["from_level"], e["properties"]["to_level"],
-              e["properties"]["seconds_played"], offset, date)
-             for offset, (e, date) in enumerate([(first, dt.date(2026, 11, 1)),
-                                                 (second, dt.date(2026, 11, 2))])],
+            [
+                (
+                    e["event_id"],
+                    "level_up",
+                    utc(e["received_at"]),
+                    e["player_id"],
+                    None,
+                    None,
+                    1,
+                    e["properties"]["from_level"],
+                    e["properties"]["to_level"],
+                    e["properties"]["seconds_played"],
+                    offset,
+                    date,
+                )
+                for offset, (e, date) in enumerate(
+                    [(first, dt.date(2026, 11, 1)), (second, dt.date(2026, 11, 2))]
+                )
+            ],
             "event_id string, event_type string, received_at timestamp, player_id string,"
             " session_id string, host string, schema_version long, from_level long,"
-            " to_level long, seconds_played double, kafka_offset long, event_date date"))
+            " to_level long, seconds_played double, kafka_offset long, event_date date",
+        ),
+    )
     # the other types' tables hold none of them
     assert transforms.to_event_table(good, "purchase_sword", registry).count() == 1
 
@@ -224,8 +310,9 @@ def test_level_up_rows_are_typed_rows_of_their_table(spark, registry):
 def test_the_tables_frame_holds_every_tables_rows(spark, registry):
     # The delta-rs writer collects this one frame and splits it by table: each part must
     # equal what to_event_table / to_quarantine give.
-    values = ([json.dumps(e).encode() for e in make_events(6) + level_ups(3)]
-              + [v for v, _ in poison()[:4]])
+    values = [json.dumps(e).encode() for e in make_events(6) + level_ups(3)] + [
+        v for v, _ in poison()[:4]
+    ]
     parsed = transforms.parse(raw_frame(spark, values))
     seen = F.lit(KAFKA_TS).cast("timestamp")
     frame = transforms.to_tables_frame(parsed, registry, seen_at=seen)
@@ -267,10 +354,16 @@ def test_stamp_seen_sets_the_quarantine_time_and_its_utc_date():
 
     from questlog_extractor.writers import stamp_seen
 
-    schema = pa.schema([("reason", pa.string()), ("seen_at", pa.timestamp("us", tz="UTC")),
-                        ("seen_date", pa.date32())])
-    rows = pa.table({"reason": ["a", "b"], "seen_at": [None, None], "seen_date": [None, None]},
-                    schema=schema)
+    schema = pa.schema(
+        [
+            ("reason", pa.string()),
+            ("seen_at", pa.timestamp("us", tz="UTC")),
+            ("seen_date", pa.date32()),
+        ]
+    )
+    rows = pa.table(
+        {"reason": ["a", "b"], "seen_at": [None, None], "seen_date": [None, None]}, schema=schema
+    )
     at = dt.datetime(2026, 11, 27, 23, 59, 59, 500000, tzinfo=dt.UTC)
     stamped = stamp_seen(rows, at.timestamp())
     assert stamped.schema == schema

@@ -38,17 +38,26 @@ def registry() -> Registry:
 
 
 def event(i: int, properties: dict) -> bytes:
-    return json.dumps({
-        "event_id": f"00000000-0000-4000-8000-{i:012d}", "event_type": "stage",
-        "received_at": "2026-11-01T12:00:00Z", "player_id": "p1", "schema_version": 1,
-        "properties": properties}).encode()
+    return json.dumps(
+        {
+            "event_id": f"00000000-0000-4000-8000-{i:012d}",
+            "event_type": "stage",
+            "received_at": "2026-11-01T12:00:00Z",
+            "player_id": "p1",
+            "schema_version": 1,
+            "properties": properties,
+        }
+    ).encode()
 
 
 def test_the_extractor_quarantines_what_the_registry_refuses(spark, registry):
-    rows = [(event(i, props), "events", 0, i, dt.datetime(2026, 11, 1, 12))
-            for i, (props, _) in enumerate(CASES)]
+    rows = [
+        (event(i, props), "events", 0, i, dt.datetime(2026, 11, 1, 12))
+        for i, (props, _) in enumerate(CASES)
+    ]
     kafka = spark.createDataFrame(
-        rows, "value binary, topic string, partition int, offset long, timestamp timestamp")
+        rows, "value binary, topic string, partition int, offset long, timestamp timestamp"
+    )
     parsed = transforms.parse(transforms.from_kafka(kafka), registry)
     reasons = {r.kafka_offset: r.reason for r in parsed.select("kafka_offset", "reason").collect()}
     assert reasons == {i: reason for i, (_, reason) in enumerate(CASES)}

@@ -60,11 +60,13 @@ def create_app(settings: Settings | None = None, lake: Lake | None = None) -> Fl
     register_errors(app, realm="questlog-query", domain=DOMAIN_ERRORS)
     for module in (tables, events, stats, kpis, sql, pipeline, dashboard):
         app.register_blueprint(module.bp)
-    app.register_blueprint(ops_blueprint(
-        ready=lambda: _reachable(state().lake),
-        openapi=document,
-        retry_after=lambda: LAKE_RETRY_AFTER_S,
-    ))
+    app.register_blueprint(
+        ops_blueprint(
+            ready=lambda: _reachable(state().lake),
+            openapi=document,
+            retry_after=lambda: LAKE_RETRY_AFTER_S,
+        )
+    )
     install_request_hooks(app, metrics.REQUESTS, "questlog_query.access")
     return app
 
@@ -76,8 +78,13 @@ def _reachable(lake: Lake) -> tuple[bool, str | None]:
 
 def _lake_unavailable(exc: LakeUnavailable) -> ApiError:
     log.warning("lake unavailable", extra={"error": str(exc)})
-    return ApiError(503, "the lake cannot be read", {"reason": str(exc)},
-                    code="lake_unavailable", retry_after=LAKE_RETRY_AFTER_S)
+    return ApiError(
+        503,
+        "the lake cannot be read",
+        {"reason": str(exc)},
+        code="lake_unavailable",
+        retry_after=LAKE_RETRY_AFTER_S,
+    )
 
 
 # The data layer's domain errors, and the only place they meet HTTP.
@@ -86,6 +93,5 @@ DOMAIN_ERRORS = {
     QueryTimeout: lambda exc: ApiError(408, exc.message, exc.details, code="query_timeout"),
     SqlRejected: lambda exc: ApiError(400, exc.message, exc.details, code=f"sql_{exc.kind}"),
     SqlFailed: lambda exc: ApiError(400, exc.message, exc.details, code="sql_error"),
-    SqlOutOfMemory: lambda exc: ApiError(422, exc.message, exc.details,
-                                         code="sql_out_of_memory"),
+    SqlOutOfMemory: lambda exc: ApiError(422, exc.message, exc.details, code="sql_out_of_memory"),
 }

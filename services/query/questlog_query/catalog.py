@@ -32,8 +32,14 @@ class TableSpec:
 
 
 def _spec(table: lake.Table) -> TableSpec:
-    return TableSpec(table.name, lake.arrow_schema(table), table.time_column,
-                     table.partition_column, table.event_type is not None, table.property_names)
+    return TableSpec(
+        table.name,
+        lake.arrow_schema(table),
+        table.time_column,
+        table.partition_column,
+        table.event_type is not None,
+        table.property_names,
+    )
 
 
 def event_table_schema(event_type: str) -> pa.Schema:

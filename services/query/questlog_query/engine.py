@@ -39,8 +39,11 @@ def files_gone(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) or "FileNotFoundError" in str(exc)
 
 
-def with_fresh_snapshots(run: Callable[[Mapping[str, Snapshot]], R],
-                         snapshots: Mapping[str, Snapshot], refresh: Refresh | None) -> R:
+def with_fresh_snapshots(
+    run: Callable[[Mapping[str, Snapshot]], R],
+    snapshots: Mapping[str, Snapshot],
+    refresh: Refresh | None,
+) -> R:
     """``run(snapshots)``; if their files were vacuumed away meanwhile, once more on each
     table's latest version (a maintenance run with retention 0 deletes the files of the
     version before its compaction at once, while a worker may still hold that version for
@@ -60,6 +63,7 @@ def with_fresh_snapshots(run: Callable[[Mapping[str, Snapshot]], R],
             raise SnapshotFilesGone(str(exc)[:500]) from exc
         raise
 
+
 # python_enable_replacements=false: an unknown table name must never resolve to a Python
 # variable of the calling frame (DuckDB's replacement scans do that by default).
 BASE_CONFIG: dict[str, Any] = {
@@ -71,13 +75,15 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
-def connect(memory_limit: str, threads: int,
-            allowed_directories: tuple[str, ...] = ()) -> duckdb.DuckDBPyConnection:
+def connect(
+    memory_limit: str, threads: int, allowed_directories: tuple[str, ...] = ()
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB with no file access, except reading under ``allowed_directories`` (the
     lake's own folder, so committed Parquet files can be read natively)."""
     config = {k: v for k, v in BASE_CONFIG.items() if k != "enable_external_access"}
-    conn = duckdb.connect(":memory:", config=dict(config, memory_limit=memory_limit,
-                                                   threads=threads))
+    conn = duckdb.connect(
+        ":memory:", config=dict(config, memory_limit=memory_limit, threads=threads)
+    )
     if allowed_directories:
         conn.execute("SET allowed_directories = $dirs", {"dirs": list(allowed_directories)})
         # Parquet footers kept between queries: a Delta data file is never rewritten under
@@ -103,8 +109,10 @@ def parquet_view(name: str, snap: Snapshot) -> str:
     thread's cursor is its own connection, so threads never share (or fight over) it."""
     files = ", ".join(_sql_string(f) for f in snap.files)
     columns = ", ".join(_ident(c) for c in snap.columns)
-    return (f"CREATE OR REPLACE TEMP VIEW {_ident(name)} AS SELECT {columns} FROM "  # noqa: S608
-            f"read_parquet([{files}], hive_partitioning = true, union_by_name = true)")
+    return (
+        f"CREATE OR REPLACE TEMP VIEW {_ident(name)} AS SELECT {columns} FROM "  # noqa: S608
+        f"read_parquet([{files}], hive_partitioning = true, union_by_name = true)"
+    )
 
 
 class Watchdog:
@@ -129,8 +137,14 @@ class Watchdog:
 
 
 class Engine:
-    def __init__(self, memory_limit: str = "1GB", threads: int = 2, timeout_s: float = 30.0,
-                 lake_dir: str | None = None, refresh: Refresh | None = None):
+    def __init__(
+        self,
+        memory_limit: str = "1GB",
+        threads: int = 2,
+        timeout_s: float = 30.0,
+        lake_dir: str | None = None,
+        refresh: Refresh | None = None,
+    ):
         self.refresh = refresh
         self.memory_limit = memory_limit
         self.threads = threads
@@ -144,8 +158,13 @@ class Engine:
     def from_settings(cls, settings: Settings, refresh: Refresh | None = None) -> Engine:
         root = settings.lake_root
         lake_dir = unquote(urlparse(root).path) if root.startswith("file://") else None
-        return cls(settings.duckdb_memory_limit, settings.duckdb_threads, settings.query_timeout_s,
-                   lake_dir, refresh)
+        return cls(
+            settings.duckdb_memory_limit,
+            settings.duckdb_threads,
+            settings.query_timeout_s,
+            lake_dir,
+            refresh,
+        )
 
     def _cursor(self) -> tuple[duckdb.DuckDBPyConnection, dict[str, Snapshot]]:
         cursor = getattr(self._local, "cursor", None)
@@ -162,14 +181,16 @@ class Engine:
 
     def _native(self, snap: Snapshot) -> bool:
         """Whether DuckDB may read the snapshot's files itself (all inside the lake)."""
-        return bool(snap.files and self.lake_dir
-                    and all(f.startswith(self.lake_dir) for f in snap.files))
+        return bool(
+            snap.files and self.lake_dir and all(f.startswith(self.lake_dir) for f in snap.files)
+        )
 
     def query(
         self, sql: str, params: Mapping[str, Any], snapshots: Mapping[str, Snapshot]
     ) -> pa.Table:
-        return with_fresh_snapshots(lambda snaps: self._query(sql, params, snaps), snapshots,
-                                    self.refresh)
+        return with_fresh_snapshots(
+            lambda snaps: self._query(sql, params, snaps), snapshots, self.refresh
+        )
 
     def _query(
         self, sql: str, params: Mapping[str, Any], snapshots: Mapping[str, Snapshot]

@@ -29,7 +29,7 @@ import pyarrow as pa
 from questlog_query.lake import Snapshot
 
 FIRST_BUDGET_ROWS = 200_000  # rows the first try expects to read
-GROWTH = 4                   # each further try expects to read at least this many times more
+GROWTH = 4  # each further try expects to read at least this many times more
 
 # (a subset of the snapshot's files, the edge or None for no edge) -> the page
 Run = Callable[[Snapshot, datetime | None], pa.Table]
@@ -56,8 +56,15 @@ def _edge(files: list[_File], budget: int, descending: bool) -> datetime | None:
     return None
 
 
-def first_rows(snap: Snapshot, run: Run, *, limit: int, descending: bool = False,
-               low: datetime | None = None, high: datetime | None = None) -> pa.Table:
+def first_rows(
+    snap: Snapshot,
+    run: Run,
+    *,
+    limit: int,
+    descending: bool = False,
+    low: datetime | None = None,
+    high: datetime | None = None,
+) -> pa.Table:
     """The query's first ``limit`` rows in time order, as ``run`` over the whole snapshot
     would give them; rows must lie within ``low``..``high`` (inclusive) for the query."""
     stats = snap.file_stats
@@ -68,8 +75,9 @@ def first_rows(snap: Snapshot, run: Run, *, limit: int, descending: bool = False
     for i, st in enumerate(stats):
         if st.time_min is None or st.time_max is None:
             unknown.append(i)
-        elif not ((low is not None and st.time_max < low)
-                  or (high is not None and st.time_min > high)):
+        elif not (
+            (low is not None and st.time_max < low) or (high is not None and st.time_min > high)
+        ):
             known.append(_File(i, st.rows, st.time_min, st.time_max))
     if descending:
         known.sort(key=lambda f: f.time_max, reverse=True)
@@ -80,8 +88,11 @@ def first_rows(snap: Snapshot, run: Run, *, limit: int, descending: bool = False
         edge = _edge(known, budget, descending)
         if edge is None:
             return run(snap.subset([f.file_index for f in known] + unknown), None)
-        part = [f.file_index for f in known
-                if (f.time_max >= edge if descending else f.time_min <= edge)]
+        part = [
+            f.file_index
+            for f in known
+            if (f.time_max >= edge if descending else f.time_min <= edge)
+        ]
         table = run(snap.subset(part + unknown), edge)
         if table.num_rows >= limit:
             return table

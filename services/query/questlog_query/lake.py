@@ -64,9 +64,12 @@ class Snapshot:
     def subset(self, indexes: Iterable[int]) -> Snapshot:
         """The same version restricted to some of its ``files`` (a native read only)."""
         keep = sorted(set(indexes))
-        return replace(self, files=tuple(self.files[i] for i in keep),
-                       file_stats=tuple(self.file_stats[i] for i in keep),
-                       rows=sum(self.file_stats[i].rows for i in keep))
+        return replace(
+            self,
+            files=tuple(self.files[i] for i in keep),
+            file_stats=tuple(self.file_stats[i] for i in keep),
+            rows=sum(self.file_stats[i].rows for i in keep),
+        )
 
     def freshness_seconds(self, now: datetime | None = None) -> float | None:
         if self.latest_time is None:
@@ -120,8 +123,9 @@ def _stats(
     return len(column), _as_utc(pc.max(column).as_py())
 
 
-def _file_stats(table: DeltaTable, files: tuple[str, ...], spec: TableSpec
-                ) -> tuple[FileStats, ...]:
+def _file_stats(
+    table: DeltaTable, files: tuple[str, ...], spec: TableSpec
+) -> tuple[FileStats, ...]:
     """``FileStats`` for each local file, from the log's add actions (matched by path)."""
     if not files:
         return ()
@@ -135,13 +139,14 @@ def _file_stats(table: DeltaTable, files: tuple[str, ...], spec: TableSpec
             cast("list[str]", adds.column("path").to_pylist()),  # an add action has a path
             adds.column("num_records").to_pylist() if "num_records" in names else nothing,
             adds.column(low).to_pylist() if low in names else nothing,
-            adds.column(high).to_pylist() if high in names else nothing, strict=True)
+            adds.column(high).to_pylist() if high in names else nothing,
+            strict=True,
+        )
     }
     uri = table.table_uri
     root = (unquote(urlparse(uri).path) if uri.startswith("file:") else uri).rstrip("/") + "/"
     unknown = FileStats(0, None, None)
-    return tuple(by_path.get(f[len(root):] if f.startswith(root) else f, unknown)
-                 for f in files)
+    return tuple(by_path.get(f[len(root) :] if f.startswith(root) else f, unknown) for f in files)
 
 
 def _local_files(table: DeltaTable) -> tuple[str, ...]:
@@ -152,7 +157,7 @@ def _local_files(table: DeltaTable) -> tuple[str, ...]:
         return ()
     if "deletionVectors" in (table.protocol().reader_features or []):
         return ()
-    return tuple(unquote(u[len("file://"):]) if u.startswith("file://") else u for u in uris)
+    return tuple(unquote(u[len("file://") :]) if u.startswith("file://") else u for u in uris)
 
 
 def _as_utc(value: object) -> datetime | None:
@@ -237,7 +242,12 @@ class Lake:
             rows, latest = _stats(entry.table, dataset, entry.spec)
             files = _local_files(entry.table)
             entry.snapshot = Snapshot(
-                entry.spec.name, version, dataset, rows, latest, tuple(dataset.schema.names),
+                entry.spec.name,
+                version,
+                dataset,
+                rows,
+                latest,
+                tuple(dataset.schema.names),
                 files=files,
                 partition_columns=tuple(entry.table.metadata().partition_columns),
                 file_stats=_file_stats(entry.table, files, entry.spec),

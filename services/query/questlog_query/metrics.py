@@ -49,4 +49,3 @@ def initialize(tables: Iterable[str]) -> None:
         SNAPSHOT_ERRORS.labels(table)
     for kind in ("rest", "sql"):
         QUERY_TIMEOUTS.labels(kind)
-

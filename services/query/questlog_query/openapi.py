@@ -10,8 +10,9 @@ from questlog_query.catalog import catalog, event_types
 _TIME = {"type": "string", "format": "date-time"}
 
 
-def _query(name: str, schema: dict[str, Any], description: str, required: bool = False
-           ) -> dict[str, Any]:
+def _query(
+    name: str, schema: dict[str, Any], description: str, required: bool = False
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
@@ -59,9 +60,15 @@ def _status(description: str) -> dict[str, Any]:
     """``{"status", "reason"}``, the ops routes' answer (``questlog_service.ops``)."""
     return {
         "description": description,
-        "content": {"application/json": {"schema": {
-            "type": "object", "required": ["status"],
-            "properties": {"status": {"type": "string"}, "reason": {"type": "string"}}}}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {"status": {"type": "string"}, "reason": {"type": "string"}},
+                }
+            }
+        },
     }
 
 
@@ -84,8 +91,9 @@ def _errors(*codes: int) -> dict[str, Any]:
     }
 
 
-def _get(summary: str, parameters: list[dict[str, Any]], ok: dict[str, Any], *errors: int
-         ) -> dict[str, Any]:
+def _get(
+    summary: str, parameters: list[dict[str, Any]], ok: dict[str, Any], *errors: int
+) -> dict[str, Any]:
     return {
         "get": {
             "summary": summary,
@@ -97,28 +105,48 @@ def _get(summary: str, parameters: list[dict[str, Any]], ok: dict[str, Any], *er
 
 def _dashboard() -> dict[str, Any]:
     """The live dashboard's page and files (not JSON: built by `make setup`, else 503)."""
-    missing = {"503": {
-        "description": "the dashboard is not built: run `make setup`",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }}
-    page = {"get": {
-        "summary": "the live dashboard (HTML; polls the REST GET endpoints every 2 s)",
-        "responses": {"200": {"description": "the page",
-                              "content": {"text/html": {"schema": {"type": "string"}}}},
-                      **missing},
-    }}
+    missing = {
+        "503": {
+            "description": "the dashboard is not built: run `make setup`",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    }
+    page = {
+        "get": {
+            "summary": "the live dashboard (HTML; polls the REST GET endpoints every 2 s)",
+            "responses": {
+                "200": {
+                    "description": "the page",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
+                **missing,
+            },
+        }
+    }
     return {
-        "/": {"get": {"summary": "redirects to /dashboard",
-                      "responses": {"302": {"description": "to /dashboard"}}}},
+        "/": {
+            "get": {
+                "summary": "redirects to /dashboard",
+                "responses": {"302": {"description": "to /dashboard"}},
+            }
+        },
         "/dashboard": page,
         "/dashboard/": page,
-        "/dashboard/{name}": {"get": {
-            "summary": "a file of the dashboard (its script, stylesheet, vendored chart.js "
-            "and Pico CSS)",
-            "parameters": [{"name": "name", "in": "path", "required": True,
-                            "schema": {"type": "string", "maxLength": 200}}],
-            "responses": {"200": {"description": "the file"}, **_errors(404), **missing},
-        }},
+        "/dashboard/{name}": {
+            "get": {
+                "summary": "a file of the dashboard (its script, stylesheet, vendored chart.js "
+                "and Pico CSS)",
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 200},
+                    }
+                ],
+                "responses": {"200": {"description": "the file"}, **_errors(404), **missing},
+            }
+        },
     }
 
 
@@ -167,17 +195,26 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "pipeline status",
-                            "content": {"application/json": {"schema": {
-                                "type": "object",
-                                "required": ["lake", "extractor", "api", "as_of"],
-                                "properties": {
-                                    "lake": {"type": "object"},
-                                    "extractor": {"type": "object",
-                                                  "required": ["available", "error"]},
-                                    "api": {"type": "object", "required": ["available", "error"]},
-                                    "as_of": {"type": "string", "format": "date-time"},
-                                },
-                            }}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["lake", "extractor", "api", "as_of"],
+                                        "properties": {
+                                            "lake": {"type": "object"},
+                                            "extractor": {
+                                                "type": "object",
+                                                "required": ["available", "error"],
+                                            },
+                                            "api": {
+                                                "type": "object",
+                                                "required": ["available", "error"],
+                                            },
+                                            "as_of": {"type": "string", "format": "date-time"},
+                                        },
+                                    }
+                                }
+                            },
                         }
                     },
                 }
@@ -306,14 +343,14 @@ def document() -> dict[str, Any]:
                 }
             },
             **_dashboard(),
-            "/healthz": {
-                "get": {"summary": "process alive", "responses": {"200": _status("ok")}}
-            },
+            "/healthz": {"get": {"summary": "process alive", "responses": {"200": _status("ok")}}},
             "/readyz": {
                 "get": {
                     "summary": "lake reachable",
-                    "responses": {"200": _status("ready"),
-                                  "503": _status("unavailable, with the reason and Retry-After")},
+                    "responses": {
+                        "200": _status("ready"),
+                        "503": _status("unavailable, with the reason and Retry-After"),
+                    },
                 }
             },
             "/metrics": {

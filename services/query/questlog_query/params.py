@@ -41,8 +41,9 @@ def timestamp(name: str) -> datetime | None:
     except (ValueError, OverflowError):  # overflow: an offset past year 1 or 9999
         raise bad_request(f"{name} must be an ISO 8601 timestamp", parameter=name) from None
     if not EARLIEST <= parsed < LATEST:
-        raise bad_request(f"{name} must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}",
-                          parameter=name)
+        raise bad_request(
+            f"{name} must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}", parameter=name
+        )
     return parsed
 
 

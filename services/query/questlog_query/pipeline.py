@@ -76,10 +76,12 @@ def extractor_view(samples: Samples, now: float) -> dict[str, Any]:
         "duplicates_dropped": int(_total(samples, "questlog_extractor_duplicates_dropped_total")),
         "late_rows_dropped": int(_total(samples, "questlog_extractor_late_rows_dropped_total")),
         "replayed_writes_skipped": int(
-            _total(samples, "questlog_extractor_replayed_writes_skipped_total")),
+            _total(samples, "questlog_extractor_replayed_writes_skipped_total")
+        ),
         "batch_duration_seconds": _total(samples, "questlog_extractor_batch_duration_seconds"),
         "processed_rows_per_second": _total(
-            samples, "questlog_extractor_processed_rows_per_second"),
+            samples, "questlog_extractor_processed_rows_per_second"
+        ),
         "offsets_behind_latest": int(_total(samples, "questlog_extractor_offsets_behind_latest")),
         "last_batch_id": int(_total(samples, "questlog_extractor_last_batch_id")),
         "last_progress_age_seconds": round(max(0.0, now - last), 3) if last > 0 else None,
@@ -97,8 +99,7 @@ class PipelineStatus:
     """Both scrapes, each cached for ``ttl_s`` so a refreshing dashboard costs one scrape."""
 
     def __init__(self, extractor_url: str, api_url: str, ttl_s: float = 1.0) -> None:
-        self.sources = {"extractor": (extractor_url, extractor_view),
-                        "api": (api_url, api_view)}
+        self.sources = {"extractor": (extractor_url, extractor_view), "api": (api_url, api_view)}
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -114,12 +115,19 @@ class PipelineStatus:
                 return cached[1]
         head: dict[str, Any] = {"metrics_url": url or None}
         if not url:
-            result = {**head, "available": False,
-                      "error": f"not configured (QUESTLOG_QUERY_{name.upper()}_METRICS_URL)"}
+            result = {
+                **head,
+                "available": False,
+                "error": f"not configured (QUESTLOG_QUERY_{name.upper()}_METRICS_URL)",
+            }
         else:
             try:
-                result = {**head, "available": True, "error": None,
-                          **view(scrape(url), time.time())}
+                result = {
+                    **head,
+                    "available": True,
+                    "error": None,
+                    **view(scrape(url), time.time()),
+                }
             except ScrapeFailed as exc:
                 result = {**head, "available": False, "error": str(exc)}
         with self._lock:

@@ -50,8 +50,14 @@ def check_select(sql: str) -> None:
 
 
 class SqlSandbox:
-    def __init__(self, memory_limit: str, threads: int, max_rows: int, timeout_s: float,
-                 refresh: Refresh | None = None):
+    def __init__(
+        self,
+        memory_limit: str,
+        threads: int,
+        max_rows: int,
+        timeout_s: float,
+        refresh: Refresh | None = None,
+    ):
         self.refresh = refresh
         self.memory_limit = memory_limit
         self.threads = threads
@@ -76,8 +82,9 @@ class SqlSandbox:
     ) -> tuple[pa.Table, bool]:
         """Rows (at most ``max_rows``) and whether the result was truncated."""
         check_select(sql)
-        return with_fresh_snapshots(lambda snaps: self._run(sql, snaps, params), snapshots,
-                                    self.refresh)
+        return with_fresh_snapshots(
+            lambda snaps: self._run(sql, snaps, params), snapshots, self.refresh
+        )
 
     def _run(
         self,
@@ -102,14 +109,17 @@ class SqlSandbox:
                         raise QueryTimeout(self.timeout_s) from None
                     raise
                 except duckdb.OutOfMemoryException as exc:
-                    raise SqlOutOfMemory("query exceeded the memory limit",
-                                         memory_limit=self.memory_limit,
-                                         reason=str(exc)[:500]) from None
+                    raise SqlOutOfMemory(
+                        "query exceeded the memory limit",
+                        memory_limit=self.memory_limit,
+                        reason=str(exc)[:500],
+                    ) from None
                 except duckdb.Error as exc:  # the analyst's mistake, not ours
                     if files_gone(exc):  # ours: the snapshot's files were vacuumed
                         raise
-                    raise SqlFailed("query failed", type=type(exc).__name__,
-                                    reason=str(exc)[:1000]) from None
+                    raise SqlFailed(
+                        "query failed", type=type(exc).__name__, reason=str(exc)[:1000]
+                    ) from None
         finally:
             conn.close()
         truncated = table.num_rows > self.max_rows

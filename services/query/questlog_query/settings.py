@@ -83,19 +83,31 @@ def _check(s: Settings) -> list[tuple[bool, str]]:
     root = s.lake_root
     return [
         (root.startswith(_SCHEMES), f"LAKE_ROOT must be a file:// or hdfs:// URI, got {root!r}"),
-        (not root.startswith("file://") or root[7:].startswith("/"),
-         "LAKE_ROOT needs an absolute path: file:///abs/path"),
-        (bool(_MEMORY.match(s.duckdb_memory_limit)),
-         f"DUCKDB_MEMORY_LIMIT must look like 512MB or 2GB, got {s.duckdb_memory_limit!r}"),
+        (
+            not root.startswith("file://") or root[7:].startswith("/"),
+            "LAKE_ROOT needs an absolute path: file:///abs/path",
+        ),
+        (
+            bool(_MEMORY.match(s.duckdb_memory_limit)),
+            f"DUCKDB_MEMORY_LIMIT must look like 512MB or 2GB, got {s.duckdb_memory_limit!r}",
+        ),
         (s.sql_max_rows >= 1, "SQL_MAX_ROWS must be >= 1"),
         (s.duckdb_threads >= 1, "DUCKDB_THREADS must be >= 1"),
         (s.sql_timeout_s > 0, "SQL_TIMEOUT_S must be > 0"),
         (s.query_timeout_s > 0, "QUERY_TIMEOUT_S must be > 0"),
         (s.snapshot_ttl_s >= 0, "SNAPSHOT_TTL_S must be >= 0"),
-        *((not url or url.startswith(("http://", "https://")),
-           f"{name.upper()} must be an http(s):// URL, got {url!r}")
-          for name, url in (("extractor_metrics_url", s.extractor_metrics_url),
-                            ("api_metrics_url", s.api_metrics_url))),
-        (s.log_level.upper() in env.LOG_LEVELS,
-         "LOG_LEVEL must be one of " + ", ".join(env.LOG_LEVELS)),
+        *(
+            (
+                not url or url.startswith(("http://", "https://")),
+                f"{name.upper()} must be an http(s):// URL, got {url!r}",
+            )
+            for name, url in (
+                ("extractor_metrics_url", s.extractor_metrics_url),
+                ("api_metrics_url", s.api_metrics_url),
+            )
+        ),
+        (
+            s.log_level.upper() in env.LOG_LEVELS,
+            "LOG_LEVEL must be one of " + ", ".join(env.LOG_LEVELS),
+        ),
     ]

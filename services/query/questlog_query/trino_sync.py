@@ -89,9 +89,14 @@ class SyncSettings:
             every_s = 10.0
         if problems:
             raise ValueError("; ".join(problems))
-        return cls(url=url, lake_root=root.rstrip("/"), catalog=names["CATALOG"],
-                   schema=names["SCHEMA"], user=env.get(PREFIX + "USER", "questlog-registrar"),
-                   every_s=every_s)
+        return cls(
+            url=url,
+            lake_root=root.rstrip("/"),
+            catalog=names["CATALOG"],
+            schema=names["SCHEMA"],
+            user=env.get(PREFIX + "USER", "questlog-registrar"),
+            every_s=every_s,
+        )
 
 
 def execute(url: str, user: str, sql: str, timeout: float = 60.0) -> list[list[Any]]:
@@ -99,8 +104,11 @@ def execute(url: str, user: str, sql: str, timeout: float = 60.0) -> list[list[A
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"not an http(s) URL: {url!r}")
     request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
-        f"{url}/v1/statement", data=sql.encode(), method="POST",
-        headers={"X-Trino-User": user, "X-Trino-Source": "questlog-trino-sync"})
+        f"{url}/v1/statement",
+        data=sql.encode(),
+        method="POST",
+        headers={"X-Trino-User": user, "X-Trino-Source": "questlog-trino-sync"},
+    )
     rows: list[list[Any]] = []
     deadline = time.monotonic() + timeout
     while True:
@@ -144,8 +152,10 @@ def sync_once(settings: SyncSettings) -> tuple[list[str], list[str]]:
     for name, location in wanted(s.lake_root).items():
         if name in present:
             continue
-        sql = (f"CALL \"{s.catalog}\".system.register_table(schema_name => '{s.schema}', "
-               f"table_name => '{name}', table_location => '{location}')")
+        sql = (
+            f"CALL \"{s.catalog}\".system.register_table(schema_name => '{s.schema}', "
+            f"table_name => '{name}', table_location => '{location}')"
+        )
         try:
             execute(s.url, s.user, sql)
         except TrinoError as exc:
@@ -161,8 +171,10 @@ def sync_once(settings: SyncSettings) -> tuple[list[str], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m questlog_query.trino_sync",
-                                     description="keep questlog's tables registered in Trino")
+    parser = argparse.ArgumentParser(
+        prog="python -m questlog_query.trino_sync",
+        description="keep questlog's tables registered in Trino",
+    )
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
     args = parser.parse_args(argv)
     configure_logging("questlog-trino-sync")
@@ -186,8 +198,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             problem = f"{type(exc).__name__}: {exc}"
             if problem != last_problem:  # each new problem once, not every pass
-                log.warning("Trino at %s: %s; retrying every %.0f s",
-                            settings.url, problem, settings.every_s)
+                log.warning(
+                    "Trino at %s: %s; retrying every %.0f s",
+                    settings.url,
+                    problem,
+                    settings.every_s,
+                )
                 last_problem = problem
         time.sleep(settings.every_s)
 

@@ -21,8 +21,13 @@ from questlog_query.settings import Settings
 from questlog_schemas import property_columns
 
 TS = pa.timestamp("us", tz="UTC")
-JSON_TYPES = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(),
-              "boolean": pa.bool_(), "date-time": TS}
+JSON_TYPES = {
+    "string": pa.string(),
+    "number": pa.float64(),
+    "integer": pa.int64(),
+    "boolean": pa.bool_(),
+    "date-time": TS,
+}
 BASE = datetime(2024, 5, 1, 22, 0, tzinfo=UTC)
 TOKEN = "s3cret-read-token"
 HOSTS = ["user1.comcast.com", "user2.att.com", "user3.example.org", None]
@@ -32,14 +37,24 @@ GUILDS = [("g1", "Knights"), ("g2", "Rogues"), ("g3", "Mages")]
 
 def schema_for(event_type: str) -> pa.Schema:
     fields = [
-        ("event_id", pa.string()), ("event_type", pa.string()), ("event_time", TS),
-        ("received_at", TS), ("player_id", pa.string()), ("session_id", pa.string()),
-        ("host", pa.string()), ("user_agent", pa.string()), ("accept", pa.string()),
-        ("client_ip_hash", pa.string()), ("schema_version", pa.int64()),
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("event_time", TS),
+        ("received_at", TS),
+        ("player_id", pa.string()),
+        ("session_id", pa.string()),
+        ("host", pa.string()),
+        ("user_agent", pa.string()),
+        ("accept", pa.string()),
+        ("client_ip_hash", pa.string()),
+        ("schema_version", pa.int64()),
     ]
     fields += [(name, JSON_TYPES[kind]) for name, kind in property_columns(event_type)]
-    fields += [("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()),
-               ("event_date", pa.date32())]
+    fields += [
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("event_date", pa.date32()),
+    ]
     return pa.schema(fields)
 
 
@@ -76,12 +91,18 @@ def make_events(event_type: str, n: int, seed: int, start: datetime = BASE) -> l
             )
         elif event_type == "join_guild":
             guild_id, guild_name = rng.choice(GUILDS)
-            row.update(guild_id=guild_id, guild_name=guild_name,
-                       role=rng.choice(["member", "officer", None]))
+            row.update(
+                guild_id=guild_id,
+                guild_name=guild_name,
+                role=rng.choice(["member", "officer", None]),
+            )
         elif event_type == "level_up":
             from_level = rng.randint(1, 40)
-            row.update(from_level=from_level, to_level=from_level + rng.choice([1, 1, 1, 2, 3]),
-                       seconds_played=0.0 if i % 9 == 0 else round(rng.uniform(30, 5000), 2))
+            row.update(
+                from_level=from_level,
+                to_level=from_level + rng.choice([1, 1, 1, 2, 3]),
+                seconds_played=0.0 if i % 9 == 0 else round(rng.uniform(30, 5000), 2),
+            )
         rows.append(row)
     return rows
 
@@ -115,8 +136,14 @@ def events(lake_dir: Path) -> dict[str, list[dict]]:
 
 
 def make_settings(lake_dir: Path, **overrides) -> Settings:
-    values = {"lake_root": lake_dir.as_uri(), "read_token": TOKEN, "snapshot_ttl_s": 0.0,
-              "sql_timeout_s": 2.0, "duckdb_threads": 1, "duckdb_memory_limit": "512MB"}
+    values = {
+        "lake_root": lake_dir.as_uri(),
+        "read_token": TOKEN,
+        "snapshot_ttl_s": 0.0,
+        "sql_timeout_s": 2.0,
+        "duckdb_threads": 1,
+        "duckdb_memory_limit": "512MB",
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -140,6 +167,10 @@ def gen():
     import types
 
     return types.SimpleNamespace(
-        make=make_events, write=write_events, schema=schema_for, auth=AUTH, token=TOKEN,
+        make=make_events,
+        write=write_events,
+        schema=schema_for,
+        auth=AUTH,
+        token=TOKEN,
         settings=make_settings,
     )

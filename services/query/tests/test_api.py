@@ -29,8 +29,12 @@ def test_tables_lists_every_table_with_version_and_freshness(client, events):
     assert tables["join_guild"]["latest_event_time"].startswith(
         iso(max(r["received_at"] for r in events["join_guild"]))[:19]
     )
-    assert body["as_of"] == {"purchase_sword": 1, "join_guild": 0, "level_up": 0,
-                             "quarantine": None}
+    assert body["as_of"] == {
+        "purchase_sword": 1,
+        "join_guild": 0,
+        "level_up": 0,
+        "quarantine": None,
+    }
     assert tables["level_up"]["rows"] == 90
     assert {"from_level", "to_level", "seconds_played"} <= set(tables["level_up"]["columns"])
 
@@ -39,21 +43,32 @@ def test_level_up_is_listed_counted_and_read_like_any_type(client, events):
     rows = events["level_up"]
     counts = client.get("/v1/stats/counts?event_type=level_up&group_by=to_level").get_json()
     assert {r["to_level"]: r["count"] for r in counts["rows"]} == Counter(
-        r["to_level"] for r in rows)
+        r["to_level"] for r in rows
+    )
     assert counts["as_of"] == {"level_up": 0}
-    gained = client.get("/v1/stats/counts", query_string={
-        "event_type": "level_up", "group_by": "player_id,event_date"}).get_json()
+    gained = client.get(
+        "/v1/stats/counts",
+        query_string={"event_type": "level_up", "group_by": "player_id,event_date"},
+    ).get_json()
     assert sum(r["count"] for r in gained["rows"]) == 90
     player = rows[0]["player_id"]
     read = client.get(f"/v1/events/level_up?player_id={player}&limit=1000").get_json()
-    assert sorted((r["event_id"], r["from_level"], r["to_level"], r["seconds_played"])
-                  for r in read["rows"]) == sorted(
+    assert sorted(
+        (r["event_id"], r["from_level"], r["to_level"], r["seconds_played"]) for r in read["rows"]
+    ) == sorted(
         (r["event_id"], r["from_level"], r["to_level"], r["seconds_played"])
-        for r in rows if r["player_id"] == player)
+        for r in rows
+        if r["player_id"] == player
+    )
     assert all(r["to_level"] > r["from_level"] for r in read["rows"])
-    minutes = client.get("/v1/kpis/events-per-minute", query_string={
-        "event_type": "level_up", "since": iso(rows[0]["received_at"]),
-        "until": iso(rows[-1]["received_at"] + timedelta(minutes=1))}).get_json()
+    minutes = client.get(
+        "/v1/kpis/events-per-minute",
+        query_string={
+            "event_type": "level_up",
+            "since": iso(rows[0]["received_at"]),
+            "until": iso(rows[-1]["received_at"] + timedelta(minutes=1)),
+        },
+    ).get_json()
     assert sum(r["events"] for r in minutes["rows"]) == 90
     assert {r["event_type"] for r in minutes["rows"]} == {"level_up"}
 
@@ -62,13 +77,16 @@ def test_events_filters_match_reference(client, events):
     rows = events["purchase_sword"]
     since, until = rows[50]["received_at"], rows[300]["received_at"]
     expected = [
-        r for r in rows
-        if r["host"] == "user2.att.com" and since <= r["received_at"] < until
+        r for r in rows if r["host"] == "user2.att.com" and since <= r["received_at"] < until
     ]
     got = client.get(
         "/v1/events/purchase_sword",
-        query_string={"host": "user2.att.com", "since": iso(since), "until": iso(until),
-                      "limit": 1000},
+        query_string={
+            "host": "user2.att.com",
+            "since": iso(since),
+            "until": iso(until),
+            "limit": 1000,
+        },
     ).get_json()
     assert {r["event_id"] for r in got["rows"]} == {r["event_id"] for r in expected}
     assert got["next_cursor"] is None
@@ -90,16 +108,27 @@ def test_cursor_paging_returns_every_row_once_in_order(client, events, order):
         cursor = body["next_cursor"]
         if cursor is None:
             break
-    expected = sorted(events["purchase_sword"], key=lambda r: (r["received_at"], r["event_id"]),
-                      reverse=order == "desc")
+    expected = sorted(
+        events["purchase_sword"],
+        key=lambda r: (r["received_at"], r["event_id"]),
+        reverse=order == "desc",
+    )
     assert [r["event_id"] for r in seen] == [r["event_id"] for r in expected]
     assert pages == 11
 
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=1001", "limit=x", "since=yesterday", "cursor=bm9wZQ", "order=up",
-     "since=2024-05-02T00:00:00Z&until=2024-05-01T00:00:00Z", "format=xml"],
+    [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "since=yesterday",
+        "cursor=bm9wZQ",
+        "order=up",
+        "since=2024-05-02T00:00:00Z&until=2024-05-01T00:00:00Z",
+        "format=xml",
+    ],
 )
 def test_events_bad_parameters_are_400(client, events, query):
     response = client.get(f"/v1/events/purchase_sword?{query}")
@@ -109,9 +138,13 @@ def test_events_bad_parameters_are_400(client, events, query):
 
 @pytest.mark.parametrize(
     "query",
-    ["until=0001-01-01T19:50:25.939012%2B19:50",  # found by schemathesis: was a 500
-     "since=0001-01-01T00:00:00%2B05:00", "until=9999-12-31T23:00:00-05:00",
-     "since=1969-12-31T23:59:59Z", "until=9999-06-01T00:00:00Z"],
+    [
+        "until=0001-01-01T19:50:25.939012%2B19:50",  # found by schemathesis: was a 500
+        "since=0001-01-01T00:00:00%2B05:00",
+        "until=9999-12-31T23:00:00-05:00",
+        "since=1969-12-31T23:59:59Z",
+        "until=9999-06-01T00:00:00Z",
+    ],
 )
 def test_timestamps_out_of_range_are_400_everywhere(client, events, query):
     for path in ("/v1/events/purchase_sword", "/v1/kpis/events-per-minute", "/v1/kpis/dau"):
@@ -139,8 +172,11 @@ def test_counts_two_columns_and_window_match_reference(client, events):
     since = rows[100]["received_at"]
     body = client.get(
         "/v1/stats/counts",
-        query_string={"event_type": "purchase_sword", "group_by": "sword_type,event_date",
-                      "since": iso(since)},
+        query_string={
+            "event_type": "purchase_sword",
+            "group_by": "sword_type,event_date",
+            "since": iso(since),
+        },
     ).get_json()
     expected = Counter(
         (r["sword_type"], r["event_date"].isoformat()) for r in rows if r["received_at"] >= since
@@ -152,13 +188,25 @@ def test_counts_two_columns_and_window_match_reference(client, events):
 
 @pytest.mark.parametrize(
     "group_by",
-    ['host"', "host;drop table purchase_sword", "host) --", "count(*)", "1", "nope",
-     "host,host", "a,b,c,d,e", '"host"', "host FROM purchase_sword UNION SELECT 1 --",
-     "read_csv('/etc/passwd')", "raw_value"],
+    [
+        'host"',
+        "host;drop table purchase_sword",
+        "host) --",
+        "count(*)",
+        "1",
+        "nope",
+        "host,host",
+        "a,b,c,d,e",
+        '"host"',
+        "host FROM purchase_sword UNION SELECT 1 --",
+        "read_csv('/etc/passwd')",
+        "raw_value",
+    ],
 )
 def test_group_by_injection_is_rejected(client, events, group_by):
-    response = client.get("/v1/stats/counts", query_string={"event_type": "purchase_sword",
-                                                            "group_by": group_by})
+    response = client.get(
+        "/v1/stats/counts", query_string={"event_type": "purchase_sword", "group_by": group_by}
+    )
     assert response.status_code == 400, group_by
     assert client.get("/v1/stats/counts?event_type=purchase_sword").get_json()["rows"] == [
         {"count": 400}
@@ -167,8 +215,15 @@ def test_group_by_injection_is_rejected(client, events, group_by):
 
 @pytest.mark.parametrize(
     "value",
-    ["' OR '1'='1", "user1.comcast.com' --", "x'; DROP TABLE purchase_sword; --",
-     "' UNION SELECT * FROM join_guild --", "\\' OR 1=1", "$limit", "?"],
+    [
+        "' OR '1'='1",
+        "user1.comcast.com' --",
+        "x'; DROP TABLE purchase_sword; --",
+        "' UNION SELECT * FROM join_guild --",
+        "\\' OR 1=1",
+        "$limit",
+        "?",
+    ],
 )
 def test_filter_values_are_bound_not_pasted(client, events, value):
     for name in ("host", "player_id"):
@@ -217,8 +272,10 @@ def test_uncommitted_parquet_is_not_counted_over_rest(client, events, lake_dir):
 
 
 def test_empty_lake_answers_empty(client):
-    assert client.get("/v1/stats/counts?event_type=purchase_sword&group_by=host").get_json()[
-        "rows"] == []
+    assert (
+        client.get("/v1/stats/counts?event_type=purchase_sword&group_by=host").get_json()["rows"]
+        == []
+    )
     assert client.get("/v1/kpis/revenue").get_json()["rows"] == []
     assert client.get("/v1/events/join_guild").get_json()["as_of"] == {"join_guild": None}
 
@@ -291,13 +348,22 @@ def money_client(tmp_path, rows):
 def test_money_is_summed_exactly_in_each_currency_minor_unit(tmp_path):
     """0.1 + 0.2 is 0.30000000000000004 in doubles; 3 x 19.99 + 0.01 is 59.98 exactly;
     yen have no minor unit and dinars three."""
-    rows = [("USD", 0.1, None), ("USD", 0.2, None), ("EUR", 19.99, 3), ("EUR", 0.01, 1),
-            ("JPY", 1200.0, 2), ("KWD", 1.234, 1)]
+    rows = [
+        ("USD", 0.1, None),
+        ("USD", 0.2, None),
+        ("EUR", 19.99, 3),
+        ("EUR", 0.01, 1),
+        ("JPY", 1200.0, 2),
+        ("KWD", 1.234, 1),
+    ]
     client = money_client(tmp_path, rows)
     got = {r["currency"]: r for r in client.get("/v1/kpis/revenue?by=host").get_json()["rows"]}
     assert {c: (r["revenue"], r["revenue_minor"], r["minor_unit"]) for c, r in got.items()} == {
-        "USD": ("0.30", 30, 2), "EUR": ("59.98", 5998, 2), "JPY": ("2400", 2400, 0),
-        "KWD": ("1.234", 1234, 3)}
+        "USD": ("0.30", 30, 2),
+        "EUR": ("59.98", 5998, 2),
+        "JPY": ("2400", 2400, 0),
+        "KWD": ("1.234", 1234, 3),
+    }
 
 
 def test_guilds_match_reference(client, events):
@@ -310,17 +376,23 @@ def test_guilds_match_reference(client, events):
         g: (joins[g], len(members[g])) for g in joins
     }
     assert {r["guild_id"]: r["guild_name"] for r in body["rows"]} == {
-        "g1": "Knights", "g2": "Rogues", "g3": "Mages"}
+        "g1": "Knights",
+        "g2": "Rogues",
+        "g3": "Mages",
+    }
 
 
 def test_events_per_minute_matches_reference(client, events):
     since, until = datetime(2024, 5, 1, 22, 0, tzinfo=UTC), datetime(2024, 5, 2, 4, 0, tzinfo=UTC)
     expected = Counter(
         (iso(r["received_at"].replace(second=0, microsecond=0)), r["event_type"])
-        for rows in events.values() for r in rows if since <= r["received_at"] < until
+        for rows in events.values()
+        for r in rows
+        if since <= r["received_at"] < until
     )
-    body = client.get("/v1/kpis/events-per-minute",
-                      query_string={"since": iso(since), "until": iso(until)}).get_json()
+    body = client.get(
+        "/v1/kpis/events-per-minute", query_string={"since": iso(since), "until": iso(until)}
+    ).get_json()
     assert {(r["minute"], r["event_type"]): r["events"] for r in body["rows"]} == expected
     assert sum(expected.values()) > 20
 

@@ -19,8 +19,7 @@ from questlog_query import create_app
 
 SOURCES = Path(__file__).resolve().parents[1] / "dashboard"
 OWN = ("index.html", "dashboard.js", "dashboard.css")
-VENDOR = {"chart.umd.min.js": b"window.Chart = function () {};\n",
-          "pico.min.css": b":root{}\n"}
+VENDOR = {"chart.umd.min.js": b"window.Chart = function () {};\n", "pico.min.css": b":root{}\n"}
 
 
 def build(folder: Path) -> Path:
@@ -83,8 +82,12 @@ def test_page_is_served_with_a_strict_csp(dash, path):
 
 @pytest.mark.parametrize(
     ("name", "mimetype"),
-    [("dashboard.js", "text/javascript"), ("dashboard.css", "text/css"),
-     ("chart.umd.min.js", "text/javascript"), ("pico.min.css", "text/css")],
+    [
+        ("dashboard.js", "text/javascript"),
+        ("dashboard.css", "text/css"),
+        ("chart.umd.min.js", "text/javascript"),
+        ("pico.min.css", "text/css"),
+    ],
 )
 def test_files_are_served_with_their_content_type(dash, built, name, mimetype):
     response = dash.get(f"/dashboard/{name}")
@@ -95,8 +98,9 @@ def test_files_are_served_with_their_content_type(dash, built, name, mimetype):
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
 
 
-@pytest.mark.parametrize("name", ["manifest.json", "nope.js", "..", "%2e%2e%2fapp.py",
-                                  "..%2F..%2Fapi%2Fdashboard.py"])
+@pytest.mark.parametrize(
+    "name", ["manifest.json", "nope.js", "..", "%2e%2e%2fapp.py", "..%2F..%2Fapi%2Fdashboard.py"]
+)
 def test_only_the_built_files_are_served(dash, built, name):
     (built / "nope.js").write_text("// in the folder, not in the manifest")
     response = dash.get(f"/dashboard/{name}")
@@ -147,7 +151,8 @@ def test_missing_build_is_a_503_naming_make_setup(lake_dir, gen, tmp_path, broke
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     if broken == "listed file gone":
         assert client.get("/dashboard").get_json()["error"]["details"]["missing"] == [
-            "dashboard.js"]
+            "dashboard.js"
+        ]
 
 
 def test_default_folder_is_the_gitignored_build_output():
@@ -160,8 +165,9 @@ def test_default_folder_is_the_gitignored_build_output():
 
 
 def test_the_page_never_holds_the_read_token(dash, gen, built):
-    served = b"".join(dash.get(p).data for p in
-                      ("/dashboard", *(f"/dashboard/{n}" for n in (*OWN[1:], *VENDOR))))
+    served = b"".join(
+        dash.get(p).data for p in ("/dashboard", *(f"/dashboard/{n}" for n in (*OWN[1:], *VENDOR)))
+    )
     assert gen.token.encode() not in served
     script = (SOURCES / "dashboard.js").read_text()
     assert "Authorization" not in script
@@ -176,7 +182,13 @@ def test_the_script_calls_only_public_rest_gets_and_never_renders_html():
     assert all(not p.startswith("/v1/sql") for p in paths), paths
     assert "method:" not in script  # fetch defaults to GET
     assert "POST" not in script
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
-                 "new Function"):
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+    ):
         assert sink not in script, sink
     assert re.search(r"https?://", script) is None, "a URL to another origin"

@@ -80,16 +80,30 @@ def recent(gen, event_type: str, n: int, seed: int, minutes: int = 50) -> list[d
 
 def quarantine_rows(reasons: list[str]) -> pa.Table:
     now = datetime.now(UTC)
-    rows = [{"raw_value": f'{{"bad": {i}}}', "raw_truncated": False, "reason": reason,
-             "topic": "events", "kafka_partition": 0, "kafka_offset": i,
-             "kafka_timestamp": now, "seen_at": now, "seen_date": now.date()}
-            for i, reason in enumerate(reasons)]
+    rows = [
+        {
+            "raw_value": f'{{"bad": {i}}}',
+            "raw_truncated": False,
+            "reason": reason,
+            "topic": "events",
+            "kafka_partition": 0,
+            "kafka_offset": i,
+            "kafka_timestamp": now,
+            "seen_at": now,
+            "seen_date": now.date(),
+        }
+        for i, reason in enumerate(reasons)
+    ]
     return pa.Table.from_pylist(rows, schema=catalog()["quarantine"].schema)
 
 
 def write_quarantine(lake: Path, reasons: list[str]) -> None:
-    write_deltalake((lake / "tables" / "quarantine").as_uri(), quarantine_rows(reasons),
-                    partition_by=["seen_date"], mode="append")
+    write_deltalake(
+        (lake / "tables" / "quarantine").as_uri(),
+        quarantine_rows(reasons),
+        partition_by=["seen_date"],
+        mode="append",
+    )
 
 
 class Service:
@@ -117,12 +131,22 @@ class Browser:
     """The node driver: JSON lines out, commands in."""
 
     def __init__(self, url: str, screenshot: Path) -> None:
-        env = {**os.environ, "DASHBOARD_URL": url, "CHROMIUM": str(CHROMIUM),
-               "DASHBOARD_SCREENSHOT": str(screenshot),
-               "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
-        self.proc = subprocess.Popen(["node", str(SCRIPT)], cwd=DASHBOARD, env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+        env = {
+            **os.environ,
+            "DASHBOARD_URL": url,
+            "CHROMIUM": str(CHROMIUM),
+            "DASHBOARD_SCREENSHOT": str(screenshot),
+            "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
+        }
+        self.proc = subprocess.Popen(
+            ["node", str(SCRIPT)],
+            cwd=DASHBOARD,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -176,11 +200,13 @@ def api_numbers(service: Service | str) -> dict[str, dict]:
         base = service
         service = types.SimpleNamespace(get=lambda path: get_json(base + path))
     tables = service.get("/v1/tables")["tables"]
-    swords = service.get("/v1/stats/counts?event_type=purchase_sword&group_by=sword_type"
-                         "&limit=10")["rows"]
+    swords = service.get("/v1/stats/counts?event_type=purchase_sword&group_by=sword_type&limit=10")[
+        "rows"
+    ]
     guilds = service.get("/v1/kpis/guilds?limit=10")["rows"]
-    quarantine = service.get("/v1/stats/counts?event_type=quarantine&group_by=reason"
-                             "&limit=20")["rows"]
+    quarantine = service.get("/v1/stats/counts?event_type=quarantine&group_by=reason&limit=20")[
+        "rows"
+    ]
     return {
         "tables": {t["name"]: t["rows"] for t in tables},
         "swords": {r["sword_type"]: r["count"] for r in swords},
@@ -217,8 +243,12 @@ def test_dashboard_in_chromium_shows_the_api_numbers_live_and_offline(lake_dir, 
             assert "connect-src 'self'" in loaded["headers"]["content-security-policy"]
             first = api_numbers(service)
             # the API answers the rows written here (so the comparison below is not circular)
-            assert first["tables"] == {"purchase_sword": 300, "join_guild": 120,
-                                       "level_up": 60, "quarantine": 8}
+            assert first["tables"] == {
+                "purchase_sword": 300,
+                "join_guild": 120,
+                "level_up": 60,
+                "quarantine": 8,
+            }
             by_sword = Counter(r["sword_type"] for r in purchases)
             assert first["swords"] == dict(by_sword)
             assert first["quarantine"] == {"invalid_json": 3, "schema_violation": 5}
@@ -228,20 +258,24 @@ def test_dashboard_in_chromium_shows_the_api_numbers_live_and_offline(lake_dir, 
             status = loaded["page"]["status"]
             assert status.startswith("updated at ")
             assert f"(every {REFRESH_S} s)" in status
-            assert ("as_of join_guild v0, level_up v0, purchase_sword v0, quarantine v0"
-                    in status)
+            assert "as_of join_guild v0, level_up v0, purchase_sword v0, quarantine v0" in status
             newest_first = [row[0] for row in loaded["page"]["recent"]]
             assert len(newest_first) == 15
             assert newest_first == sorted(newest_first, reverse=True)
             for section in ("tables", "swords", "guilds", "quarantine"):
                 assert shown[section] == first[section], section
             # the per-minute chart holds every row written (all within its hour)
-            assert loaded["numbers"]["perMinute"] == {"purchase_sword": 300, "join_guild": 120,
-                                                      "level_up": 60}
+            assert loaded["numbers"]["perMinute"] == {
+                "purchase_sword": 300,
+                "join_guild": 120,
+                "level_up": 60,
+            }
             level = levels[3]
             assert loaded["page"]["recent"][1][1] == "level_up"
-            assert (f"from_level={level['from_level']}  to_level={level['to_level']}  "
-                    f"seconds_played=" in loaded["page"]["recent"][1][4])
+            assert (
+                f"from_level={level['from_level']}  to_level={level['to_level']}  "
+                f"seconds_played=" in loaded["page"]["recent"][1][4]
+            )
             # extractor metrics are not configured here: the page says "unknown"
             assert loaded["page"]["pipeline"]["offsets-behind"] == "unknown"
             assert loaded["page"]["pipeline"]["extractor-state"].startswith("unknown")
@@ -251,33 +285,52 @@ def test_dashboard_in_chromium_shows_the_api_numbers_live_and_offline(lake_dir, 
             assert loaded["page"]["images"] == 0
 
             # more rows after the page loaded: shown within two refresh intervals
-            gen.write(lake_dir, "purchase_sword", recent(gen, "purchase_sword", 40, seed=13,
-                                                          minutes=1))
+            gen.write(
+                lake_dir, "purchase_sword", recent(gen, "purchase_sword", 40, seed=13, minutes=1)
+            )
             gen.write(lake_dir, "join_guild", recent(gen, "join_guild", 15, seed=14, minutes=1))
             gen.write(lake_dir, "level_up", recent(gen, "level_up", 10, seed=16, minutes=1))
             write_quarantine(lake_dir, ["too_large"] * 2 + ["invalid_json"])
             written = time.monotonic()
             second = api_numbers(service)
-            assert second["tables"] == {"purchase_sword": 340, "join_guild": 135,
-                                        "level_up": 70, "quarantine": 11}
-            assert second["quarantine"] == {"invalid_json": 4, "schema_violation": 5,
-                                            "too_large": 2}
+            assert second["tables"] == {
+                "purchase_sword": 340,
+                "join_guild": 135,
+                "level_up": 70,
+                "quarantine": 11,
+            }
+            assert second["quarantine"] == {
+                "invalid_json": 4,
+                "schema_violation": 5,
+                "too_large": 2,
+            }
             budget = 2 * REFRESH_S
             # the chart's call may answer after the tables' in the same refresh: wait for both
-            expect = {**second, "perMinute": {"purchase_sword": 340, "join_guild": 135,
-                                              "level_up": 70}}
-            browser.send(cmd="wait_for", expect=expect,
-                         timeout_ms=int((budget - (time.monotonic() - written)) * 1000))
+            expect = {
+                **second,
+                "perMinute": {"purchase_sword": 340, "join_guild": 135, "level_up": 70},
+            }
+            browser.send(
+                cmd="wait_for",
+                expect=expect,
+                timeout_ms=int((budget - (time.monotonic() - written)) * 1000),
+            )
             updated = browser.next(timeout=budget + 30)
             took = time.monotonic() - written
             assert updated["event"] == "matched", (
-                f"after {took:.1f} s the page shows {updated['numbers']}, the API {second}")
-            print(f"new rows shown {took:.2f} s after they were committed "
-                  f"(refresh every {REFRESH_S} s)")
+                f"after {took:.1f} s the page shows {updated['numbers']}, the API {second}"
+            )
+            print(
+                f"new rows shown {took:.2f} s after they were committed "
+                f"(refresh every {REFRESH_S} s)"
+            )
             assert updated["numbers"]["rates"]["purchase_sword"] > 0  # the rows/s column
             assert updated["page"]["state"] == "ok"
-            assert updated["numbers"]["perMinute"] == {"purchase_sword": 340, "join_guild": 135,
-                                                       "level_up": 70}
+            assert updated["numbers"]["perMinute"] == {
+                "purchase_sword": 340,
+                "join_guild": 135,
+                "level_up": 70,
+            }
 
             # a failing call: a banner naming it, the last numbers kept, never a blank page
             browser.send(cmd="break_call", path="/v1/kpis/guilds", timeout_ms=4 * REFRESH_S * 1000)
@@ -314,8 +367,11 @@ def test_dashboard_in_chromium_shows_the_api_numbers_live_and_offline(lake_dir, 
 
 
 def post_events(api: str, events: list[dict]) -> None:
-    request = urllib.request.Request(f"{api}/v1/events", data=json.dumps(events).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{api}/v1/events",
+        data=json.dumps(events).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 202
 
@@ -332,15 +388,29 @@ def wait_for_api(base: str, want: dict[str, int], timeout: float = 180) -> dict[
 
 
 def purchases(n: int, offset: int, swords=("katana", "dagger", "rapier", XSS)) -> list[dict]:
-    return [{"event_type": "purchase_sword", "player_id": f"dash-p{(offset + i) % 7}",
-             "properties": {"sword_type": swords[(offset + i) % len(swords)],
-                            "price": 4.99, "currency": "USD"}} for i in range(n)]
+    return [
+        {
+            "event_type": "purchase_sword",
+            "player_id": f"dash-p{(offset + i) % 7}",
+            "properties": {
+                "sword_type": swords[(offset + i) % len(swords)],
+                "price": 4.99,
+                "currency": "USD",
+            },
+        }
+        for i in range(n)
+    ]
 
 
 def joins(n: int, offset: int) -> list[dict]:
-    return [{"event_type": "join_guild", "player_id": f"dash-p{(offset + i) % 9}",
-             "properties": {"guild_id": f"g-{(offset + i) % 3}", "guild_name": "Wolves"}}
-            for i in range(n)]
+    return [
+        {
+            "event_type": "join_guild",
+            "player_id": f"dash-p{(offset + i) % 9}",
+            "properties": {"guild_id": f"g-{(offset + i) % 3}", "guild_name": "Wolves"},
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.mark.e2e
@@ -358,12 +428,10 @@ def test_dashboard_on_the_real_stack(tmp_path):
     screenshot.unlink(missing_ok=True)
     with Stack(tmp_path / "stack") as stack:
         post_events(stack.api, purchases(24, 0) + joins(9, 0))
-        producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{stack.ports['KAFKA']}",
-                                 acks="all")
+        producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{stack.ports['KAFKA']}", acks="all")
         producer.send("events", b'{"not": "an event"').get(timeout=30)
         producer.close()
-        first = wait_for_api(stack.query, {"purchase_sword": 24, "join_guild": 9,
-                                           "quarantine": 1})
+        first = wait_for_api(stack.query, {"purchase_sword": 24, "join_guild": 9, "quarantine": 1})
         assert first["swords"] == {"katana": 6, "dagger": 6, "rapier": 6, XSS: 6}
         browser = Browser(stack.query, screenshot)
         try:
@@ -380,8 +448,10 @@ def test_dashboard_on_the_real_stack(tmp_path):
             browser.send(cmd="wait_for", expect=second, timeout_ms=2 * REFRESH_S * 1000)
             updated = browser.next(timeout=2 * REFRESH_S + 30)
             assert updated["event"] == "matched", (updated["numbers"], second)
-            print(f"stack: page caught up {time.monotonic() - seen_by_api:.2f} s after the "
-                  "API showed the new rows")
+            print(
+                f"stack: page caught up {time.monotonic() - seen_by_api:.2f} s after the "
+                "API showed the new rows"
+            )
             browser.send(cmd="finish")
             done = browser.next(timeout=60)
         finally:

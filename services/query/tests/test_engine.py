@@ -22,8 +22,7 @@ def test_file_lake_is_read_natively_from_the_log_file_list(engine_and_lake, even
     snap = lake.snapshot("purchase_sword")
     assert snap.files, "a file:// snapshot lists its committed files"
     assert engine._native(snap)
-    table = engine.query('SELECT count(*) AS n FROM "purchase_sword"', {},
-                         {"purchase_sword": snap})
+    table = engine.query('SELECT count(*) AS n FROM "purchase_sword"', {}, {"purchase_sword": snap})
     assert table.column("n").to_pylist() == [len(events["purchase_sword"])]
     cursor, _ = engine._cursor()
     plan = cursor.sql('EXPLAIN SELECT * FROM "purchase_sword"').fetchall()
@@ -44,8 +43,11 @@ def test_engine_cannot_read_outside_the_lake(engine_and_lake, tmp_path):
     secret = tmp_path / "outside.csv"
     secret.write_text("canary\n1\n")
     cursor, _ = engine._cursor()
-    for sql in (f"SELECT * FROM read_csv('{secret}')", "SELECT * FROM read_csv('/etc/passwd')",
-                f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'"):
+    for sql in (
+        f"SELECT * FROM read_csv('{secret}')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+    ):
         with pytest.raises(duckdb.PermissionException):
             cursor.execute(sql)
     assert not (tmp_path / "out.csv").exists()
@@ -54,8 +56,10 @@ def test_engine_cannot_read_outside_the_lake(engine_and_lake, tmp_path):
 def test_same_numbers_native_or_through_arrow(engine_and_lake):
     engine, lake = engine_and_lake
     snap = lake.snapshot("purchase_sword")
-    sql = ('SELECT host, sword_type, count(*) AS n, round(sum(price), 6) AS p, '
-           'max(event_date) AS d FROM "purchase_sword" GROUP BY ALL ORDER BY ALL')
+    sql = (
+        "SELECT host, sword_type, count(*) AS n, round(sum(price), 6) AS p, "
+        'max(event_date) AS d FROM "purchase_sword" GROUP BY ALL ORDER BY ALL'
+    )
     native = engine.query(sql, {}, {"purchase_sword": snap})
     arrow = duckdb.connect()
     arrow.register("purchase_sword", snap.dataset)
@@ -77,8 +81,13 @@ def test_threads_see_their_own_snapshot_while_versions_change(lake_dir, events):
         for _ in range(40):
             snap = lake.snapshot("purchase_sword")
             try:
-                n = engine.query('SELECT count(*) AS n FROM "purchase_sword"', {},
-                                 {"purchase_sword": snap}).column("n")[0].as_py()
+                n = (
+                    engine.query(
+                        'SELECT count(*) AS n FROM "purchase_sword"', {}, {"purchase_sword": snap}
+                    )
+                    .column("n")[0]
+                    .as_py()
+                )
                 seen.append((snap.version, n))
             except Exception as exc:  # any error fails the test below
                 errors.append(exc)
@@ -89,7 +98,8 @@ def test_threads_see_their_own_snapshot_while_versions_change(lake_dir, events):
     more = make_events("purchase_sword", 50, seed=9)
     write_events(lake_dir, "purchase_sword", more)
     expected[lake.snapshot("purchase_sword", force=True).version] = (
-        len(events["purchase_sword"]) + 50)
+        len(events["purchase_sword"]) + 50
+    )
     for t in threads:
         t.join()
     assert errors == []

@@ -25,8 +25,8 @@ def table(lake_dir, gen):
     wide file), with ties on received_at inside and across files."""
     rows = gen.make("purchase_sword", 1200, seed=7)
     rng = random.Random(7)
-    chunks = [rows[i:i + 50] for i in range(0, len(rows), 50)]
-    chunks[5], chunks[9] = chunks[9], chunks[5]          # written out of order
+    chunks = [rows[i : i + 50] for i in range(0, len(rows), 50)]
+    chunks[5], chunks[9] = chunks[9], chunks[5]  # written out of order
     chunks[12] = chunks[12] + [dict(rows[3], event_id="tie-" + rows[3]["event_id"])]
     for chunk in chunks:
         gen.write(lake_dir, "purchase_sword", chunk)
@@ -53,8 +53,11 @@ def page(engine, snap, where, bound, order, limit, reads):
 
 def whole(engine, snap, where, bound, order, limit):
     direction = "DESC" if order == "desc" else "ASC"
-    sql = ('SELECT * FROM "purchase_sword"' + (" WHERE " + " AND ".join(where) if where else "")
-           + f" ORDER BY received_at {direction}, event_id {direction} LIMIT $limit")
+    sql = (
+        'SELECT * FROM "purchase_sword"'
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY received_at {direction}, event_id {direction} LIMIT $limit"
+    )
     return engine.query(sql, {**bound, "limit": limit}, {"purchase_sword": snap})
 
 
@@ -81,8 +84,9 @@ def test_every_page_equals_the_query_over_the_whole_table(table, monkeypatch, bu
             at = rng.choice(rows)
             bound["c_time"], bound["c_id"] = at["received_at"], at["event_id"]
             op = ">" if order == "asc" else "<"
-            where.append(f"(received_at {op} $c_time OR "
-                         f"(received_at = $c_time AND event_id {op} $c_id))")
+            where.append(
+                f"(received_at {op} $c_time OR (received_at = $c_time AND event_id {op} $c_id))"
+            )
             low, high = (at["received_at"], None) if order == "asc" else (None, at["received_at"])
         if rng.random() < 0.3:
             since = rng.choice(times)
@@ -95,8 +99,14 @@ def test_every_page_equals_the_query_over_the_whole_table(table, monkeypatch, bu
             where.append("received_at < $until")
             high = min(high, until) if high else until
         reads: list = []
-        got = first_rows(snap, page(engine, snap, where, bound, order, limit, reads),
-                         limit=limit, descending=order == "desc", low=low, high=high)
+        got = first_rows(
+            snap,
+            page(engine, snap, where, bound, order, limit, reads),
+            limit=limit,
+            descending=order == "desc",
+            low=low,
+            high=high,
+        )
         want = whole(engine, snap, where, bound, order, limit)
         assert got.equals(want), (case, order, limit, where, bound, reads)
 
@@ -107,8 +117,9 @@ def test_a_first_page_reads_only_the_files_that_can_hold_it(table, monkeypatch, 
     monkeypatch.setattr(firstrows, "FIRST_BUDGET_ROWS", 60)
     snap = lake.snapshot("purchase_sword")
     reads: list = []
-    got = first_rows(snap, page(engine, snap, [], {}, order, 20, reads), limit=20,
-                     descending=order == "desc")
+    got = first_rows(
+        snap, page(engine, snap, [], {}, order, 20, reads), limit=20, descending=order == "desc"
+    )
     assert got.num_rows == 20
     assert len(reads) == 1, reads
     assert reads[0][1] is not None, reads
@@ -125,8 +136,7 @@ def test_files_without_statistics_are_always_read(table, monkeypatch):
     stats[latest] = FileStats(stats[latest].rows, None, None)
     blind = dataclasses.replace(snap, file_stats=tuple(stats))
     reads: list = []
-    got = first_rows(blind, page(engine, blind, [], {}, "desc", 5, reads), limit=5,
-                     descending=True)
+    got = first_rows(blind, page(engine, blind, [], {}, "desc", 5, reads), limit=5, descending=True)
     assert got.equals(whole(engine, snap, [], {}, "desc", 5))
     assert all(n >= 1 for n, _ in reads)
 

@@ -16,7 +16,8 @@ def test_counts_over_hdfs_lake(hdfs, gen, tmp_path):
     write_deltalake(
         f"{root}/tables/purchase_sword",
         pa.Table.from_pylist(rows, schema=gen.schema("purchase_sword")),
-        partition_by=["event_date"], mode="append",
+        partition_by=["event_date"],
+        mode="append",
     )
     settings = gen.settings(tmp_path, lake_root=root)
     client = create_app(settings).test_client()

@@ -21,8 +21,10 @@ def test_table_rows_follow_each_loaded_snapshot(lake_dir: Path, events, gen):
     assert lake.snapshot("purchase_sword").rows == 410
     assert _rows("purchase_sword") == 410
     version = lake.snapshot("purchase_sword").version
-    assert REGISTRY.get_sample_value("questlog_query_table_version",
-                                     {"table": "purchase_sword"}) == version
+    assert (
+        REGISTRY.get_sample_value("questlog_query_table_version", {"table": "purchase_sword"})
+        == version
+    )
 
 
 def test_table_rows_are_on_the_metrics_endpoint(events, client):

@@ -30,15 +30,24 @@ def test_no_server_error(app, events, gen):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=30, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def run(case):
             if case.path == "/v1/sql":
                 case.headers = {**(case.headers or {}), **gen.auth}
             response = case.call_wsgi()
             if response.status_code >= 500:
-                failures.append((case.method, case.formatted_path, case.query, case.body,
-                                 response.status_code, response.get_data(as_text=True)[:300]))
+                failures.append(
+                    (
+                        case.method,
+                        case.formatted_path,
+                        case.query,
+                        case.body,
+                        response.status_code,
+                        response.get_data(as_text=True)[:300],
+                    )
+                )
 
         run()
     assert failures == []

@@ -28,9 +28,11 @@ def extractor_text() -> bytes:
     Gauge("questlog_extractor_batch_duration_seconds", "", registry=reg).set(0.75)
     Gauge("questlog_extractor_last_batch_id", "", registry=reg).set(9)
     Gauge("questlog_extractor_last_progress_timestamp_seconds", "", registry=reg).set(
-        time.time() - 3)
+        time.time() - 3
+    )
     Gauge("questlog_extractor_info", "", ["topic", "lake_root"], registry=reg).labels(
-        "events", "file:///lake").set(1)
+        "events", "file:///lake"
+    ).set(1)
     return generate_latest(reg)
 
 
@@ -54,7 +56,8 @@ def metrics_server():
         def do_GET(self):
             hits[self.path] = hits.get(self.path, 0) + 1
             body = {"/extractor": extractor_text, "/api": api_text}.get(
-                self.path, lambda: b"{not prometheus")()
+                self.path, lambda: b"{not prometheus"
+            )()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -74,9 +77,13 @@ def metrics_server():
 
 
 def test_pipeline_relays_the_extractor_and_api_counters(lake_dir, metrics_server):
-    app = create_app(make_settings(
-        lake_dir, extractor_metrics_url=metrics_server.url + "/extractor",
-        api_metrics_url=metrics_server.url + "/api"))
+    app = create_app(
+        make_settings(
+            lake_dir,
+            extractor_metrics_url=metrics_server.url + "/extractor",
+            api_metrics_url=metrics_server.url + "/api",
+        )
+    )
     body = app.test_client().get("/v1/pipeline").get_json()
     ext, api = body["extractor"], body["api"]
     assert ext["available"] is True
@@ -90,22 +97,25 @@ def test_pipeline_relays_the_extractor_and_api_counters(lake_dir, metrics_server
     assert ext["settings"] == {"topic": "events", "lake_root": "file:///lake"}
     assert api["events_accepted"] == {"purchase_sword": 75}
     assert api["events_rejected"] == {"invalid": 3, "unavailable": 4}
-    assert body["lake"] == {"root": lake_dir.as_uri(),
-                            "tables": ["join_guild", "level_up", "purchase_sword",
-                                       "quarantine"]}
+    assert body["lake"] == {
+        "root": lake_dir.as_uri(),
+        "tables": ["join_guild", "level_up", "purchase_sword", "quarantine"],
+    }
     assert body["as_of"].endswith("Z")
 
 
-def test_unconfigured_or_unreachable_services_are_unavailable_not_zero(lake_dir,
-                                                                        metrics_server):
+def test_unconfigured_or_unreachable_services_are_unavailable_not_zero(lake_dir, metrics_server):
     refused = "http://127.0.0.1:9/metrics"  # discard port: nothing listens
     app = create_app(make_settings(lake_dir, extractor_metrics_url=refused))
     body = app.test_client().get("/v1/pipeline").get_json()
     assert body["extractor"]["available"] is False
     assert refused in body["extractor"]["error"]
     assert "input_rows" not in body["extractor"]
-    assert body["api"] == {"metrics_url": None, "available": False,
-                           "error": "not configured (QUESTLOG_QUERY_API_METRICS_URL)"}
+    assert body["api"] == {
+        "metrics_url": None,
+        "available": False,
+        "error": "not configured (QUESTLOG_QUERY_API_METRICS_URL)",
+    }
     junk = create_app(make_settings(lake_dir, api_metrics_url=metrics_server.url + "/junk"))
     answer = junk.test_client().get("/v1/pipeline").get_json()["api"]
     assert answer["available"] is False
@@ -122,6 +132,8 @@ def test_scrapes_are_cached_so_a_refreshing_page_costs_one(metrics_server):
 def test_metrics_urls_must_be_http(lake_dir):
     with pytest.raises(SettingsError, match="EXTRACTOR_METRICS_URL must be an http"):
         Settings(lake_root=lake_dir.as_uri(), extractor_metrics_url="file:///etc/passwd")
-    env = {"QUESTLOG_QUERY_LAKE_ROOT": lake_dir.as_uri(),
-           "QUESTLOG_QUERY_API_METRICS_URL": "http://127.0.0.1:5000/metrics"}
+    env = {
+        "QUESTLOG_QUERY_LAKE_ROOT": lake_dir.as_uri(),
+        "QUESTLOG_QUERY_API_METRICS_URL": "http://127.0.0.1:5000/metrics",
+    }
     assert Settings.from_env(env).api_metrics_url == "http://127.0.0.1:5000/metrics"

@@ -24,8 +24,9 @@ def snapshot_files(*roots: Path) -> set[str]:
 
 def test_missing_or_wrong_token_is_401(client, events):
     assert client.post("/v1/sql", json={"sql": "SELECT 1"}).status_code == 401
-    wrong = client.post("/v1/sql", json={"sql": "SELECT 1"},
-                        headers={"Authorization": "Bearer nope"})
+    wrong = client.post(
+        "/v1/sql", json={"sql": "SELECT 1"}, headers={"Authorization": "Bearer nope"}
+    )
     assert wrong.status_code == 401
     assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
     basic = client.post("/v1/sql", json={"sql": "SELECT 1"}, headers={"Authorization": "Basic x"})
@@ -41,9 +42,13 @@ def test_disabled_without_token(lake_dir, gen):
 
 def test_select_answers_like_reference(client, events, gen):
     body = client.post(
-        "/v1/sql", headers=gen.auth,
-        json={"sql": "SELECT host, count(*) AS n FROM purchase_sword WHERE sword_type = $1 "
-                     "GROUP BY host ORDER BY host NULLS LAST", "params": ["katana"]},
+        "/v1/sql",
+        headers=gen.auth,
+        json={
+            "sql": "SELECT host, count(*) AS n FROM purchase_sword WHERE sword_type = $1 "
+            "GROUP BY host ORDER BY host NULLS LAST",
+            "params": ["katana"],
+        },
     ).get_json()
     expected: dict = {}
     for r in events["purchase_sword"]:
@@ -51,20 +56,33 @@ def test_select_answers_like_reference(client, events, gen):
             expected[r["host"]] = expected.get(r["host"], 0) + 1
     assert {r["host"]: r["n"] for r in body["rows"]} == expected
     assert body["truncated"] is False
-    assert body["as_of"] == {"join_guild": 0, "level_up": 0, "purchase_sword": 1,
-                             "quarantine": None}
-    joined = client.post("/v1/sql", headers=gen.auth, json={
-        "sql": "SELECT count(*) AS n FROM purchase_sword p JOIN join_guild g USING (player_id)"
-    }).get_json()
-    pairs = sum(1 for p in events["purchase_sword"] for g in events["join_guild"]
-                if p["player_id"] == g["player_id"])
+    assert body["as_of"] == {
+        "join_guild": 0,
+        "level_up": 0,
+        "purchase_sword": 1,
+        "quarantine": None,
+    }
+    joined = client.post(
+        "/v1/sql",
+        headers=gen.auth,
+        json={
+            "sql": "SELECT count(*) AS n FROM purchase_sword p JOIN join_guild g USING (player_id)"
+        },
+    ).get_json()
+    pairs = sum(
+        1
+        for p in events["purchase_sword"]
+        for g in events["join_guild"]
+        if p["player_id"] == g["player_id"]
+    )
     assert joined["rows"] == [{"n": pairs}]
 
 
 def test_row_limit_truncates_with_flag(lake_dir, events, gen):
     client = create_app(gen.settings(lake_dir, sql_max_rows=7)).test_client()
-    body = client.post("/v1/sql", headers=gen.auth,
-                       json={"sql": "SELECT event_id FROM purchase_sword"}).get_json()
+    body = client.post(
+        "/v1/sql", headers=gen.auth, json={"sql": "SELECT event_id FROM purchase_sword"}
+    ).get_json()
     assert body["row_count"] == 7
     assert len(body["rows"]) == 7
     assert body["truncated"] is True
@@ -140,10 +158,15 @@ def test_injection_and_escape_corpus(client, events, gen, canary, tmp_path, lake
         assert "root:" not in text, sql
     assert snapshot_files(tmp_path) == before  # nothing was written anywhere under tmp
     assert not out.exists()
-    check = client.post("/v1/sql", headers=gen.auth, json={
-        "sql": "SELECT (SELECT count(*) FROM purchase_sword) AS p, "
-               "(SELECT count(*) FROM join_guild) AS g, current_setting('threads') AS t, "
-               "current_setting('enable_external_access') AS ext"}).get_json()
+    check = client.post(
+        "/v1/sql",
+        headers=gen.auth,
+        json={
+            "sql": "SELECT (SELECT count(*) FROM purchase_sword) AS p, "
+            "(SELECT count(*) FROM join_guild) AS g, current_setting('threads') AS t, "
+            "current_setting('enable_external_access') AS ext"
+        },
+    ).get_json()
     assert check["rows"] == [{"p": 400, "g": 150, "t": 1, "ext": False}]
 
 
@@ -160,8 +183,7 @@ def test_python_variables_are_not_reachable(client, events, gen):
         "SELECT count(*) FROM range(1000000000) a, range(1000000000) b",
         "SELECT count(*) FROM purchase_sword a, purchase_sword b, purchase_sword c, "
         "purchase_sword d",
-        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) "
-        "SELECT count(*) FROM r",
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r",
     ],
 )
 def test_runaway_query_is_stopped_within_limit(lake_dir, events, gen, sql):
@@ -178,8 +200,15 @@ def test_runaway_query_is_stopped_within_limit(lake_dir, events, gen, sql):
 
 @pytest.mark.parametrize(
     "payload",
-    [None, "SELECT 1", {"sql": 1}, {"query": "SELECT 1"}, {"sql": "SELECT 1", "params": 3},
-     {"sql": "SELECT $1", "params": [{"a": 1}]}, {"sql": "SELECT $1"}],
+    [
+        None,
+        "SELECT 1",
+        {"sql": 1},
+        {"query": "SELECT 1"},
+        {"sql": "SELECT 1", "params": 3},
+        {"sql": "SELECT $1", "params": [{"a": 1}]},
+        {"sql": "SELECT $1"},
+    ],
 )
 def test_malformed_bodies_are_400(client, gen, payload):
     response = client.post("/v1/sql", headers=gen.auth, json=payload)
@@ -187,7 +216,8 @@ def test_malformed_bodies_are_400(client, gen, payload):
 
 
 def test_csv_answer(client, events, gen):
-    response = client.post("/v1/sql?format=csv", headers=gen.auth,
-                           json={"sql": "SELECT 1 AS a, 'x,y' AS b"})
+    response = client.post(
+        "/v1/sql?format=csv", headers=gen.auth, json={"sql": "SELECT 1 AS a, 'x,y' AS b"}
+    )
     assert response.mimetype == "text/csv"
     assert response.get_data(as_text=True) == 'a,b\n1,"x,y"\n'

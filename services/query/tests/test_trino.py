@@ -56,8 +56,9 @@ def registered(server, lake):
 
 def query(server, sql: str, user: str = "analyst") -> list[tuple]:
     port = int(server.url.rsplit(":", 1)[1])
-    with trino.dbapi.connect(host="127.0.0.1", port=port, user=user, catalog="questlog",
-                             schema="default") as conn:
+    with trino.dbapi.connect(
+        host="127.0.0.1", port=port, user=user, catalog="questlog", schema="default"
+    ) as conn:
         cur = conn.cursor()
         cur.execute(sql)
         return [tuple(row) for row in cur.fetchall()]
@@ -72,8 +73,12 @@ def rest_counts(lake: Path, event_type: str, group_by: str) -> dict:
 
 def delta_counts(lake: Path, table: str, column: str) -> dict:
     counts: dict = {}
-    for value in DeltaTable((lake / "tables" / table).as_uri()).to_pyarrow_table(
-            columns=[column]).column(column).to_pylist():
+    for value in (
+        DeltaTable((lake / "tables" / table).as_uri())
+        .to_pyarrow_table(columns=[column])
+        .column(column)
+        .to_pylist()
+    ):
         counts[value] = counts.get(value, 0) + 1
     return counts
 
@@ -92,7 +97,8 @@ def test_sync_registers_what_exists_and_the_walkthrough_names(registered):
 
 
 def test_the_walkthrough_sql_gives_the_query_services_and_deltalakes_numbers(
-        server, lake, registered):
+    server, lake, registered
+):
     tables = {row[0] for row in query(server, "show tables")}
     assert {"purchase_sword", "join_guild", "purchases", "guild_joins"} <= tables
     columns = {row[0] for row in query(server, "describe purchases")}
@@ -108,8 +114,7 @@ def test_the_walkthrough_sql_gives_the_query_services_and_deltalakes_numbers(
     assert sum(joins.values()) == 150
 
 
-def test_new_versions_are_read_and_a_table_created_later_is_registered(
-        server, lake, registered):
+def test_new_versions_are_read_and_a_table_created_later_is_registered(server, lake, registered):
     settings, _, _ = registered
     write_events(lake, "join_guild", make_events("join_guild", 10, seed=3))  # a new version
     assert query(server, "select count(*) from join_guild") == [(160,)]  # read at query time
@@ -118,14 +123,25 @@ def test_new_versions_are_read_and_a_table_created_later_is_registered(
     # the extractor creates the quarantine table when the first bad record arrives
     spec = catalog()["quarantine"]
     row = {name: None for name in spec.schema.names}
-    row.update(raw_value="{broken", raw_truncated=False, reason="malformed_json",
-               topic="events", kafka_partition=0, kafka_offset=7,
-               seen_at=datetime(2026, 12, 1, tzinfo=UTC), seen_date=date(2026, 12, 1))
-    write_deltalake((lake / "tables" / "quarantine").as_uri(),
-                    pa.Table.from_pylist([row], schema=spec.schema), partition_by=["seen_date"])
+    row.update(
+        raw_value="{broken",
+        raw_truncated=False,
+        reason="malformed_json",
+        topic="events",
+        kafka_partition=0,
+        kafka_offset=7,
+        seen_at=datetime(2026, 12, 1, tzinfo=UTC),
+        seen_date=date(2026, 12, 1),
+    )
+    write_deltalake(
+        (lake / "tables" / "quarantine").as_uri(),
+        pa.Table.from_pylist([row], schema=spec.schema),
+        partition_by=["seen_date"],
+    )
     assert sync_once(settings) == (["quarantine"], [])
     assert query(server, "select reason, count(*) from quarantine group by reason") == [
-        ("malformed_json", 1)]
+        ("malformed_json", 1)
+    ]
 
 
 def test_an_uncommitted_parquet_file_is_not_counted(server, lake, registered):
@@ -148,8 +164,11 @@ def test_analysts_read_only(server, registered):
     with pytest.raises(trino.exceptions.TrinoUserError, match="Access Denied"):
         query(server, "delete from purchase_sword")
     with pytest.raises(trino.exceptions.TrinoUserError, match="Access Denied"):
-        query(server, "CALL system.register_table(schema_name => 'default', "
-                      "table_name => 'x', table_location => 'file:///tmp')")
+        query(
+            server,
+            "CALL system.register_table(schema_name => 'default', "
+            "table_name => 'x', table_location => 'file:///tmp')",
+        )
 
 
 def test_analysts_do_not_see_the_readiness_catalog(server):
@@ -169,7 +188,10 @@ def test_trino_is_bound_to_loopback_and_sized_for_the_machine(server):
     listening = Path("/proc/net/tcp6").read_text() + Path("/proc/net/tcp").read_text()
     port = f"{int(server.url.rsplit(':', 1)[1]):04X}"
     # state 0A = LISTEN; only on 127.0.0.1 (0100007F, or ::ffff:127.0.0.1), never 0.0.0.0/::
-    binds = [line.split()[1] for line in listening.splitlines()[1:]
-             if line.split()[1].endswith(":" + port) and line.split()[3] == "0A"]
+    binds = [
+        line.split()[1]
+        for line in listening.splitlines()[1:]
+        if line.split()[1].endswith(":" + port) and line.split()[3] == "0A"
+    ]
     assert binds
     assert all(re.search(r"(0100007F|0000000000000000FFFF00000100007F):", b) for b in binds), binds

@@ -10,21 +10,34 @@ from questlog_query.trino_sync import SyncSettings, TrinoError, sync_once, wante
 
 def test_settings_report_every_problem_at_once():
     with pytest.raises(ValueError, match="LAKE_ROOT") as err:
-        SyncSettings.from_env({"QUESTLOG_TRINO_LAKE_ROOT": "s3://bucket/lake",
-                               "QUESTLOG_TRINO_URL": "ftp://x",
-                               "QUESTLOG_TRINO_SCHEMA": "bad-name;",
-                               "QUESTLOG_TRINO_SYNC_EVERY_S": "0"})
+        SyncSettings.from_env(
+            {
+                "QUESTLOG_TRINO_LAKE_ROOT": "s3://bucket/lake",
+                "QUESTLOG_TRINO_URL": "ftp://x",
+                "QUESTLOG_TRINO_SCHEMA": "bad-name;",
+                "QUESTLOG_TRINO_SYNC_EVERY_S": "0",
+            }
+        )
     message = str(err.value)
-    for part in ("LAKE_ROOT must be a file:/// or hdfs:// URI", "URL must be an http(s)://",
-                 "SCHEMA must match", "SYNC_EVERY_S must be a positive number"):
+    for part in (
+        "LAKE_ROOT must be a file:/// or hdfs:// URI",
+        "URL must be an http(s)://",
+        "SCHEMA must match",
+        "SYNC_EVERY_S must be a positive number",
+    ):
         assert part in message
 
 
 def test_settings_defaults():
     s = SyncSettings.from_env({"QUESTLOG_TRINO_LAKE_ROOT": "hdfs://nn:8020/questlog/lake/"})
-    assert s == SyncSettings(url="http://127.0.0.1:8080", lake_root="hdfs://nn:8020/questlog/lake",
-                             catalog="questlog", schema="default", user="questlog-registrar",
-                             every_s=10.0)
+    assert s == SyncSettings(
+        url="http://127.0.0.1:8080",
+        lake_root="hdfs://nn:8020/questlog/lake",
+        catalog="questlog",
+        schema="default",
+        user="questlog-registrar",
+        every_s=10.0,
+    )
 
 
 def test_every_contract_table_and_the_walkthrough_names_are_wanted():
@@ -55,9 +68,11 @@ def test_a_pass_registers_the_missing_skips_the_uncreated_and_raises_the_rest(mo
     done, missing = sync_once(settings)
     assert done == ["purchase_sword", "purchases", "guild_joins"]
     assert missing == ["level_up", "quarantine"]
-    assert calls[:3] == ['SHOW TABLES FROM "questlog"."default"',
-                         'CREATE SCHEMA IF NOT EXISTS "questlog"."default"',
-                         'SHOW TABLES FROM "questlog"."default"']
+    assert calls[:3] == [
+        'SHOW TABLES FROM "questlog"."default"',
+        'CREATE SCHEMA IF NOT EXISTS "questlog"."default"',
+        'SHOW TABLES FROM "questlog"."default"',
+    ]
 
     def denied(url, user, sql, timeout=60.0):
         if "register_table" in sql:

@@ -23,8 +23,11 @@ def post_events() -> Response:
     guard()
     mimetype = request.mimetype
     if mimetype not in JSON_TYPES | NDJSON_TYPES:
-        raise ApiError(415, "Content-Type must be application/json or application/x-ndjson",
-                       {"content_type": mimetype[:100]})
+        raise ApiError(
+            415,
+            "Content-Type must be application/json or application/x-ndjson",
+            {"content_type": mimetype[:100]},
+        )
     limit = state().settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "request body too large", {"max_bytes": limit})
@@ -34,6 +37,7 @@ def post_events() -> Response:
     except Malformed as exc:
         raise ApiError(400, str(exc)) from None
     envelopes = ingest(events, meta())
-    body = orjson.dumps({"accepted": len(envelopes),
-                         "event_ids": [e["event_id"] for e in envelopes]})
+    body = orjson.dumps(
+        {"accepted": len(envelopes), "event_ids": [e["event_id"] for e in envelopes]}
+    )
     return current_app.response_class(body, status=202, mimetype="application/json")

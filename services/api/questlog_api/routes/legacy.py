@@ -94,12 +94,14 @@ def client_event_id() -> str | None:
         return None
     values = {value.strip().lower() for value in sent}
     if len(values) > 1:
-        raise ApiError(400, f"{ID_HEADER} and {ID_PARAM} name different events",
-                       {"event_ids": sorted(value[:40] for value in values)[:4]})
+        raise ApiError(
+            400,
+            f"{ID_HEADER} and {ID_PARAM} name different events",
+            {"event_ids": sorted(value[:40] for value in values)[:4]},
+        )
     [value] = values
     if not UUID.match(value):
-        raise ApiError(400, f"{ID_HEADER} / {ID_PARAM} must be a UUID",
-                       {"event_id": value[:40]})
+        raise ApiError(400, f"{ID_HEADER} / {ID_PARAM} must be a UUID", {"event_id": value[:40]})
     return value
 
 
@@ -108,8 +110,10 @@ def _view(event_type: str) -> Callable[[], tuple[str, int, dict[str, str]]]:
         if request.method == "HEAD":  # a probe must not create an event
             raise ApiError(405, "use GET")
         guard()
-        event: dict[str, Any] = {"event_type": event_type,
-                                 "properties": properties_from_query(event_type)}
+        event: dict[str, Any] = {
+            "event_type": event_type,
+            "properties": properties_from_query(event_type),
+        }
         event_id = client_event_id()
         if event_id is not None:
             event["event_id"] = event_id
@@ -124,5 +128,6 @@ def _view(event_type: str) -> Callable[[], tuple[str, int, dict[str, str]]]:
 for _type, _spec in ROUTES.items():
     _fn = _view(_type)
     for _rule in _spec["rules"]:
-        bp.add_url_rule(_rule, endpoint=f"{_type}{_rule.replace('/', '_')}", view_func=_fn,
-                        methods=["GET"])
+        bp.add_url_rule(
+            _rule, endpoint=f"{_type}{_rule.replace('/', '_')}", view_func=_fn, methods=["GET"]
+        )

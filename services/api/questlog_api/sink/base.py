@@ -49,8 +49,9 @@ def encode(event: dict[str, Any]) -> tuple[bytes, bytes]:
     try:
         value = orjson.dumps(event)
     except orjson.JSONEncodeError:
-        value = json.dumps(event, separators=(",", ":"), ensure_ascii=False,
-                           allow_nan=False).encode("utf-8")
+        value = json.dumps(
+            event, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
     return event["player_id"].encode("utf-8"), value
 
 

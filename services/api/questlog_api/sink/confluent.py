@@ -36,12 +36,25 @@ log = logging.getLogger(__name__)
 # Everything else (timeouts, transport, not-enough-replicas after a retry...) may follow
 # an attempt the broker wrote without answering. The Python client does not expose
 # librdkafka's per-message status (rd_kafka_message_status), so this errs on "possibly".
-DEFINITIVE_DELIVERY_ERRORS = frozenset((
-    "MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "INVALID_MSG", "INVALID_RECORD",
-    "RECORD_LIST_TOO_LARGE", "TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED",
-    "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "_UNKNOWN_PARTITION", "TOPIC_EXCEPTION",
-    "INVALID_REQUIRED_ACKS", "_INVALID_ARG", "_PURGE_QUEUE", "_QUEUE_FULL",
-))
+DEFINITIVE_DELIVERY_ERRORS = frozenset(
+    (
+        "MSG_SIZE_TOO_LARGE",
+        "_MSG_SIZE_TOO_LARGE",
+        "INVALID_MSG",
+        "INVALID_RECORD",
+        "RECORD_LIST_TOO_LARGE",
+        "TOPIC_AUTHORIZATION_FAILED",
+        "CLUSTER_AUTHORIZATION_FAILED",
+        "UNKNOWN_TOPIC_OR_PART",
+        "_UNKNOWN_TOPIC",
+        "_UNKNOWN_PARTITION",
+        "TOPIC_EXCEPTION",
+        "INVALID_REQUIRED_ACKS",
+        "_INVALID_ARG",
+        "_PURGE_QUEUE",
+        "_QUEUE_FULL",
+    )
+)
 
 # Producers inherited across a fork: their librdkafka threads do not exist in the child, so
 # destroying them could hang. They are kept referenced (never destroyed) instead.
@@ -161,18 +174,26 @@ class ConfluentSink:
                 producer = Producer(config)
             except KafkaException as exc:
                 log.warning("kafka producer could not start: %s", exc)
-                raise SinkUnavailable(f"Kafka producer could not start: {exc}",
-                                      NOT_PERSISTED) from exc
+                raise SinkUnavailable(
+                    f"Kafka producer could not start: {exc}", NOT_PERSISTED
+                ) from exc
             self._stop = threading.Event()
-            poller = threading.Thread(target=self._poll, args=(producer, self._stop),
-                                      name="questlog-kafka-poll", daemon=True)
+            poller = threading.Thread(
+                target=self._poll,
+                args=(producer, self._stop),
+                name="questlog-kafka-poll",
+                daemon=True,
+            )
             poller.start()
             self._producer, self._poller, self._pid = producer, poller, os.getpid()
             if not self._atexit:
                 atexit.register(self.close, 10.0)
                 self._atexit = True
-            log.info("kafka producer started (librdkafka %s, bootstrap %s)",
-                     _librdkafka_version(), self.settings.kafka_bootstrap)
+            log.info(
+                "kafka producer started (librdkafka %s, bootstrap %s)",
+                _librdkafka_version(),
+                self.settings.kafka_bootstrap,
+            )
             return producer
 
     @staticmethod
@@ -218,14 +239,16 @@ class ConfluentSink:
                 produce(topic, value, key, on_delivery=callback)
                 handed += 1
         except BufferError as exc:
-            raise SinkUnavailable("Kafka producer queue full",
-                                  POSSIBLY_PERSISTED if handed else NOT_PERSISTED) from exc
+            raise SinkUnavailable(
+                "Kafka producer queue full", POSSIBLY_PERSISTED if handed else NOT_PERSISTED
+            ) from exc
         except Exception as exc:
             from confluent_kafka import KafkaException
 
             if isinstance(exc, KafkaException):
-                raise SinkUnavailable(f"Kafka send failed: {exc}",
-                                      POSSIBLY_PERSISTED if handed else NOT_PERSISTED) from exc
+                raise SinkUnavailable(
+                    f"Kafka send failed: {exc}", POSSIBLY_PERSISTED if handed else NOT_PERSISTED
+                ) from exc
             raise
         finally:
             if handed < n:  # a failed hand-over raises: nobody waits for the waiter
@@ -236,7 +259,8 @@ class ConfluentSink:
         if waiter.error is not None:
             raise SinkUnavailable(
                 f"Kafka did not acknowledge: {waiter.error.name()}",
-                POSSIBLY_PERSISTED if waiter.landed_maybe else NOT_PERSISTED)
+                POSSIBLY_PERSISTED if waiter.landed_maybe else NOT_PERSISTED,
+            )
 
     def ready(self) -> tuple[bool, str]:
         """Besides ``kafka_readiness``, one metadata round trip through the producer's own
@@ -253,7 +277,8 @@ class ConfluentSink:
         topic = self.settings.topic
         try:
             metadata = self._get_producer().list_topics(
-                topic, timeout=self.settings.ready_timeout_s)
+                topic, timeout=self.settings.ready_timeout_s
+            )
         except SinkUnavailable as exc:
             return False, str(exc)
         except KafkaException as exc:

@@ -63,9 +63,13 @@ def _manifest() -> dict[str, str]:
 
 
 def _file(name: str) -> Response:
-    response = send_file(assets_dir() / name, mimetype=TYPES.get(Path(name).suffix,
-                                                                  "application/octet-stream"),
-                         max_age=0, conditional=True, etag=True)
+    response = send_file(
+        assets_dir() / name,
+        mimetype=TYPES.get(Path(name).suffix, "application/octet-stream"),
+        max_age=0,
+        conditional=True,
+        etag=True,
+    )
     response.headers["Cache-Control"] = "no-cache"  # revalidate: a rebuild shows at once
     return response
 

@@ -54,8 +54,12 @@ def list_events(event_type: str) -> Response:
     tail = f" ORDER BY received_at {direction}, event_id {direction} LIMIT $limit"
     sql = f"SELECT * FROM {quote(view)}" + (" WHERE " + " AND ".join(where) if where else "")
     # a page that lies before the edge (questlog_query.firstrows)
-    with_edge = sql + (" AND " if where else " WHERE ") + (
-        "received_at >= $edge" if order == "desc" else "received_at <= $edge") + tail
+    with_edge = (
+        sql
+        + (" AND " if where else " WHERE ")
+        + ("received_at >= $edge" if order == "desc" else "received_at <= $edge")
+        + tail
+    )
     sql += tail
     low, high = bound.get("since"), bound.get("until")
     if cursor is not None and order == "asc":
@@ -68,8 +72,7 @@ def list_events(event_type: str) -> Response:
             return state().engine.query(sql, bound, {view: part})
         return state().engine.query(with_edge, {**bound, "edge": edge}, {view: part})
 
-    table = first_rows(snap, run, limit=limit + 1, descending=order == "desc",
-                       low=low, high=high)
+    table = first_rows(snap, run, limit=limit + 1, descending=order == "desc", low=low, high=high)
     next_cursor = None
     if table.num_rows > limit:
         table = table.slice(0, limit)

@@ -30,22 +30,45 @@ bp = Blueprint("kpis", __name__, url_prefix="/v1/kpis")
 PURCHASES = "purchase_sword"
 GUILDS = "join_guild"
 # ISO 4217 currencies whose minor unit is not the cent
-_NO_MINOR = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
-             "UYI", "VND", "VUV", "XAF", "XOF", "XPF")
+_NO_MINOR = (
+    "BIF",
+    "CLP",
+    "DJF",
+    "GNF",
+    "ISK",
+    "JPY",
+    "KMF",
+    "KRW",
+    "PYG",
+    "RWF",
+    "UGX",
+    "UYI",
+    "VND",
+    "VUV",
+    "XAF",
+    "XOF",
+    "XPF",
+)
 _MILS = ("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND")
-MINOR_UNIT = (f"CASE WHEN currency IN ({', '.join(repr(c) for c in _NO_MINOR)}) THEN 0 "
-              f"WHEN currency IN ({', '.join(repr(c) for c in _MILS)}) THEN 3 ELSE 2 END")
+MINOR_UNIT = (
+    f"CASE WHEN currency IN ({', '.join(repr(c) for c in _NO_MINOR)}) THEN 0 "
+    f"WHEN currency IN ({', '.join(repr(c) for c in _MILS)}) THEN 3 ELSE 2 END"
+)
 # one purchase in minor units, an exact integer (NULL without a price)
-AMOUNT_MINOR = (f"CASE WHEN price < 1e16 THEN CAST(round(price * power(10, {MINOR_UNIT})) "
-                "AS BIGINT) * coalesce(quantity, 1) END")
+AMOUNT_MINOR = (
+    f"CASE WHEN price < 1e16 THEN CAST(round(price * power(10, {MINOR_UNIT})) "
+    "AS BIGINT) * coalesce(quantity, 1) END"
+)
 
 
 def _decimal_text(minor: str, unit: str) -> str:
     """SQL for the exact decimal string of ``minor`` scaled by 10^-``unit`` (minor >= 0)."""
     scale = f"CAST(power(10, {unit}) AS HUGEINT)"
-    return (f"CASE WHEN {minor} IS NULL THEN NULL WHEN {unit} = 0 THEN CAST({minor} AS VARCHAR) "
-            f"ELSE CAST({minor} // {scale} AS VARCHAR) || '.' || "
-            f"lpad(CAST({minor} % {scale} AS VARCHAR), {unit}, '0') END")
+    return (
+        f"CASE WHEN {minor} IS NULL THEN NULL WHEN {unit} = 0 THEN CAST({minor} AS VARCHAR) "
+        f"ELSE CAST({minor} // {scale} AS VARCHAR) || '.' || "
+        f"lpad(CAST({minor} % {scale} AS VARCHAR), {unit}, '0') END"
+    )
 
 
 def _money(inner: str, keys: str, counts: str, order: str) -> str:
@@ -54,20 +77,25 @@ def _money(inner: str, keys: str, counts: str, order: str) -> str:
     first ``$limit`` groups by ``order``. The top groups are chosen on the integers and
     only they get their decimal text (formatting every group first cost as much again as
     the aggregation, on tens of thousands of players)."""
-    agg = (f"SELECT {keys}, currency, {counts}, sum(amount_minor) AS revenue_minor, "
-           f"{MINOR_UNIT} AS minor_unit FROM ({inner}) GROUP BY {keys}, currency "
-           f"ORDER BY {order} LIMIT $limit")
-    return (f"SELECT * EXCLUDE (revenue_minor, minor_unit), "
-            f"{_decimal_text('revenue_minor', 'minor_unit')} AS revenue, revenue_minor, "
-            f"minor_unit FROM ({agg}) ORDER BY {order}")
+    agg = (
+        f"SELECT {keys}, currency, {counts}, sum(amount_minor) AS revenue_minor, "
+        f"{MINOR_UNIT} AS minor_unit FROM ({inner}) GROUP BY {keys}, currency "
+        f"ORDER BY {order} LIMIT $limit"
+    )
+    return (
+        f"SELECT * EXCLUDE (revenue_minor, minor_unit), "
+        f"{_decimal_text('revenue_minor', 'minor_unit')} AS revenue, revenue_minor, "
+        f"minor_unit FROM ({agg}) ORDER BY {order}"
+    )
 
 
 def _where(clauses: list[str]) -> str:
     return " WHERE " + " AND ".join(clauses) if clauses else ""
 
 
-def _union(columns: str, bound: dict[str, Any], names: tuple[str, ...]
-           ) -> tuple[str, dict[str, Snapshot]]:
+def _union(
+    columns: str, bound: dict[str, Any], names: tuple[str, ...]
+) -> tuple[str, dict[str, Snapshot]]:
     """UNION ALL of ``columns`` over the given event tables, each with the time window."""
     specs = catalog()
     parts = []
@@ -96,12 +124,17 @@ def revenue() -> Response:
     bound: dict[str, Any] = {"limit": limit}
     where = p.time_window(spec, bound)
     key = quote(by)
-    inner = (f"SELECT {key}, currency, quantity, {AMOUNT_MINOR} AS amount_minor "
-             f"FROM {quote(spec.name)}{_where(where)}")
+    inner = (
+        f"SELECT {key}, currency, quantity, {AMOUNT_MINOR} AS amount_minor "
+        f"FROM {quote(spec.name)}{_where(where)}"
+    )
     sql = _money(
-        inner, key, "count(*) AS purchases, sum(coalesce(quantity, 1)) AS swords",
+        inner,
+        key,
+        "count(*) AS purchases, sum(coalesce(quantity, 1)) AS swords",
         "revenue_minor / power(10, minor_unit) DESC NULLS LAST, purchases DESC, "
-        f"{key} ASC NULLS LAST, currency ASC NULLS LAST")
+        f"{key} ASC NULLS LAST, currency ASC NULLS LAST",
+    )
     snaps = {spec.name: state().lake.snapshot(spec.name)}
     return table_response(state().engine.query(sql, bound, snaps), snaps, by=by)
 
@@ -112,12 +145,17 @@ def top_spenders() -> Response:
     limit = p.integer("limit", 10, 1, 1000)
     bound: dict[str, Any] = {"limit": limit}
     where = [*p.time_window(spec, bound), "price IS NOT NULL"]
-    inner = (f"SELECT player_id, currency, quantity, {AMOUNT_MINOR} AS amount_minor "
-             f"FROM {quote(spec.name)}{_where(where)}")
+    inner = (
+        f"SELECT player_id, currency, quantity, {AMOUNT_MINOR} AS amount_minor "
+        f"FROM {quote(spec.name)}{_where(where)}"
+    )
     sql = _money(
-        inner, "player_id", "count(*) AS purchases",
+        inner,
+        "player_id",
+        "count(*) AS purchases",
         "revenue_minor / power(10, minor_unit) DESC NULLS LAST, player_id ASC, "
-        "currency ASC NULLS LAST")
+        "currency ASC NULLS LAST",
+    )
     snaps = {spec.name: state().lake.snapshot(spec.name)}
     return table_response(state().engine.query(sql, bound, snaps), snaps)
 
