@@ -46,7 +46,6 @@ import pyarrow.compute as pc
 from harness import BENCH, VENV_BIN, Server, free_port
 
 from questlog_schemas import lake as layout
-from questlog_schemas import property_columns
 
 TS = pa.timestamp("us", tz="UTC")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -86,34 +85,8 @@ WARM_REQUESTS = 15
 
 @cache
 def schema_for(event_type: str) -> pa.Schema:
-    """The lake contract's columns of an event table (properties from questlog_schemas)."""
-    kinds: dict[str, pa.DataType] = {
-        "string": pa.string(),
-        "number": pa.float64(),
-        "integer": pa.int64(),
-        "boolean": pa.bool_(),
-        "date-time": TS,
-    }
-    fields: list[tuple[str, pa.DataType]] = [
-        ("event_id", pa.string()),
-        ("event_type", pa.string()),
-        ("event_time", TS),
-        ("received_at", TS),
-        ("player_id", pa.string()),
-        ("session_id", pa.string()),
-        ("host", pa.string()),
-        ("user_agent", pa.string()),
-        ("accept", pa.string()),
-        ("client_ip_hash", pa.string()),
-        ("schema_version", pa.int64()),
-    ]
-    fields += [(name, kinds[kind]) for name, kind in property_columns(event_type)]
-    fields += [
-        ("kafka_partition", pa.int32()),
-        ("kafka_offset", pa.int64()),
-        ("event_date", pa.date32()),
-    ]
-    return pa.schema(fields)
+    """The lake contract's columns of an event table (questlog_schemas.lake)."""
+    return layout.arrow_schema(layout.event_table(event_type))
 
 
 def _micros(moment: datetime) -> int:

@@ -8,6 +8,7 @@ routes and settings errors everywhere.
 | ``env`` | settings from ``<PREFIX>_*`` variables, every problem reported at once | - |
 | ``multiproc`` | Prometheus multiprocess mode under gunicorn (config hooks) | - |
 | ``metrics`` | the request metrics and ``/metrics``' exposition | prometheus-client |
+| ``factory`` | ``new_app``: settings (from the environment by default), logging, Flask | Flask |
 | ``hooks`` | request id, access log and request metrics for a Flask app | Flask |
 | ``errors`` | ``ApiError`` and the JSON error handlers (``register_errors``) | Flask |
 | ``ops`` | ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` | Flask |

@@ -157,3 +157,26 @@ def test_ops_routes(app, ready):
         "3",
     )
     assert client.get("/healthz").status_code == 200
+
+
+def test_new_app_reads_the_environment_only_when_no_settings_are_given(monkeypatch):
+    from dataclasses import dataclass
+
+    from questlog_service.factory import new_app
+
+    @dataclass
+    class Settings:
+        log_level: str = "WARNING"
+
+    configured = []
+    monkeypatch.setattr(
+        "questlog_service.factory.configure_logging", lambda *a: configured.append(a)
+    )
+    given = Settings("DEBUG")
+    app, settings = new_app(__name__, "questlog-x", given, lambda: pytest.fail("env read"))
+    assert settings is given
+    assert configured == []  # settings given in code leave logging alone
+    app, settings = new_app(__name__, "questlog-x", None, Settings)
+    assert settings == Settings()
+    assert configured == [("questlog-x", "WARNING")]
+    assert app.json.sort_keys is False  # handlers' key order is kept

@@ -20,8 +20,8 @@ from questlog_api.sink import Sink, make_sink
 from questlog_api.state import EXTENSION, ApiState, state
 from questlog_schemas import load_registry
 from questlog_service.errors import register_errors
+from questlog_service.factory import new_app
 from questlog_service.hooks import install_request_hooks
-from questlog_service.logs import configure_logging
 from questlog_service.ops import ops_blueprint
 
 SERVICE = "questlog-api"
@@ -30,14 +30,9 @@ SERVICE = "questlog-api"
 def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Flask:
     """Build the app. Settings default to the environment (failing fast when malformed);
     the sink defaults to the one the settings name. No Kafka connection is opened here."""
-    if settings is None:
-        settings = Settings.from_env()
-        configure_logging(SERVICE, settings.log_level)
-    app = Flask(__name__)
+    app, settings = new_app(__name__, SERVICE, settings, Settings.from_env)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    # Flask types app.json as the JSONProvider base; its default provider has both
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.compact = True  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]  # (see new_app)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = ApiState(

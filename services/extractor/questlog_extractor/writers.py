@@ -102,8 +102,8 @@ def writer_for(
     return strategy(settings, registry, pause)
 
 
-class DeltaRsWriter:
-    """delta-rs strategy: the driver collects the batch as Arrow and commits each table."""
+class _Strategy:
+    """What both strategies are built with."""
 
     def __init__(
         self,
@@ -114,6 +114,16 @@ class DeltaRsWriter:
         self.settings = settings
         self.registry = registry or load_registry()
         self.pause = pause
+        self.setup()
+
+    def setup(self) -> None:
+        """A strategy's own state, set up once."""
+
+
+class DeltaRsWriter(_Strategy):
+    """delta-rs strategy: the driver collects the batch as Arrow and commits each table."""
+
+    def setup(self) -> None:
         self._tables: dict[str, Any] = {}  # table name -> deltalake.DeltaTable
         self._schemas: dict[str, Any] = {}  # table name -> pyarrow.Schema of its rows
 
@@ -231,18 +241,8 @@ class DeltaRsWriter:
         return schema
 
 
-class SparkWriter:
+class SparkWriter(_Strategy):
     """Spark strategy: each table appended by Spark's Delta writer (files by the executors)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        registry: Registry | None = None,
-        pause: PauseForKillTest | None = None,
-    ) -> None:
-        self.settings = settings
-        self.registry = registry or load_registry()
-        self.pause = pause
 
     def write_batch(self, batch: DataFrame, batch_id: int, app_id: str) -> dict[str, int]:
         """The batch cached once, counted per table, each table appended; rows per table."""

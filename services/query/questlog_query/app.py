@@ -23,8 +23,8 @@ from questlog_query.sandbox import SqlSandbox
 from questlog_query.settings import Settings
 from questlog_query.state import EXTENSION, QueryState, state
 from questlog_service.errors import ApiError, register_errors
+from questlog_service.factory import new_app
 from questlog_service.hooks import install_request_hooks
-from questlog_service.logs import configure_logging
 from questlog_service.ops import ops_blueprint
 
 log = logging.getLogger("questlog_query")
@@ -35,11 +35,7 @@ LAKE_RETRY_AFTER_S = 5
 def create_app(settings: Settings | None = None, lake: Lake | None = None) -> Flask:
     """Build the app. Settings default to the environment (failing fast when malformed);
     the lake defaults to the one the settings name. Nothing is read from it here."""
-    if settings is None:
-        settings = Settings.from_env()
-        configure_logging(SERVICE, settings.log_level)
-    app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app, settings = new_app(__name__, SERVICE, settings, Settings.from_env)
     lake = lake or Lake.from_settings(settings)
 
     def refresh(name: str) -> Snapshot:  # for a query whose snapshot's files a VACUUM deleted

@@ -39,16 +39,16 @@ _SCHEMES = ("file://", "hdfs://", "viewfs://")
 
 @dataclass(frozen=True)
 class Settings:
-    lake_root: str
-    read_token: str = ""
-    sql_max_rows: int = 10_000
-    sql_timeout_s: float = 10.0
-    query_timeout_s: float = 30.0
-    duckdb_memory_limit: str = "1GB"
+    lake_root: str  # file://, hdfs:// or viewfs:// root; tables under <root>/tables/
+    read_token: str = ""  # bearer token of /v1/sql; empty = /v1/sql off
+    sql_max_rows: int = 10_000  # rows one /v1/sql answer carries at most (then truncated)
+    sql_timeout_s: float = 10.0  # /v1/sql statements are interrupted after this
+    query_timeout_s: float = 30.0  # the fixed endpoints' queries likewise
+    duckdb_memory_limit: str = "1GB"  # per worker process, e.g. 512MB, 2GiB
     duckdb_threads: int = 2
-    snapshot_ttl_s: float = 1.0
+    snapshot_ttl_s: float = 1.0  # how long a table's snapshot is reused before re-reading
     log_level: str = "INFO"
-    extractor_metrics_url: str = ""
+    extractor_metrics_url: str = ""  # /v1/pipeline's sources; empty = not shown
     api_metrics_url: str = ""
 
     def __post_init__(self) -> None:
