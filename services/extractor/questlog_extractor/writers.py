@@ -37,11 +37,14 @@ from pyspark.sql import functions as F
 
 from questlog_extractor import metrics, transforms
 from questlog_extractor.settings import Settings
-from questlog_schemas import Registry, load_registry
+from questlog_schemas import Registry, lake, load_registry
 
 log = logging.getLogger("questlog_extractor.writers")
 
-QUARANTINE = "quarantine"  # the table of records that failed validation
+QUARANTINE = lake.QUARANTINE  # the table of records that failed validation
+# each table's partition column (the lake contract's)
+EVENT_PARTITION = lake.EVENT_DATE.name
+QUARANTINE_PARTITION = lake.QUARANTINE_TABLE.partition_column
 # Set by Spark on the thread that runs foreachBatch; survives restarts (checkpoint).
 QUERY_ID_PROPERTY = "sql.streaming.queryId"
 
@@ -150,12 +153,12 @@ class DeltaRsWriter(_Strategy):
                     event_type,
                     functools.partial(transforms.to_event_table, batch, event_type, self.registry),
                 )
-                writes.append((mine.select(schema.names).cast(schema), event_type, "event_date"))
+                writes.append((mine.select(schema.names).cast(schema), event_type, EVENT_PARTITION))
         bad = rows.filter(pc.invert(good))
         if bad.num_rows:
             schema = self._arrow_schema(QUARANTINE, lambda: transforms.to_quarantine(batch))
             bad = stamp_seen(bad.select(schema.names), time.time()).cast(schema)
-            writes.append((bad, QUARANTINE, "seen_date"))
+            writes.append((bad, QUARANTINE, QUARANTINE_PARTITION))
         split = time.perf_counter()
         side_by_side(
             [(r, t, batch_id, app_id, p) for r, t, p in writes],
@@ -260,13 +263,13 @@ class SparkWriter(_Strategy):
                 (
                     transforms.to_event_table(good, event_type, self.registry),
                     event_type,
-                    "event_date",
+                    EVENT_PARTITION,
                 )
                 for event_type in self.registry.event_types
                 if counts.get(event_type)
             ]
             if counts.get(QUARANTINE):
-                writes.append((transforms.to_quarantine(bad), QUARANTINE, "seen_date"))
+                writes.append((transforms.to_quarantine(bad), QUARANTINE, QUARANTINE_PARTITION))
             side_by_side(
                 [(df, t, batch_id, app_id, p) for df, t, p in writes],
                 self.write,
@@ -327,7 +330,9 @@ def stamp_seen(rows, seen_at: float):
     import pyarrow as pa
 
     micros = int(seen_at * 1_000_000)
-    for name, value in (("seen_at", micros), ("seen_date", micros // 86_400_000_000)):
+    table = lake.QUARANTINE_TABLE
+    day = micros // 86_400_000_000
+    for name, value in ((table.time_column, micros), (table.partition_column, day)):
         index = rows.schema.get_field_index(name)
         field = rows.schema.field(index)
         rows = rows.set_column(index, field, pa.array([value] * rows.num_rows, field.type))
