@@ -59,9 +59,6 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 CATALOG = "questlog"
 SCHEMA = "default"
-# A catalog only the readiness probe can see (tpch's built-in tiny.region, 5 rows).
-READY_CATALOG = "questlog_ready"
-READY_USER = "questlog-ready"
 # Sized for a 2-core, 24 GB machine that also runs Kafka, Spark, HDFS and two gunicorns:
 # a 2 GB heap, 1 GB of it for one query (Trino wants the per-node query memory plus a
 # 30 % headroom below the heap, or it refuses to start).
@@ -231,26 +228,6 @@ def catalog_properties(metastore_dir: Path) -> str:
     )
 
 
-# Analysts read; only the registrar (questlog_query.trino_sync) may register tables; only
-# the readiness probe sees its catalog.
-RULES = {
-    "catalogs": [
-        {"user": READY_USER, "catalog": READY_CATALOG, "allow": "read-only"},
-        {"user": "questlog-registrar", "catalog": CATALOG, "allow": "all"},
-        {"catalog": f"({CATALOG}|system)", "allow": "read-only"},
-    ],
-    "procedures": [
-        {
-            "user": "questlog-registrar",
-            "catalog": CATALOG,
-            "schema": "system",
-            "procedure": "register_table",
-            "privileges": ["EXECUTE"],
-        },
-    ],
-}
-
-
 def write_etc(state: Path, port: int) -> Path:
     """Trino's etc/ under ``state`` (rewritten on every start: settings live in code)."""
     etc = state / "etc"
@@ -279,8 +256,11 @@ def write_etc(state: Path, port: int) -> Path:
     # INFO, without a TIMELINE line per query (the registrar asks every few seconds)
     (etc / "log.properties").write_text("io.trino=INFO\nio.trino.event.QueryMonitor=WARN\n")
     (etc / "catalog" / f"{CATALOG}.properties").write_text(catalog_properties(state / "metastore"))
+    # the access rules and the readiness probe's catalog: the registrar's module owns them
+    from questlog_query.trino_sync import READY_CATALOG, rules
+
     (etc / "catalog" / f"{READY_CATALOG}.properties").write_text("connector.name=tpch\n")
-    (etc / "rules.json").write_text(json.dumps(RULES, indent=2) + "\n")
+    (etc / "rules.json").write_text(json.dumps(rules(CATALOG), indent=2) + "\n")
     (etc / "access-control.properties").write_text(
         f"access-control.name=file\nsecurity.config-file={etc / 'rules.json'}\n"
     )
@@ -325,39 +305,15 @@ def info(url: str, timeout: float = 2.0) -> dict | None:
         return None
 
 
-READY_SQL = f"SELECT count(*) FROM {READY_CATALOG}.tiny.region"  # noqa: S608 - constants
-
-
 def ready(url: str, timeout: float = 10.0) -> bool:
-    """Trino answers a table scan: /v1/info says it has started AND a scan over a catalog
-    finishes with the right answer. Neither /v1/info nor ``SELECT 1`` is enough: after
-    both, the coordinator has not yet learnt that it serves its catalogs (its own
-    announcement lists them a few seconds later) and a scan of any table answers
-    "No nodes available to run query". The announcement names every catalog at once, so
-    a scan of the probe's tpch catalog answering means questlog's tables answer too."""
+    """Trino answers a table scan: /v1/info says it has started AND the readiness probe's
+    scan answers (questlog_query.trino_sync.ready, which says why both are needed)."""
+    from questlog_query.trino_sync import ready as scan_ready
+
     answer = info(url)
     if not answer or answer.get("starting", True):
         return False
-    headers = {"X-Trino-User": READY_USER}
-    request = urllib.request.Request(  # noqa: S310 - the coordinator's loopback URL
-        f"{url}/v1/statement", data=READY_SQL.encode(), method="POST", headers=headers
-    )
-    deadline = time.monotonic() + timeout
-    rows: list = []
-    try:
-        while True:
-            with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-                state = json.loads(resp.read())
-            if "error" in state:
-                return False
-            rows += state.get("data") or []
-            if not state.get("nextUri"):
-                return rows == [[5]]
-            if time.monotonic() > deadline:
-                return False
-            request = urllib.request.Request(state["nextUri"], headers=headers)  # noqa: S310
-    except (OSError, ValueError):
-        return False
+    return scan_ready(url, timeout)
 
 
 class TrinoServer:

@@ -45,7 +45,9 @@ def test_etc_binds_loopback_and_only_the_registrar_may_register(tmp_path):
 def test_the_readiness_catalog_is_tpch_and_only_the_probe_may_read_it(tmp_path):
     etc = trino.write_etc(tmp_path, 18080)
     assert (etc / "catalog" / "questlog_ready.properties").read_text() == "connector.name=tpch\n"
-    assert "questlog_ready.tiny.region" in trino.READY_SQL
+    from questlog_query.trino_sync import READY_SQL
+
+    assert "questlog_ready.tiny.region" in READY_SQL
     rules = json.loads((etc / "rules.json").read_text())
     readers = [rule for rule in rules["catalogs"] if "questlog_ready" in rule["catalog"]]
     assert readers == [

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from questlog_k8s import chartcheck, policy, wiring
+from questlog_query import trino_sync
 
 pytestmark = [pytest.mark.integration]
 
@@ -129,6 +130,7 @@ def test_the_config_is_mounted_at_etc_trino_with_the_catalog_in_its_folder(on):
         "access-control.properties",
         "rules.json",
         "catalog/questlog.properties",
+        "catalog/questlog_ready.properties",
     }
     data = _one(on, "ConfigMap")["data"]
     assert {i["key"] for i in config["items"]} == set(data)
@@ -164,13 +166,12 @@ def test_analysts_read_and_only_the_registrar_registers(on):
         "access-control.name": "file",
         "security.config-file": "/etc/trino/rules.json",
     }
-    # the first matching rule wins: the registrar's must come first
-    assert json.loads(data["rules.json"]) == {
-        "catalogs": [
-            {"user": "questlog-registrar", "catalog": "questlog", "allow": "all"},
-            {"catalog": "(questlog|system)", "allow": "read-only"},
-        ]
-    }
+    # the same rules as the embedded Trino's, which its tests run against a real
+    # coordinator: analysts read-only, the registrar's catalog AND procedure rules (without
+    # the procedure rule CALL register_table is denied), the probe's own catalog
+    rules = json.loads(data["rules.json"])
+    assert rules == trino_sync.rules("questlog")
+    assert rules["procedures"][0]["procedure"] == "register_table"
     assert _env(_containers(on)["registrar"])["QUESTLOG_TRINO_USER"] == "questlog-registrar"
 
 
@@ -294,6 +295,14 @@ def test_both_containers_run_restricted_with_probes_and_resources(on):
         assert c["livenessProbe"], name
         assert c["readinessProbe"], name
     assert containers["registrar"]["securityContext"]["runAsUser"] == 10001  # query's user
+    # the pod is Ready only when a table scan answers (the registrar's probe)
+    assert containers["registrar"]["readinessProbe"]["exec"]["command"] == [
+        "python",
+        "-m",
+        "questlog_query.trino_sync",
+        "--ready",
+    ]
+    assert _one(on, "ConfigMap")["data"]["questlog_ready.properties"] == "connector.name=tpch\n"
     trino = containers["trino"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert trino[probe]["httpGet"] == {"path": "/v1/info", "port": "http"}, probe

@@ -20,7 +20,12 @@ Settings (environment):
 | ``QUESTLOG_TRINO_SYNC_EVERY_S`` | ``10`` | seconds between passes |
 
 ``python -m questlog_query.trino_sync`` loops; ``--once`` runs one pass and exits 0 when
-every existing table is registered, 1 otherwise.
+every existing table is registered, 1 otherwise; ``--ready`` exits 0 when Trino answers a
+table scan (``ready()``), 1 otherwise (the chart's readiness probe).
+
+Trino's access rules (``RULES``) live here too, beside the users they name: the embedded
+server (questlog_embedded.trino) writes them, the chart's ConfigMap holds the same JSON
+(a chart test compares them).
 """
 
 from __future__ import annotations
@@ -49,6 +54,37 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _NOT_YET = "No transaction log found"
 
 
+DEFAULT_URL = "http://127.0.0.1:8080"
+REGISTRAR = "questlog-registrar"
+# A catalog only the readiness probe sees (tpch's built-in tiny.region, 5 rows).
+READY_CATALOG = "questlog_ready"
+READY_USER = "questlog-ready"
+READY_SQL = f"SELECT count(*) FROM {READY_CATALOG}.tiny.region"  # noqa: S608 - constants
+
+
+def rules(catalog: str = "questlog") -> dict[str, Any]:
+    """Trino's file access rules (the first matching rule wins): analysts read; only the
+    registrar may register tables (both its catalog rule and the procedure rule are
+    needed: without the latter CALL register_table is denied); only the readiness probe
+    sees its catalog."""
+    return {
+        "catalogs": [
+            {"user": READY_USER, "catalog": READY_CATALOG, "allow": "read-only"},
+            {"user": REGISTRAR, "catalog": catalog, "allow": "all"},
+            {"catalog": f"({catalog}|system)", "allow": "read-only"},
+        ],
+        "procedures": [
+            {
+                "user": REGISTRAR,
+                "catalog": catalog,
+                "schema": "system",
+                "procedure": "register_table",
+                "privileges": ["EXECUTE"],
+            },
+        ],
+    }
+
+
 class TrinoError(RuntimeError):
     def __init__(self, message: str, name: str = "") -> None:
         super().__init__(message)
@@ -71,7 +107,7 @@ class SyncSettings:
         root = env.get(PREFIX + "LAKE_ROOT", "")
         if not root.startswith(("file:///", "hdfs://")):
             problems.append(f"{PREFIX}LAKE_ROOT must be a file:/// or hdfs:// URI, got {root!r}")
-        url = env.get(PREFIX + "URL", "http://127.0.0.1:8080").rstrip("/")
+        url = env.get(PREFIX + "URL", DEFAULT_URL).rstrip("/")
         if not url.startswith(("http://", "https://")):
             problems.append(f"{PREFIX}URL must be an http(s):// URL, got {url!r}")
         names = {}
@@ -94,7 +130,7 @@ class SyncSettings:
             lake_root=root.rstrip("/"),
             catalog=names["CATALOG"],
             schema=names["SCHEMA"],
-            user=env.get(PREFIX + "USER", "questlog-registrar"),
+            user=env.get(PREFIX + "USER", REGISTRAR),
             every_s=every_s,
         )
 
@@ -124,6 +160,19 @@ def execute(url: str, user: str, sql: str, timeout: float = 60.0) -> list[list[A
         if time.monotonic() > deadline:
             raise TrinoError(f"no answer within {timeout:.0f} s", "TIMEOUT")
         request = urllib.request.Request(next_uri, headers={"X-Trino-User": user})  # noqa: S310
+
+
+def ready(url: str, timeout: float = 10.0) -> bool:
+    """Trino answers a table scan: the probe's scan over its tpch catalog gives the right
+    answer. /v1/info saying it has started, or ``SELECT 1`` answering, is not enough: for
+    2-5 s after both the coordinator has not yet learnt that it serves its catalogs (its
+    own announcement lists them later) and a scan of any table answers "No nodes
+    available to run query". The announcement names every catalog at once, so the
+    probe's catalog answering means questlog's tables answer too."""
+    try:
+        return execute(url, READY_USER, READY_SQL, timeout) == [[5]]
+    except (OSError, ValueError, TrinoError):
+        return False
 
 
 def wanted(lake_root: str) -> dict[str, str]:
@@ -176,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         description="keep questlog's tables registered in Trino",
     )
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
+    parser.add_argument(
+        "--ready", action="store_true", help="exit 0 when Trino answers a table scan, else 1"
+    )
     args = parser.parse_args(argv)
+    if args.ready:
+        url = os.environ.get(PREFIX + "URL", DEFAULT_URL).rstrip("/")
+        return 0 if ready(url, timeout=4.0) else 1
     configure_logging("questlog-trino-sync")
     try:
         settings = SyncSettings.from_env()

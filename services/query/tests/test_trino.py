@@ -93,7 +93,7 @@ def test_a_table_answers_as_soon_as_the_server_says_ready(server, registered):
 def test_sync_registers_what_exists_and_the_walkthrough_names(registered):
     _, done, missing = registered
     assert set(done) == {"purchase_sword", "join_guild", "purchases", "guild_joins"}
-    assert missing == ["quarantine"]  # not created yet: no Delta log
+    assert missing == ["level_up", "quarantine"]  # not created yet: no Delta log
 
 
 def test_the_walkthrough_sql_gives_the_query_services_and_deltalakes_numbers(
@@ -118,7 +118,10 @@ def test_new_versions_are_read_and_a_table_created_later_is_registered(server, l
     settings, _, _ = registered
     write_events(lake, "join_guild", make_events("join_guild", 10, seed=3))  # a new version
     assert query(server, "select count(*) from join_guild") == [(160,)]  # read at query time
-    assert sync_once(settings) == ([], ["quarantine"])  # nothing new, nothing re-registered
+    assert sync_once(settings) == (
+        [],
+        ["level_up", "quarantine"],
+    )  # nothing new, nothing re-registered
 
     # the extractor creates the quarantine table when the first bad record arrives
     spec = catalog()["quarantine"]
@@ -138,7 +141,7 @@ def test_new_versions_are_read_and_a_table_created_later_is_registered(server, l
         pa.Table.from_pylist([row], schema=spec.schema),
         partition_by=["seen_date"],
     )
-    assert sync_once(settings) == (["quarantine"], [])
+    assert sync_once(settings) == (["quarantine"], ["level_up"])
     assert query(server, "select reason, count(*) from quarantine group by reason") == [
         ("malformed_json", 1)
     ]
@@ -195,3 +198,14 @@ def test_trino_is_bound_to_loopback_and_sized_for_the_machine(server):
     ]
     assert binds
     assert all(re.search(r"(0100007F|0000000000000000FFFF00000100007F):", b) for b in binds), binds
+
+
+def test_the_readiness_probe_exits_0_on_a_ready_trino_and_1_on_none(server, monkeypatch):
+    """`python -m questlog_query.trino_sync --ready`: the chart's registrar probe."""
+    from questlog_embedded.process import free_port
+    from questlog_query import trino_sync
+
+    monkeypatch.setenv("QUESTLOG_TRINO_URL", server.url)
+    assert trino_sync.main(["--ready"]) == 0
+    monkeypatch.setenv("QUESTLOG_TRINO_URL", f"http://127.0.0.1:{free_port()}")
+    assert trino_sync.main(["--ready"]) == 1
