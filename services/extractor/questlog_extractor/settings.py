@@ -10,7 +10,7 @@ Usage::
 ``SPARK_MASTER`` and ``SPARK_JARS`` apply only when the extractor starts Spark itself
 (``python -m questlog_extractor``: embedded mode, tests). Under spark-submit (the Spark
 Operator's driver on Kubernetes) spark-submit's own master and jars rule and these two are
-ignored (``job.launch_conf``).
+ignored (``session.launch_conf``).
 """
 
 from __future__ import annotations
