@@ -41,3 +41,27 @@ def test_sabotage_env_reaches_child_processes_only_when_asked():
     assert env["QUESTLOG_SABOTAGE"] == "no_dedup"
     assert env["PYTHONPATH"].split(":")[1] == "/x"
     assert (sabotage.HERE / "site" / "sitecustomize.py").is_file()
+
+
+def test_every_sabotage_patches_something_that_exists():
+    """A refactor that moves what a sabotage turns off would make its scenario's strict
+    xfail pass for the wrong reason (an AttributeError, or a patch on nothing)."""
+    import importlib
+    import pkgutil
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.missing: list[tuple[str, str]] = []
+
+        def setattr(self, target, name, value) -> None:
+            if not hasattr(target, name):
+                self.missing.append((getattr(target, "__name__", repr(target)), name))
+
+    applied = 0
+    for info in pkgutil.iter_modules(sabotage.__path__):
+        module = importlib.import_module(f"{sabotage.__name__}.{info.name}")
+        recorder = Recorder()
+        module.apply(recorder)
+        assert not recorder.missing, (info.name, recorder.missing)
+        applied += 1
+    assert applied >= 14
