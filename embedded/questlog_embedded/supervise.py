@@ -14,7 +14,10 @@ root folder), so it stays the one list of processes. A command ending with the s
 comment ``# once`` is a one-shot (the banner): it runs once at start, whatever its exit
 it is not restarted, and the stack does not depend on it. A command ending with
 ``# if VAR`` runs only when the environment (the env files included) sets ``VAR`` to
-``1``: the optional parts, ``make run TRINO=1`` and ``make run LAKE=hdfs``.
+``1``: the optional parts, ``make run TRINO=1`` and ``make run LAKE=hdfs``. A command
+with the comment ``# stops last`` (the infrastructure: Kafka, HDFS) is stopped only after
+every other process has stopped, so no service loses its broker or file system while it
+shuts down (a Trino whose HDFS went first retried it past the stop timeout).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from . import paths
 SELF = "supervisor"  # the prefix of the supervisor's own lines
 _ONCE = re.compile(r"\s+#\s*once\b.*$")
 _IF = re.compile(r"\s+#\s*if\s+([A-Z][A-Z0-9_]*)\s*$")
+_LAST = re.compile(r"\s+#\s*stops last\b")
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: dlopen after fork can deadlock
 _COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
@@ -48,6 +52,7 @@ class Entry:
     command: str
     once: bool = False
     when: str | None = None  # run only if this environment variable is "1"
+    stops_last: bool = False  # stopped after every other process has stopped
 
 
 def read_procfile(text: str) -> list[Entry]:
@@ -62,6 +67,8 @@ def read_procfile(text: str) -> list[Entry]:
             raise ValueError(f"Procfile line {number}: expected 'name: command', got {line!r}")
         if any(e.name == name for e in entries):
             raise ValueError(f"Procfile line {number}: {name!r} is listed twice")
+        stops_last = bool(_LAST.search(command))
+        command = _LAST.sub("", command)
         when = _IF.search(command)
         if when:
             command = command[: when.start()]
@@ -72,6 +79,7 @@ def read_procfile(text: str) -> list[Entry]:
                 _ONCE.sub("", command) if once else command,
                 once,
                 when.group(1) if when else None,
+                stops_last,
             )
         )
     if not entries:
@@ -319,19 +327,33 @@ class Supervisor:
 
     def stop_all(self, signum: int) -> int:
         """SIGTERM to every process group, then SIGKILL to what is left after
-        ``stop_timeout`` (at once on a second Ctrl-C). 0 when every process stopped on
-        SIGTERM."""
+        ``stop_timeout`` (at once on a second Ctrl-C); the ``# stops last`` ones only once
+        the others have gone. 0 when every process stopped on SIGTERM."""
         self.log(f"{signal.Signals(signum).name} received: stopping every process")
-        groups = {}
         for child in self.children:
             child.restart_at = None
+        first = [c for c in self.children if not c.entry.stops_last]
+        last = [c for c in self.children if c.entry.stops_last]
+        clean = self._stop(first)
+        clean = self._stop(last) and clean
+        until = time.monotonic() + 2
+        for pump in self._pumps:  # the last lines of every process, then ours
+            pump.join(timeout=max(0.0, until - time.monotonic()))
+        self.log("every process stopped" if clean else "stopped (some needed SIGKILL)")
+        return 0 if clean else 1
+
+    def _stop(self, children: list[Child]) -> bool:
+        """SIGTERM to these children's groups, SIGKILL after the timeout; True if none
+        needed SIGKILL."""
+        groups = {}
+        for child in children:
             if child.proc is not None:
                 groups[child.name] = child.proc.pid
                 _signal_group(child.proc.pid, signal.SIGTERM)
         seen = len(self._signals)
         deadline = time.monotonic() + self.stop_timeout
         while time.monotonic() < deadline and len(self._signals) == seen:
-            for child in self.children:
+            for child in children:
                 if child.proc is not None and child.proc.poll() is not None:
                     self.log(f"{child.name} stopped ({describe(child.proc.returncode)})")
                     child.proc = None
@@ -344,15 +366,11 @@ class Supervisor:
                 clean = False
                 self.log(f"{name} still running after {self.stop_timeout:g} s: SIGKILL")
                 _signal_group(pgid, signal.SIGKILL)
-        for child in self.children:  # those that exited after the loop's last look too
+        for child in children:  # those that exited after the loop's last look too
             if child.proc is not None:
                 self.log(f"{child.name} stopped ({describe(child.proc.wait())})")
                 child.proc = None
-        until = time.monotonic() + 2
-        for pump in self._pumps:  # the last lines of every process, then ours
-            pump.join(timeout=max(0.0, until - time.monotonic()))
-        self.log("every process stopped" if clean else "stopped (some needed SIGKILL)")
-        return 0 if clean else 1
+        return clean
 
 
 def main(argv: list[str] | None = None) -> int:

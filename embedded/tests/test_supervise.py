@@ -340,3 +340,28 @@ def test_the_procfiles_optional_processes_are_hdfs_and_trino():
         "trino-sync": "QUESTLOG_TRINO_ENABLED",
     }
     assert "hdfs" not in [e.name for e in selected(entries, {"QUESTLOG_LAKE_HDFS": "0"})]
+
+
+def test_the_infrastructure_stops_only_after_every_other_process_has_stopped(run):
+    # slow takes 1.5 s to exit on SIGTERM; infra would exit at once: it must still go last
+    slow = (
+        f'{PY} -c "import os, signal, sys, time; '
+        "signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.5), sys.exit(0))); "
+        "print('steady', os.getpid(), os.getpgid(0), flush=True); time.sleep(600)\""
+    )
+    r = run(f"""
+        infra: {STEADY}  # stops last
+        slow: exec {slow}
+        """)
+    r.wait_for(r"\| steady \d+ (\d+)", count=2)
+    assert r.stop() == 0
+    stopped = [line.split()[0] for line in r.lines("supervisor") if " stopped (" in line]
+    assert stopped == ["slow", "infra"], r.text()
+
+
+def test_kafka_and_hdfs_are_the_procfiles_infrastructure():
+    from questlog_embedded import paths
+
+    entries = read_procfile((paths.REPO_ROOT / "embedded" / "Procfile").read_text())
+    assert {e.name for e in entries if e.stops_last} == {"kafka", "hdfs"}
+    assert all("stops last" not in e.command for e in entries)
