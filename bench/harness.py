@@ -222,14 +222,15 @@ def produce_events(bootstrap: str, topic: str, events_bytes: list[tuple[bytes, b
 
 
 # Which process is which, by a fragment of its command line (first match wins).
-COMPONENTS = (
+COMPONENTS = (  # (name, a fragment of the command line), first match wins
     ("loadgen", "loadgen"),
-    ("kafka", "kafka.Kafka"),
+    ("broker", "kafka.Kafka"),
     ("compact", "questlog_extractor compact"),
-    ("extractor", "questlog_extractor"),
-    ("extractor", "org.apache.spark"),
-    ("api", "questlog_api"),
+    ("extractor_python", "-m questlog_extractor"),  # the driver's Python process
+    ("extractor_jvm", "org.apache.spark"),  # the driver JVM (local[2]: executors too)
+    ("api", "questlog_api"),  # gunicorn master and workers
     ("query", "questlog_query"),
+    ("supervisor", "questlog_embedded.supervise"),
     ("bench", "bench/run.py"),
 )
 
@@ -253,21 +254,23 @@ def _cpu_seconds() -> dict[str, float]:
     return totals
 
 
-class CpuShare:
-    """Share of the whole machine (all cores) each component used between start and stop."""
+class CpuBudget:
+    """Core-seconds per second each component used between start and stop (read from
+    /proc: 1.0 is one core busy all the time), and the machine's capacity in the same unit."""
 
-    def __enter__(self) -> CpuShare:
+    def __enter__(self) -> CpuBudget:
         self.before, self.started = _cpu_seconds(), time.monotonic()
         return self
 
     def __exit__(self, *exc) -> None:
-        after, wall = _cpu_seconds(), time.monotonic() - self.started
-        capacity = wall * (os.cpu_count() or 1)
-        self.shares = {
-            name: round((after[name] - self.before.get(name, 0.0)) / capacity, 3)
+        after = _cpu_seconds()
+        self.wall_s = time.monotonic() - self.started
+        self.cores = {
+            name: round((after[name] - self.before.get(name, 0.0)) / self.wall_s, 3)
             for name in sorted(after)
         }
-        self.shares["idle_or_other"] = round(1 - sum(self.shares.values()), 3)
+        self.capacity = float(os.cpu_count() or 1)
+        self.cores["idle_or_other"] = round(self.capacity - sum(self.cores.values()), 3)
 
 
 def median_ms(samples: list[float]) -> float:
@@ -281,7 +284,7 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 
 __all__ = [
-    "CpuShare",
+    "CpuBudget",
     "api_server",
     "baseline_api_server",
     "free_port",

@@ -17,8 +17,11 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
 
-from harness import CpuShare, loadgen
+from harness import CpuBudget, loadgen
+from profile_jvm import STACK_DEPTH_OPTION, JfrProfile
 
 from questlog_embedded.stack import Stack
 
@@ -133,7 +136,8 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
 
     poster = threading.Thread(target=post_probes)
     poster.start()
-    with CpuShare() as cpu:
+    window_start = time.time()
+    with CpuBudget() as cpu:
         load = loadgen(
             f"{stack.api}/v1/events",
             secs,
@@ -145,12 +149,14 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
             warmup=1,
             work=ctx.work,
         )
+    window_end = time.time()
     stop.set()
     poster.join()
     for player in players[-10:]:  # the last probes get their chance to appear
         prober.wait_visible(player, 60)
     samples = prober.latencies(players)
-    cpu.shares["loadgen"] = load["loadgen_cpu_share_of_machine"]
+    batches = batch_budget(stack.log, window_start + 5, window_end, cpu.cores)
+    requests = load["ok"] + load["failed"]
     seen = [s for s in samples if s is not None]
     # A probe never seen counts with how long it was waited for (a lower bound): left
     # out, a stack that loses or stalls events would look fresher than one that does not.
@@ -173,7 +179,13 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
         "probes": len(samples),
         "probes_never_seen": sum(s is None for s in samples),
         "probe_post_errors": prober.post_errors[errors_before:],
-        "cpu_share_of_machine": cpu.shares,
+        # core-seconds per second of each process over the measured window (2.0 = both
+        # cores of this machine); the API's per request
+        "cpu_cores": cpu.cores,
+        "api_cpu_us_per_request": round(cpu.cores.get("api", 0) * cpu.wall_s / requests * 1e6)
+        if requests
+        else None,
+        "batches": batches,
         "freshness_s": {
             "p50": pct(50),
             "p95": pct(95),
@@ -183,8 +195,91 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
     }
 
 
+PHASES = ("latestOffset", "getBatch", "queryPlanning", "walCommit", "addBatch", "commitOffsets")
+
+
+def batch_budget(log: Path, start: float, end: float, cores: dict[str, float]) -> dict:
+    """The extractor's micro-batches that ended in [start, end], from its own log lines:
+    Spark's progress event of each (``durationMs`` per phase, the dedup state store's
+    times) and the writer's split of ``addBatch`` (Spark job + Arrow collect, Delta
+    commits); medians, and the extractor's core-seconds per batch."""
+    progress, written = [], []
+    for line in log.read_text(errors="replace").splitlines():
+        if " extractor " not in line[:30] or "| {" not in line:
+            continue
+        try:
+            record = json.loads(line.split("| ", 1)[1])
+            at = datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp()
+        except (ValueError, KeyError):
+            continue
+        if start <= at <= end and record.get("msg") == "batch progress":
+            progress.append(record)
+        elif start <= at <= end and record.get("msg") == "batch written":
+            written.append(record)
+    if not progress:
+        return {"batches": 0}
+
+    def med(values):
+        values = [v for v in values if v is not None]
+        return round(statistics.median(values), 1) if values else None
+
+    per_s = len(progress) / (end - start)
+    return {
+        "batches": len(progress),
+        "batches_per_s": round(per_s, 2),
+        "rows_per_batch": med(p["input_rows"] for p in progress),
+        "batch_ms": med(p["batch_duration_ms"] for p in progress),
+        "phases_ms": {k: med(p["phases_ms"].get(k) for p in progress) for k in PHASES},
+        "state_store_ms": {
+            k: med((p.get("state_ms") or {}).get(k) for p in progress)
+            for k in ("updates", "removals", "commit")
+        },
+        "writer_ms": {
+            k: med(w.get(k) for w in written) for k in ("collect_ms", "split_ms", "commit_ms")
+        },
+        "core_s_per_batch": {
+            k: round(cores.get(k, 0.0) / per_s, 3) for k in ("extractor_jvm", "extractor_python")
+        },
+    }
+
+
+def _profile(ctx, stack: Stack) -> dict:
+    """The extractor JVM under the single-event load again, with Java Flight Recorder on
+    (not during the measured runs: sampling deep stacks costs CPU): where its CPU goes."""
+    jvm = next(
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and "org.apache.spark" in _cmdline(p)
+        and "questlog-extractor" in _cmdline(p)
+    )
+    with JfrProfile(jvm, ctx.work) as profile, CpuBudget() as cpu:
+        loadgen(
+            f"{stack.api}/v1/events",
+            ctx.seconds(40, 20),
+            method="POST",
+            body=_body(1),
+            headers=("Content-Type: application/json",),
+            rate=RATE,
+            connections=64,
+            warmup=0,
+            work=ctx.work,
+        )
+    return {"samples": profile.samples, "shares": profile.shares, "cpu_cores": cpu.cores}
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def run(ctx) -> dict:
-    with Stack(ctx.work / "freshness-stack") as stack:
+    # deep enough JFR stacks to see planning under the stream thread (costs only while
+    # a recording runs: the profile segment, after the measured ones)
+    deep_stacks = {"JAVA_TOOL_OPTIONS": STACK_DEPTH_OPTION}
+    with Stack(ctx.work / "freshness-stack", extra_env=deep_stacks) as stack:
         prober = Prober(stack)
         try:
             # Steady state, not start-up: the extractor's first micro-batches pay for JIT
@@ -207,6 +302,7 @@ def run(ctx) -> dict:
             # (how game SDKs flush their queue): the same events/s, a tenth of the requests.
             single = _measure(ctx, stack, prober, 1)
             batched = _measure(ctx, stack, prober, 10)
+            profile = _profile(ctx, stack)
         finally:
             prober.stop()
     return {
@@ -214,6 +310,7 @@ def run(ctx) -> dict:
         "warmup": warmup,
         "single": single,
         "batched": batched,
+        "extractor_profile": profile,
         "query_errors_while_probing": len(prober.errors),
         "query_error_sample": prober.errors[:3],
     }
@@ -235,4 +332,29 @@ def ratios(r: dict) -> dict:
         "freshness_batched_p50_s": batched["freshness_s"]["p50"],
         "batched_sustained_events_per_s": batched["events_per_s"],
         "batched_loadgen_cpu_share": batched["load"]["loadgen_cpu_share_of_machine"],
+        # the CPU budget at 1,000 single-event POSTs/s (core-seconds per second)
+        **{f"cpu_cores_{k}": v for k, v in single["cpu_cores"].items()},
+        "api_cpu_us_per_request": single["api_cpu_us_per_request"],
+        "batched_api_cpu_us_per_request": batched["api_cpu_us_per_request"],
+        # one micro-batch at that load (medians), and the extractor's CPU per batch
+        **_batch_figures("batch", single["batches"]),
+        **{
+            f"jvm_profile_{k.split(' ')[0].split(':')[0].lower()}": v
+            for k, v in r["extractor_profile"]["shares"].items()
+        },
     }
+
+
+def _batch_figures(prefix: str, b: dict) -> dict:
+    if not b.get("batches"):
+        return {f"{prefix}es_measured": 0}
+    out = {
+        f"{prefix}es_per_s": b["batches_per_s"],
+        f"{prefix}_rows": b["rows_per_batch"],
+        f"{prefix}_ms": b["batch_ms"],
+        **{f"{prefix}_{k}_ms": v for k, v in b["phases_ms"].items()},
+        **{f"{prefix}_state_store_{k}_ms": v for k, v in b["state_store_ms"].items()},
+        **{f"{prefix}_writer_{k}": v for k, v in b["writer_ms"].items()},
+        **{f"{prefix}_core_s_{k}": v for k, v in b["core_s_per_batch"].items()},
+    }
+    return out

@@ -31,18 +31,27 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("questlog_request_id", default=N
 # call to the JVM.
 QUIET = ("kafka", "py4j")
 
-_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "fields"}
+_RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "fields"}
+# One encoder for every line: json.dumps(..., default=str) builds a new one per call.
+_ENCODE = json.JSONEncoder(default=str).encode
 
 
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self._second, self._stamp = -1, ""  # the last whole second formatted, and its text
+
+    def _ts(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._stamp}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._ts(record),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -61,7 +70,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             line["exc_type"] = record.exc_info[0].__name__
             line["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _ENCODE(line)
 
 
 def configure_logging(service_name: str, level: str | int = "INFO", stream: Any = None) -> None:

@@ -62,8 +62,9 @@ def start(
     registry = load_registry()
     records = read_kafka(spark, settings)  # 2. source
     parsed = transforms.parse(transforms.from_kafka(records), registry)  # 3. transforms
-    deduped = transforms.dedup(parsed, settings.watermark)
-    write: Callable[[DataFrame, int], None] = BatchWriter(settings, registry)  # 4. writer
+    sink = BatchWriter(settings, registry)  # 4. writer (and the columns it takes)
+    deduped = sink.stream(transforms.dedup(parsed, settings.watermark))
+    write: Callable[[DataFrame, int], None] = sink
     if gate is not None:  # 5. lets monitor() stop the query between two batches
         write = functools.partial(gate.run, write)
     writer = (

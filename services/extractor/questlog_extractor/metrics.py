@@ -115,6 +115,12 @@ def summarize(progress: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "late_rows_dropped": int(_number(state.get("numRowsDroppedByWatermark"))),
         "state_rows": state.get("numRowsTotal"),
+        # the dedup state store's share of the batch (inside addBatch)
+        "state_ms": {
+            "commit": state.get("commitTimeMs"),
+            "updates": state.get("allUpdatesTimeMs"),
+            "removals": state.get("allRemovalsTimeMs"),
+        },
     }
 
 

@@ -25,6 +25,13 @@ DELTA_CONF = {
 # Set by spark-submit's PythonRunner in the Python driver it starts (PySpark then joins
 # that JVM instead of launching one).
 SPARK_SUBMIT_MARK = "PYSPARK_GATEWAY_PORT"
+# The validation (``transforms.parse``) is one wide expression: fused into one whole-stage
+# method it passes HotSpot's 8000-byte limit for JIT compilation and would run interpreted
+# (~3x slower). Spark's own answer (``hugeMethodLimit`` 8000: per-operator code instead)
+# generates that code again in every task of every micro-batch (a quarter of a small batch's
+# CPU). The JVM is told to compile huge methods instead; the chart's sparkConf sets the same
+# for the driver and executors (a test compares), where spark-submit starts the JVM.
+JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
 LOCAL_CHECKPOINT_MANAGER = (
     "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager"
 )
@@ -40,11 +47,10 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         # Delta rebuilds table state with 50 tasks by default: pure overhead on a few cores.
         "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
-        # The validation (``transforms.parse``) is one wide expression: fused into one
-        # whole-stage method it passes HotSpot's 8000-byte limit and is never JIT-compiled
-        # (interpreted bytecode, ~3x slower). Over the limit Spark falls back to per-operator
-        # code, which it splits into small methods.
-        "spark.sql.codegen.hugeMethodLimit": "8000",
+        # The monitor reads recentProgress every 2 s (``shutdown.monitor``): Spark's 100
+        # entries were 100 progress JSONs parsed per poll; 20 cover 2 s of the shortest
+        # batches.
+        "spark.sql.streaming.numRecentProgressUpdates": "20",
         # Spark 4.1.1's V2 Kafka stream throws an NPE in its progress metrics on the first
         # batch after a restart that replays an uncommitted batch (SPARK-55271), failing
         # the query on every crash recovery. The V1 source has the same offsets/limits.
@@ -69,7 +75,7 @@ def launch_conf(settings: Settings, environ: Mapping[str, str]) -> dict[str, str
     ``local[2]`` inside the driver pod."""
     if SPARK_SUBMIT_MARK in environ:
         return {}
-    conf = {"spark.master": settings.spark_master}
+    conf = {"spark.master": settings.spark_master, "spark.driver.extraJavaOptions": JIT_OPTIONS}
     if settings.spark_jars:
         conf["spark.jars"] = ",".join(settings.spark_jars)
     return conf

@@ -18,13 +18,13 @@ metrics, logs, and the kill tests' pause points (``TEST_PAUSE_VARIABLE``).
 
 Usage::
 
-    stream.foreachBatch(BatchWriter(settings, registry))
+    sink = BatchWriter(settings, registry)
+    sink.stream(deduped).writeStream.foreachBatch(sink)   # the columns it takes, then it
     writer_for(settings).write(df, "purchase_sword", batch_id, app_id, "event_date")
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -71,11 +71,15 @@ class BatchWriter:
         query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
         return f"questlog-extractor/{self.settings.query_name}/{query_id}"
 
+    def stream(self, deduped: DataFrame) -> DataFrame:
+        """What each micro-batch hands this sink: ``deduped`` shaped by the strategy, as
+        part of the streaming query (planned with it, no per-batch DataFrame building)."""
+        return self.strategy.stream(deduped.drop(transforms.DEDUP_KEY, transforms.DEDUP_TIME))
+
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         app_id = self.app_id(batch.sparkSession)
-        batch = batch.drop(transforms.DEDUP_KEY, transforms.DEDUP_TIME)
         started = time.perf_counter()
-        counts = self.strategy.write_batch(batch, batch_id, app_id)
+        counts, timings = self.strategy.write_batch(batch, batch_id, app_id)
         for table, n in counts.items():
             metrics.ROWS_WRITTEN.labels(table=table).inc(n)
         if counts:
@@ -86,6 +90,7 @@ class BatchWriter:
                         "batch_id": batch_id,
                         "rows": counts,
                         "ms": round((time.perf_counter() - started) * 1000),
+                        **timings,
                     }
                 },
             )
@@ -122,6 +127,11 @@ class _Strategy:
     def setup(self) -> None:
         """A strategy's own state, set up once."""
 
+    def stream(self, parsed: DataFrame) -> DataFrame:
+        """The columns of the parsed, deduplicated stream this strategy's ``write_batch``
+        takes (default: all of them)."""
+        return parsed
+
 
 class DeltaRsWriter(_Strategy):
     """delta-rs strategy: the driver collects the batch as Arrow and commits each table."""
@@ -130,18 +140,32 @@ class DeltaRsWriter(_Strategy):
         self._tables: dict[str, Any] = {}  # table name -> deltalake.DeltaTable
         self._schemas: dict[str, Any] = {}  # table name -> pyarrow.Schema of its rows
 
-    def write_batch(self, batch: DataFrame, batch_id: int, app_id: str) -> dict[str, int]:
-        """The batch's rows of every table in ONE Spark job (no cache, no count job), split
+    def stream(self, parsed: DataFrame) -> DataFrame:
+        """Every table's columns side by side (``transforms.to_tables_frame``), projected
+        inside the streaming query: each micro-batch is then one ``toArrow`` away from its
+        tables, with no DataFrame built, analysed and planned again per batch through Py4J.
+        Each table's Arrow schema is worked out here, once."""
+        for event_type in self.registry.event_types:
+            self._schemas[event_type] = _arrow_schema_of(
+                transforms.to_event_table(parsed, event_type, self.registry)
+            )
+        self._schemas[QUARANTINE] = _arrow_schema_of(transforms.to_quarantine(parsed))
+        # seen_at is stamped on the driver, not by current_timestamp(): Spark inlines that
+        # as a literal, so each micro-batch's code would differ, miss the codegen cache and
+        # be compiled by Janino and again by the JIT (two compiles per batch; README "Speed").
+        return transforms.to_tables_frame(parsed, self.registry, seen_at=transforms.seen_later())
+
+    def write_batch(
+        self, batch: DataFrame, batch_id: int, app_id: str
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """The batch (``stream``'s frame) in ONE Spark job (no cache, no count job), split
         by table with Arrow compute on the driver, then appended; rows per table."""
         import pyarrow.compute as pc
 
+        if not self._schemas:
+            raise RuntimeError("DeltaRsWriter.write_batch before stream(): no table schemas")
         started = time.perf_counter()
-        # seen_at is stamped here, not by current_timestamp(): Spark inlines that as a
-        # literal, so each micro-batch's code would differ, miss the codegen cache and be
-        # compiled by Janino and again by the JIT (two compiles per batch; README "Speed").
-        rows = transforms.to_tables_frame(
-            batch, self.registry, seen_at=transforms.seen_later()
-        ).toArrow()
+        rows = batch.toArrow()
         collected = time.perf_counter()
         good = pc.is_null(rows["reason"])
         writes: list[tuple[Any, str, str]] = []
@@ -149,14 +173,11 @@ class DeltaRsWriter(_Strategy):
             # pyarrow-stubs want a Scalar here; pyarrow wraps a Python value itself
             mine = rows.filter(pc.and_(good, pc.equal(rows["event_type"], event_type)))  # type: ignore[call-overload]
             if mine.num_rows:
-                schema = self._arrow_schema(
-                    event_type,
-                    functools.partial(transforms.to_event_table, batch, event_type, self.registry),
-                )
+                schema = self._schemas[event_type]
                 writes.append((mine.select(schema.names).cast(schema), event_type, EVENT_PARTITION))
         bad = rows.filter(pc.invert(good))
         if bad.num_rows:
-            schema = self._arrow_schema(QUARANTINE, lambda: transforms.to_quarantine(batch))
+            schema = self._schemas[QUARANTINE]
             bad = stamp_seen(bad.select(schema.names), time.time()).cast(schema)
             writes.append((bad, QUARANTINE, QUARANTINE_PARTITION))
         split = time.perf_counter()
@@ -166,18 +187,12 @@ class DeltaRsWriter(_Strategy):
             batch_id,
             self.pause,
         )
-        log.debug(
-            "batch timings",
-            extra={
-                "fields": {
-                    "batch_id": batch_id,
-                    "collect_ms": round((collected - started) * 1000),
-                    "split_ms": round((split - collected) * 1000),
-                    "write_ms": round((time.perf_counter() - split) * 1000),
-                }
-            },
-        )
-        return {table: rows_.num_rows for rows_, table, _ in writes}
+        timings = {  # where the batch's time went, in its "batch written" line
+            "collect_ms": round((collected - started) * 1000),  # the Spark job, Arrow
+            "split_ms": round((split - collected) * 1000),
+            "commit_ms": round((time.perf_counter() - split) * 1000),  # the Delta commits
+        }
+        return {table: rows_.num_rows for rows_, table, _ in writes}, timings
 
     def write(
         self, df: DataFrame, table: str, batch_id: int, app_id: str, partition_by: str
@@ -226,29 +241,28 @@ class DeltaRsWriter(_Strategy):
             return None
         return delta
 
-    def _arrow_schema(self, table: str, rows_of: Callable[[], DataFrame]):
-        """The Arrow schema ``rows_of().toArrow()`` would have (what each table was created
-        with); worked out once per table: it only depends on the registry."""
-        from pyspark.sql.pandas.types import to_arrow_schema
 
-        if table in self._schemas:
-            return self._schemas[table]
-        df = rows_of()
-        large = (
-            df.sparkSession.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false")
-            == "true"
-        )
-        schema = self._schemas[table] = to_arrow_schema(
-            df.schema, error_on_duplicated_field_names_in_struct=True, prefers_large_types=large
-        )
-        return schema
+def _arrow_schema_of(df: DataFrame):
+    """The Arrow schema ``df.toArrow()`` has (what each table was created with)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    large = (
+        df.sparkSession.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false") == "true"
+    )
+    return to_arrow_schema(
+        df.schema, error_on_duplicated_field_names_in_struct=True, prefers_large_types=large
+    )
 
 
 class SparkWriter(_Strategy):
     """Spark strategy: each table appended by Spark's Delta writer (files by the executors)."""
 
-    def write_batch(self, batch: DataFrame, batch_id: int, app_id: str) -> dict[str, int]:
-        """The batch cached once, counted per table, each table appended; rows per table."""
+    def write_batch(
+        self, batch: DataFrame, batch_id: int, app_id: str
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """The batch cached once, counted per table, each table appended; rows per table
+        (and how long the whole took)."""
+        started = time.perf_counter()
         batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             table_of = F.when(F.col("reason").isNull(), F.col("event_type")).otherwise(
@@ -278,7 +292,7 @@ class SparkWriter(_Strategy):
             )
         finally:
             batch.unpersist()
-        return counts
+        return counts, {"commit_ms": round((time.perf_counter() - started) * 1000)}
 
     def write(
         self, df: DataFrame, table: str, batch_id: int, app_id: str, partition_by: str

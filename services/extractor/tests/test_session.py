@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from questlog_extractor.session import SPARK_SUBMIT_MARK, launch_conf, session_conf
+from questlog_extractor.session import JIT_OPTIONS, SPARK_SUBMIT_MARK, launch_conf, session_conf
 from questlog_extractor.settings import Settings
 
 SETTINGS = Settings(
@@ -17,12 +17,16 @@ def test_a_process_that_starts_spark_itself_takes_master_and_jars_from_the_setti
     assert launch_conf(SETTINGS, {"PATH": "/usr/bin"}) == {
         "spark.master": "local[3]",
         "spark.jars": "/jars/a.jar,/jars/b.jar",
+        "spark.driver.extraJavaOptions": JIT_OPTIONS,
     }
 
 
 def test_no_jars_setting_sets_no_jars():
     bare = Settings(kafka_bootstrap="k:9092", lake_root="file:///lake")
-    assert launch_conf(bare, {}) == {"spark.master": "local[2]"}
+    assert launch_conf(bare, {}) == {
+        "spark.master": "local[2]",
+        "spark.driver.extraJavaOptions": JIT_OPTIONS,
+    }
 
 
 def test_under_spark_submit_the_submitter_decides_master_and_jars():
