@@ -7,7 +7,7 @@ Usage::
 
     with JfrProfile(pid, work_dir) as profile:
         ...                                  # the load to profile
-    profile.shares                           # {"code generation": 0.21, ...}, sums to 1
+    profile.shares                           # {"codegen": 0.05, "planning": 0.23, ...}: sums to 1
 
 The JVM must have been started with a deep enough stack depth for the planning frames to be
 seen under the executor's (``STACK_DEPTH_OPTION``, e.g. in ``JAVA_TOOL_OPTIONS``).
@@ -23,10 +23,12 @@ from pathlib import Path
 
 STACK_DEPTH_OPTION = "-XX:FlightRecorderOptions:stackdepth=256"
 
-# (category, fragments of "package/Class.method" frames); first match wins.
+# (key, fragments of "package/Class.method" frames): first match wins, so the order runs
+# from the most specific to the most general (the rows a map task parses run inside the
+# shuffle writer's loop: "rows" comes before "shuffle").
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        "code generation (per batch)",
+        "codegen",  # generating Java source for the batch's plan, per batch (and per task)
         (
             "codegen/CodeGenerator",
             "WholeStageCodegenExec.doCodeGen",
@@ -36,7 +38,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
-        "planning: analyzer, optimizer, physical plan",
+        "planning",  # analyzer, optimizer, physical planning of each batch
         (
             "optimizedPlan",
             "assertAnalyzed",
@@ -49,7 +51,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
-        "task and closure (de)serialization",
+        "serialization",  # tasks, closures and broadcasts (de)serialized
         (
             "ObjectOutputStream",
             "ObjectInputStream",
@@ -58,23 +60,20 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "TorrentBroadcast",
         ),
     ),
-    ("dedup state store (RocksDB)", ("state/RocksDB", "state/StateStore", "rocksdb/")),
-    ("Kafka fetch", ("KafkaDataConsumer", "org/apache/kafka/")),
-    ("Arrow collect", ("ArrowConverters", "arrow/", "collectAsArrowToPython")),
-    ("shuffle write and read", ("shuffle/",)),
+    ("state_store", ("state/RocksDB", "state/StateStore", "rocksdb/")),  # the dedup state
+    ("kafka_fetch", ("KafkaDataConsumer", "org/apache/kafka/")),
+    ("arrow_collect", ("ArrowConverters", "arrow/", "collectAsArrowToPython")),
     (
-        "offset and commit logs",
-        ("HDFSMetadataLog", "CheckpointFileManager", "OffsetSeqLog", "CommitLog"),
-    ),
-    (
-        "rows: JSON parse, validation, projection",
+        "rows",  # JSON parsing, validation, projections: the per-row work
         ("GeneratedClass", "JacksonParser", "catalyst/expressions/", "UTF8String"),
     ),
+    ("shuffle", ("shuffle/",)),  # writing and reading the dedup shuffle
+    ("checkpoint_logs", ("HDFSMetadataLog", "CheckpointFileManager", "OffsetSeqLog", "CommitLog")),
     (
-        "scheduler, RPC, listeners",
+        "scheduler",  # DAG and task scheduling, RPC, listeners
         ("scheduler/", "rpc/", "netty", "LiveListenerBus", "AsyncEventQueue", "status/"),
     ),
-    ("Py4J (the foreachBatch callback)", ("py4j/",)),
+    ("py4j", ("py4j/",)),  # the foreachBatch callback and the driver's calls
 )
 OTHER = "other"
 

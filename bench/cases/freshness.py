@@ -155,6 +155,11 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
     for player in players[-10:]:  # the last probes get their chance to appear
         prober.wait_visible(player, 60)
     samples = prober.latencies(players)
+    # the load generator has exited by the time the budget reads /proc: its own figure
+    cpu.cores["loadgen"] = round(load["loadgen_cpu_share_of_machine"] * cpu.capacity, 3)
+    cpu.cores["idle_or_other"] = round(
+        cpu.capacity - sum(v for k, v in cpu.cores.items() if k != "idle_or_other"), 3
+    )
     batches = batch_budget(stack.log, window_start + 5, window_end, cpu.cores)
     requests = load["ok"] + load["failed"]
     seen = [s for s in samples if s is not None]
@@ -338,10 +343,7 @@ def ratios(r: dict) -> dict:
         "batched_api_cpu_us_per_request": batched["api_cpu_us_per_request"],
         # one micro-batch at that load (medians), and the extractor's CPU per batch
         **_batch_figures("batch", single["batches"]),
-        **{
-            f"jvm_profile_{k.split(' ')[0].split(':')[0].lower()}": v
-            for k, v in r["extractor_profile"]["shares"].items()
-        },
+        **{f"jvm_profile_{k}": v for k, v in r["extractor_profile"]["shares"].items()},
     }
 
 

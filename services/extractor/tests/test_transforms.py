@@ -370,3 +370,26 @@ def test_stamp_seen_sets_the_quarantine_time_and_its_utc_date():
     assert stamped.column("seen_at").to_pylist() == [at, at]
     assert stamped.column("seen_date").to_pylist() == [dt.date(2026, 11, 27)] * 2
     assert stamped.column("reason").to_pylist() == ["a", "b"]
+
+
+def test_the_delta_rs_writer_only_collects_the_micro_batch_it_is_handed(spark, registry, tmp_path):
+    # The tables projection is part of the streaming query (BatchWriter.stream): per batch
+    # the writer must only collect, never build, analyse and plan a DataFrame again (a
+    # batch object that can do nothing but toArrow would fail on any other call).
+    from questlog_extractor.settings import Settings
+    from questlog_extractor.writers import BatchWriter
+
+    values = [json.dumps(e).encode() for e in make_events(4)] + [poison()[0][0]]
+    parsed = transforms.parse(raw_frame(spark, values), registry)
+    settings = Settings(kafka_bootstrap="unused:9092", lake_root=tmp_path.as_uri())
+    sink = BatchWriter(settings, registry)
+    rows = sink.stream(parsed).toArrow()
+
+    class MicroBatch:
+        def toArrow(self):
+            return rows
+
+    counts, timings = sink.strategy.write_batch(MicroBatch(), 0, "test-app")
+    assert sum(counts.values()) == 5
+    assert counts["quarantine"] == 1
+    assert set(timings) == {"collect_ms", "split_ms", "commit_ms"}
