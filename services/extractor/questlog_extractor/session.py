@@ -25,12 +25,9 @@ DELTA_CONF = {
 # Set by spark-submit's PythonRunner in the Python driver it starts (PySpark then joins
 # that JVM instead of launching one).
 SPARK_SUBMIT_MARK = "PYSPARK_GATEWAY_PORT"
-# The validation (``transforms.parse``) is one wide expression: fused into one whole-stage
-# method it passes HotSpot's 8000-byte limit for JIT compilation and would run interpreted
-# (~3x slower). Spark's own answer (``hugeMethodLimit`` 8000: per-operator code instead)
-# generates that code again in every task of every micro-batch (a quarter of a small batch's
-# CPU). The JVM is told to compile huge methods instead; the chart's sparkConf sets the same
-# for the driver and executors (a test compares), where spark-submit starts the JVM.
+# The JVM option whole-stage code needs (``Settings.codegen``): compile methods over 8000
+# bytes of bytecode too. Given by ``launch_conf`` to a JVM this process starts; under
+# spark-submit it belongs in the driver's and executors' extraJavaOptions.
 JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
 LOCAL_CHECKPOINT_MANAGER = (
     "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager"
@@ -58,6 +55,15 @@ def session_conf(settings: Settings) -> dict[str, str]:
             "org.apache.spark.sql.kafka010.KafkaSourceProvider"
         ),
     }
+    if settings.codegen == "per-operator":
+        # The validation (``transforms.parse``) is one wide expression: fused into one
+        # whole-stage method it passes HotSpot's 8000-byte limit and is never JIT-compiled
+        # (interpreted bytecode, ~3x slower). Over the limit Spark falls back to per-operator
+        # code, which it splits into small methods; every task of every batch generates it
+        # again (a quarter of a small batch's JVM time). "whole-stage" keeps Spark's limit
+        # and has the JVM compile huge methods (``launch_conf``): cheaper small batches,
+        # ~20% less throughput on large ones (docs/benchmarks.md, "Freshness budget").
+        conf["spark.sql.codegen.hugeMethodLimit"] = "8000"
     if settings.checkpoint_uri.startswith("file:"):
         # The default manager goes through Hadoop's FileContext, which on a local disk
         # forks `readlink` twice per checkpoint file it renames (offsets, commits, each
@@ -75,7 +81,9 @@ def launch_conf(settings: Settings, environ: Mapping[str, str]) -> dict[str, str
     ``local[2]`` inside the driver pod."""
     if SPARK_SUBMIT_MARK in environ:
         return {}
-    conf = {"spark.master": settings.spark_master, "spark.driver.extraJavaOptions": JIT_OPTIONS}
+    conf = {"spark.master": settings.spark_master}
+    if settings.codegen == "whole-stage":
+        conf["spark.driver.extraJavaOptions"] = JIT_OPTIONS
     if settings.spark_jars:
         conf["spark.jars"] = ",".join(settings.spark_jars)
     return conf

@@ -26,7 +26,7 @@ from questlog_schemas import lake
 from questlog_service import env
 from questlog_service.env import SettingsError
 
-__all__ = ["WRITERS", "Settings", "SettingsError"]
+__all__ = ["CODEGEN", "WRITERS", "Settings", "SettingsError"]
 
 SERVICE = "questlog extractor"
 PREFIX = "QUESTLOG_EXTRACTOR_"
@@ -39,6 +39,11 @@ _STATE_STORES = {
 }
 
 WRITERS = ("delta-rs", "spark")
+# How Spark runs the job's one wide validation expression (``session.session_conf``):
+# per-operator code (small methods the JIT compiles, generated again by every task) or
+# whole-stage code (one huge method, generated once per batch; needs the JVM option
+# ``session.JIT_OPTIONS``). Measured trade-off in docs/benchmarks.md, "Freshness budget".
+CODEGEN = ("per-operator", "whole-stage")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Settings:
     shuffle_partitions: int = 2
     state_store: str = "rocksdb"
     writer: str = "delta-rs"
+    codegen: str = "per-operator"
     metrics_port: int = 9108
     query_name: str = "extractor"
     # maintain's VACUUM: hours a removed file outlives its removal; None = the table's own
@@ -125,6 +131,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "shuffle_partitions": env.integer(minimum=1),
     "state_store": env.one_of(*_STATE_STORES),
     "writer": env.one_of(*WRITERS),
+    "codegen": env.one_of(*CODEGEN),
     "metrics_port": env.integer(minimum=0),
     "query_name": _matching(_QUERY_NAME, "match [a-z][a-z0-9_-]*"),
     "vacuum_retain_hours": env.integer(minimum=0),
