@@ -235,6 +235,14 @@ COMPONENTS = (  # (name, a fragment of the command line), first match wins
 )
 
 
+def cmdline(proc: Path) -> str:
+    """The command line of a /proc/<pid> entry, "" once the process has ended."""
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _cpu_seconds() -> dict[str, float]:
     """CPU seconds (user + system) used so far by each component's live processes."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -242,13 +250,13 @@ def _cpu_seconds() -> dict[str, float]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
+        line = cmdline(entry)
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended while we looked
             continue
         for name, fragment in COMPONENTS:
-            if fragment in cmdline:
+            if fragment in line:
                 totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
                 break
     return totals
@@ -287,6 +295,7 @@ __all__ = [
     "CpuBudget",
     "api_server",
     "baseline_api_server",
+    "cmdline",
     "free_port",
     "http_json",
     "http_ok",

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from harness import CpuBudget, loadgen
+from harness import CpuBudget, cmdline, loadgen
 from profile_jvm import STACK_DEPTH_OPTION, JfrProfile
 
 from questlog_embedded.stack import Stack
@@ -112,6 +112,21 @@ def _body(events_per_request: int) -> bytes:
     return json.dumps(event if events_per_request == 1 else [event] * events_per_request).encode()
 
 
+def _load(ctx, stack: Stack, secs: float, events_per_request: int = 1, warmup: float = 0) -> dict:
+    """RATE events/s for ``secs``, as requests of ``events_per_request`` events."""
+    return loadgen(
+        f"{stack.api}/v1/events",
+        secs,
+        method="POST",
+        body=_body(events_per_request),
+        headers=("Content-Type: application/json",),
+        rate=RATE / events_per_request,
+        connections=64,
+        warmup=warmup,
+        work=ctx.work,
+    )
+
+
 def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict:
     """RATE events/s for the case's duration, as requests of ``events_per_request``
     events, with a probe every PROBE_EVERY_S; freshness of the probes."""
@@ -138,17 +153,7 @@ def _measure(ctx, stack: Stack, prober: Prober, events_per_request: int) -> dict
     poster.start()
     window_start = time.time()
     with CpuBudget() as cpu:
-        load = loadgen(
-            f"{stack.api}/v1/events",
-            secs,
-            method="POST",
-            body=_body(events_per_request),
-            headers=("Content-Type: application/json",),
-            rate=RATE / events_per_request,
-            connections=64,
-            warmup=1,
-            work=ctx.work,
-        )
+        load = _load(ctx, stack, secs, events_per_request, warmup=1)
     window_end = time.time()
     stop.set()
     poster.join()
@@ -255,29 +260,12 @@ def _profile(ctx, stack: Stack) -> dict:
         int(p.name)
         for p in Path("/proc").iterdir()
         if p.name.isdigit()
-        and "org.apache.spark" in _cmdline(p)
-        and "questlog-extractor" in _cmdline(p)
+        and "org.apache.spark" in (line := cmdline(p))
+        and "questlog-extractor" in line
     )
     with JfrProfile(jvm, ctx.work) as profile, CpuBudget() as cpu:
-        loadgen(
-            f"{stack.api}/v1/events",
-            ctx.seconds(40, 20),
-            method="POST",
-            body=_body(1),
-            headers=("Content-Type: application/json",),
-            rate=RATE,
-            connections=64,
-            warmup=0,
-            work=ctx.work,
-        )
+        _load(ctx, stack, ctx.seconds(40, 20))
     return {"samples": profile.samples, "shares": profile.shares, "cpu_cores": cpu.cores}
-
-
-def _cmdline(proc: Path) -> str:
-    try:
-        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def run(ctx) -> dict:
@@ -291,17 +279,7 @@ def run(ctx) -> dict:
             # compilation of Spark's generated code. Wait until one event went through,
             # then run the same load unmeasured until a probe is visible again.
             warmup = {"first_event_s": prober.wait_visible(prober.post("warmup-1"), 300)}
-            loadgen(
-                f"{stack.api}/v1/events",
-                ctx.seconds(30, 15),
-                method="POST",
-                body=_body(1),
-                headers=("Content-Type: application/json",),
-                rate=RATE,
-                connections=64,
-                warmup=0,
-                work=ctx.work,
-            )
+            _load(ctx, stack, ctx.seconds(30, 15))
             warmup["catch_up_s"] = prober.wait_visible(prober.post("warmup-2"), 300)
             # Every event its own request (the walkthrough's clients), then 10 per request
             # (how game SDKs flush their queue): the same events/s, a tenth of the requests.

@@ -16,6 +16,7 @@ def test_every_service_accepts_the_stack_environment(tmp_path, monkeypatch):
         "QUESTLOG_EXTRACTOR_TRIGGER_SECONDS",
         "QUESTLOG_EXTRACTOR_COMPACT_EVERY_S",
         "QUESTLOG_EXTRACTOR_VACUUM_RETAIN_HOURS",
+        "QUESTLOG_EXTRACTOR_CODEGEN",
     ):
         monkeypatch.delenv(name, raising=False)  # the stack's defaults, not the caller's
     env = stack.environment(tmp_path / "var")
@@ -25,6 +26,9 @@ def test_every_service_accepts_the_stack_environment(tmp_path, monkeypatch):
     assert api.kafka_bootstrap == extractor.kafka_bootstrap == f"127.0.0.1:{stack.KAFKA_PORT}"
     assert extractor.lake_root == query.lake_root == (tmp_path / "var" / "lake").as_uri()
     assert extractor.trigger_seconds == 1
+    # small batches a second: whole-stage code (the service's default is per-operator)
+    assert extractor.codegen == "whole-stage"
+    assert ExtractorSettings(kafka_bootstrap="k:1", lake_root="file:///l").codegen == "per-operator"
     # the `compact` process: a pass every 5 minutes, removed files kept an hour
     assert (extractor.compact_every_s, extractor.vacuum_retain_hours) == (300, 1)
     assert query.snapshot_ttl_s == 0.25  # a local disk: checked 4x a second
