@@ -11,11 +11,20 @@ from pyspark.sql import DataFrame, SparkSession
 
 from questlog_extractor.settings import Settings
 
+# How long the broker holds a fetch that finds no new record (Kafka's default: 500 ms).
+# Spark reuses a cached consumer per partition across micro-batches; on a partition that
+# received nothing since the previous batch, the next batch's task waited for a fetch held
+# at the log's end: up to 500 ms of every small batch, with the CPU idle (measured per task
+# in Spark's event log: docs/benchmarks.md, "Freshness budget"). A fetch that finds records
+# returns at once whatever this is.
+FETCH_MAX_WAIT_MS = 10
+
 
 def read_kafka(spark: SparkSession, settings: Settings) -> DataFrame:
     """The topic from ``STARTING_OFFSETS`` (or the checkpoint's), at most
     ``MAX_OFFSETS_PER_TRIGGER`` records per micro-batch. ``failOnDataLoss``: offsets the
-    broker no longer has (retention passed the checkpoint) fail the query, never skipped."""
+    broker no longer has (retention passed the checkpoint) fail the query, never skipped.
+    Empty fetches return after ``FETCH_MAX_WAIT_MS``."""
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
@@ -23,5 +32,6 @@ def read_kafka(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("startingOffsets", settings.starting_offsets)
         .option("maxOffsetsPerTrigger", str(settings.max_offsets_per_trigger))
         .option("failOnDataLoss", "true")
+        .option("kafka.fetch.max.wait.ms", str(FETCH_MAX_WAIT_MS))
         .load()
     )
