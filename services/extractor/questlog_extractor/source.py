@@ -11,12 +11,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from questlog_extractor.settings import Settings
 
-# How long the broker holds a fetch that finds no new record (Kafka's default: 500 ms).
-# Spark reuses a cached consumer per partition across micro-batches; on a partition that
-# received nothing since the previous batch, the next batch's task waited for a fetch held
-# at the log's end: up to 500 ms of every small batch, with the CPU idle (measured per task
-# in Spark's event log: docs/benchmarks.md, "Freshness budget"). A fetch that finds records
-# returns at once whatever this is.
+# How long the broker holds a fetch that finds nothing new (Kafka's default: 500 ms). Spark's
+# consumer cached per partition made the next small batch's task wait for such a fetch on a
+# partition with nothing new (docs/benchmarks.md, "Freshness budget").
 FETCH_MAX_WAIT_MS = 10
 
 
