@@ -126,7 +126,7 @@ for i in range(2):
         # On a static DataFrame Spark refuses the streaming operator; dropping duplicates
         # by the same key is what it amounts to there (no state, no watermark to keep).
         type(parsed).dropDuplicatesWithinWatermark = type(parsed).dropDuplicates
-        write(write.stream(transforms.dedup(parsed, s.watermark)), k)
+        write(write.stream(transforms.dedup(parsed, s.watermark, "watermark")), k)
     out["static"].append({{"seconds": time.perf_counter() - t, "batches": chunks,
                            "stored": stored(s)}})
 print("RESULT " + json.dumps(out))

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 from . import paths
@@ -174,11 +175,73 @@ def compile_java(log=print) -> bool:
     return True
 
 
+def extractor_jar() -> Path:
+    """The extractor's JVM classes (services/extractor/jvm), as one jar for ``spark.jars``;
+    the image builds the same sources into /opt/spark/jars."""
+    return paths.cache_dir() / "extractor-jvm" / "questlog-extractor-jvm.jar"
+
+
+def _extractor_stamp(sources: list[Path]) -> str:
+    import pyspark  # local: only the spark classpath needs it
+
+    return f"extractor-jvm:pyspark-{pyspark.__version__}:{_digest(*sources)}"
+
+
+def _extractor_sources() -> list[Path]:
+    return sorted(paths.EXTRACTOR_JVM_SRC.rglob("*.java"))
+
+
+def extractor_jar_is_fresh() -> bool:
+    stamp = extractor_jar().parent / _STAMP
+    want = _extractor_stamp(_extractor_sources())
+    return extractor_jar().is_file() and stamp.is_file() and stamp.read_text().strip() == want
+
+
+def build_extractor_jar(log=print) -> bool:
+    """Compile services/extractor/jvm against pyspark's own jars (the Spark the job runs
+    on) into ``extractor_jar()``. Returns True if it compiled."""
+    sources = _extractor_sources()
+    if not sources:
+        raise SetupError(f"no Java sources under {paths.EXTRACTOR_JVM_SRC}")
+    if extractor_jar_is_fresh():
+        return False
+    javac = shutil.which("javac")
+    if not javac:
+        raise SetupError("javac (JDK 17) is not on PATH: install a JDK")
+    folder = extractor_jar().parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    log(f"[setup] compiling the extractor's {', '.join(s.name for s in sources)}")
+    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+        classes = Path(tmp) / "classes"
+        proc = subprocess.run(
+            [javac, "--release", "17", "-d", str(classes), "-cp", f"{pyspark_jars_dir()}/*"]
+            + [str(s) for s in sources],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise SetupError(f"javac failed on the extractor's classes:\n{proc.stderr[-2000:]}")
+        staging = Path(tmp) / "jar"
+        staging.mkdir()
+        with zipfile.ZipFile(staging / extractor_jar().name, "w", zipfile.ZIP_DEFLATED) as jar:
+            jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+            for cls in sorted(classes.rglob("*.class")):
+                jar.write(cls, cls.relative_to(classes).as_posix())
+        (staging / _STAMP).write_text(_extractor_stamp(sources) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    return True
+
+
 def setup(log=print) -> None:
     for profile in PROFILES:
         if not fetch(profile, log=log):
             log(f"[setup] {profile}: jars up to date")
     compile_java(log=log)
+    if not build_extractor_jar(log=log):
+        log("[setup] extractor JVM classes up to date")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.check:
             stale = [p for p in PROFILES if not is_fresh(p)]
+            if not extractor_jar_is_fresh():
+                stale.append("extractor-jvm")
             if stale:
                 print(f"stale or missing jar profiles: {', '.join(stale)}", file=sys.stderr)
                 return 1

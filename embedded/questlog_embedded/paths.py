@@ -12,6 +12,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "embedded" / "pom.xml"
 JAVA_SRC = REPO_ROOT / "embedded" / "java"
+# the extractor's JVM classes (its dedup operator), built into a jar on Spark's classpath
+EXTRACTOR_JVM_SRC = REPO_ROOT / "services" / "extractor" / "jvm"
 
 
 def cache_dir() -> Path:

@@ -18,8 +18,14 @@ DELTA_CONF = {
 
 
 def spark_jars() -> str:
-    """Comma-separated jar paths for `spark.jars`."""
-    return ",".join(str(j) for j in jars.jars("spark"))
+    """Comma-separated jar paths for `spark.jars`: the pinned ones and the extractor's own
+    classes (its dedup operator)."""
+    if not jars.extractor_jar_is_fresh():
+        raise jars.SetupError(
+            f"the extractor's JVM classes are missing or stale ({jars.extractor_jar()}):"
+            " run `make setup`"
+        )
+    return ",".join(str(j) for j in [*jars.jars("spark"), jars.extractor_jar()])
 
 
 def local_session(

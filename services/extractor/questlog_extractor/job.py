@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from questlog_extractor import transforms
-from questlog_extractor.session import build_session
+from questlog_extractor.session import NO_DATA_BATCHES, STATE_STORE_PROVIDER, build_session
 from questlog_extractor.settings import Settings
 from questlog_extractor.shutdown import BatchGate, StopIncomplete, monitor, within
 from questlog_extractor.source import read_kafka
@@ -60,10 +60,18 @@ def start(
     """Start the one extractor query (``once``: availableNow, stops when drained).
     With a ``gate``, ``monitor`` can stop it between two batches."""
     registry = load_registry()
+    # The dedup's state store is the query's (recorded in its checkpoint at its first
+    # batch), also on a session ``build_session`` did not build (tests, bench).
+    spark.conf.set(STATE_STORE_PROVIDER, settings.state_store_class)
+    # No batch without new records: transformWithState in processing time would otherwise
+    # run an empty batch every trigger to expire ids, and an availableNow run would never
+    # end. An expired id reads as absent whether or not it was evicted yet.
+    spark.conf.set(NO_DATA_BATCHES, "false")
     records = read_kafka(spark, settings)  # 2. source
     parsed = transforms.parse(transforms.from_kafka(records), registry)  # 3. transforms
     sink = BatchWriter(settings, registry)  # 4. writer (and the columns it takes)
-    deduped = sink.stream(transforms.dedup(parsed, settings.watermark))
+    how = dedup_to_use(spark, settings)
+    deduped = sink.stream(transforms.dedup(parsed, settings.watermark, how))
     write: Callable[[DataFrame, int], None] = sink
     if gate is not None:  # 5. lets monitor() stop the query between two batches
         write = functools.partial(gate.run, write)
@@ -87,7 +95,61 @@ def start(
                 "topic": settings.topic,
                 "lake_root": settings.lake_root,
                 "checkpoint": settings.checkpoint_uri,
+                "dedup": how,
             }
         },
     )
     return query
+
+
+# The dedup operator a checkpoint's state was written by (its state/0 metadata), by name.
+_OPERATORS = {"dedupeWithinWatermark": "watermark", "transformWithStateExec": "ttl"}
+
+
+def checkpoint_dedup(spark: SparkSession, checkpoint_uri: str) -> str | None:
+    """ "ttl" or "watermark": the dedup whose state the checkpoint holds; None for a
+    checkpoint without state yet (or none at all)."""
+    jvm = spark._jvm
+    assert jvm is not None  # a classic session: the job's
+    conf = spark._jsc.hadoopConfiguration()
+    root = jvm.org.apache.hadoop.fs.Path(f"{checkpoint_uri}/state/0/_metadata")
+    fs = root.getFileSystem(conf)
+    if not fs.exists(root):
+        return None
+    for status in fs.listStatus(root):
+        path = status.getPath()
+        # v1: one file "metadata"; v2 (transformWithState): a folder "v2" of one per batch
+        files = [path] if status.isFile() else [s.getPath() for s in fs.listStatus(path)]
+        for file in files:
+            if file.getName().startswith("."):
+                continue
+            stream = fs.open(file)
+            try:
+                text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+            finally:
+                stream.close()
+            for operator, how in _OPERATORS.items():
+                if f'"operatorName":"{operator}"' in text:
+                    return how
+    return None
+
+
+def dedup_to_use(spark: SparkSession, settings: Settings) -> str:
+    """``settings.dedup``, unless the checkpoint's state was written by the other one: a
+    dedup's state cannot be handed to the other, so the checkpoint's stays (logged)."""
+    held = checkpoint_dedup(spark, settings.checkpoint_uri)
+    if held is None or held == settings.dedup:
+        return settings.dedup
+    log.warning(
+        "checkpoint keeps its dedup",
+        extra={
+            "fields": {
+                "checkpoint": settings.checkpoint_uri,
+                "dedup": held,
+                "setting": settings.dedup,
+                "why": "a dedup's state cannot move to the other operator"
+                " (services/extractor/README.md, 'Dedup')",
+            }
+        },
+    )
+    return held

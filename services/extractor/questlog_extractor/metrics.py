@@ -33,7 +33,7 @@ REPLAYS_SKIPPED = Counter(
 )
 DUPLICATES = Counter(
     "questlog_extractor_duplicates_dropped",
-    "Records dropped as repeats of an event_id within the watermark",
+    "Records dropped as repeats of an event_id within the dedup window",
 )
 LATE_ROWS = Counter(
     "questlog_extractor_late_rows_dropped",
@@ -88,6 +88,17 @@ def offsets_behind(end: Any, latest: Any) -> int:
     )
 
 
+def duplicates_dropped(progress: Mapping[str, Any]) -> int:
+    """Rows the dedup dropped in one micro-batch. ``dropDuplicatesWithinWatermark`` counts
+    them itself; the TTL dedup (transformWithState) stores each id it lets through, once,
+    so it dropped every input row (each record reaches it) beyond the ids it stored."""
+    state = (progress.get("stateOperators") or [{}])[0]
+    if state.get("operatorName") == "transformWithStateExec":
+        stored = _number(state.get("numRowsUpdated"))
+        return max(0, int(_number(progress.get("numInputRows")) - stored))
+    return int(_number((state.get("customMetrics") or {}).get("numDroppedDuplicateRows")))
+
+
 def summarize(progress: Mapping[str, Any]) -> dict[str, Any]:
     """The few numbers worth a log line out of a StreamingQueryProgress dict."""
     sources = progress.get("sources") or [{}]
@@ -110,9 +121,7 @@ def summarize(progress: Mapping[str, Any]) -> dict[str, Any]:
         if "maxOffsetsBehindLatest" in metrics
         else offsets_behind(source.get("endOffset"), source.get("latestOffset")),
         "watermark": (progress.get("eventTime") or {}).get("watermark"),
-        "duplicates_dropped": int(
-            _number((state.get("customMetrics") or {}).get("numDroppedDuplicateRows"))
-        ),
+        "duplicates_dropped": duplicates_dropped(progress),
         "late_rows_dropped": int(_number(state.get("numRowsDroppedByWatermark"))),
         "state_rows": state.get("numRowsTotal"),
         # the dedup state store's share of the batch (inside addBatch)

@@ -29,6 +29,8 @@ SPARK_SUBMIT_MARK = "PYSPARK_GATEWAY_PORT"
 # bytes of bytecode too. Given by ``launch_conf`` to a JVM this process starts; under
 # spark-submit it belongs in the driver's and executors' extraJavaOptions.
 JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
+STATE_STORE_PROVIDER = "spark.sql.streaming.stateStore.providerClass"
+NO_DATA_BATCHES = "spark.sql.streaming.noDataMicroBatches.enabled"
 LOCAL_CHECKPOINT_MANAGER = (
     "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager"
 )
@@ -39,7 +41,7 @@ def session_conf(settings: Settings) -> dict[str, str]:
         **DELTA_CONF,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
-        "spark.sql.streaming.stateStore.providerClass": settings.state_store_class,
+        STATE_STORE_PROVIDER: settings.state_store_class,
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
         # Delta rebuilds table state with 50 tasks by default: pure overhead on a few cores.

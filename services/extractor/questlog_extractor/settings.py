@@ -26,11 +26,12 @@ from questlog_schemas import lake
 from questlog_service import env
 from questlog_service.env import SettingsError
 
-__all__ = ["CODEGEN", "WRITERS", "Settings", "SettingsError"]
+__all__ = ["CODEGEN", "DEDUPS", "WRITERS", "Settings", "SettingsError"]
 
 SERVICE = "questlog extractor"
 PREFIX = "QUESTLOG_EXTRACTOR_"
 _INTERVAL = re.compile(r"^\d+ (second|minute|hour|day)s?$")
+_UNIT_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 _QUERY_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _SCHEMES = ("file", "hdfs", "s3a", "abfss", "gs")
 _STATE_STORES = {
@@ -44,6 +45,12 @@ WRITERS = ("delta-rs", "spark")
 # whole-stage code (one huge method, generated once per batch; needs the JVM option
 # ``session.JIT_OPTIONS``). Measured trade-off in docs/benchmarks.md, "Freshness budget".
 CODEGEN = ("per-operator", "whole-stage")
+# How the job keeps the event ids it has seen (``transforms.dedup``): "ttl", each id for
+# ``watermark`` of processing time after its first batch (transformWithState, the JVM class
+# services/extractor/jvm; its cost per batch does not grow with the ids kept), or
+# "watermark", Spark's dropDuplicatesWithinWatermark on received_at (reads every id kept
+# at every batch). A checkpoint written by one is migrated to "ttl" (``migrate``).
+DEDUPS = ("ttl", "watermark")
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ class Settings:
     max_offsets_per_trigger: int = 200_000
     trigger_seconds: int = 5
     starting_offsets: str = "earliest"
-    watermark: str = "1 hour"
+    watermark: str = "1 hour"  # the dedup window, whichever ``dedup``
+    dedup: str = "ttl"
     spark_master: str = "local[2]"
     spark_jars: tuple[str, ...] = ()
     shuffle_partitions: int = 2
@@ -68,6 +76,18 @@ class Settings:
     vacuum_retain_hours: int | None = None
     # `compact`'s loop: seconds between passes; None = one pass (``--every`` overrides)
     compact_every_s: int | None = None
+
+    def __post_init__(self) -> None:
+        env.check(
+            SERVICE,
+            PREFIX,
+            [
+                (
+                    self.dedup != "ttl" or self.state_store == "rocksdb",
+                    "DEDUP=ttl needs STATE_STORE=rocksdb (transformWithState's state store)",
+                )
+            ],
+        )
 
     def table_uri(self, name: str) -> str:
         return lake.table_uri(self.lake_root, name)
@@ -92,6 +112,14 @@ class Settings:
             service=SERVICE,
             values={} if kafka else {"kafka_bootstrap": ""},
         )
+
+
+def interval_ms(interval: str) -> int:
+    """An interval setting in milliseconds ('1 hour' -> 3600000)."""
+    if not _INTERVAL.match(interval):
+        raise ValueError(f"{interval!r} does not look like '1 hour' or '30 minutes'")
+    count, unit = interval.split()
+    return int(count) * _UNIT_MS[unit.rstrip("s")]
 
 
 def _lake_root(raw: str) -> str:
@@ -126,6 +154,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "trigger_seconds": env.integer(minimum=0),
     "starting_offsets": _starting_offsets,
     "watermark": _matching(_INTERVAL, "look like '1 hour' or '30 minutes'"),
+    "dedup": env.one_of(*DEDUPS),
     "spark_master": str,
     "spark_jars": env.items,
     "shuffle_partitions": env.integer(minimum=1),

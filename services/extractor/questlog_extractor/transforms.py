@@ -22,6 +22,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from questlog_extractor import validation as V
+from questlog_extractor.settings import interval_ms
 from questlog_schemas import lake, load_registry
 from questlog_schemas.registry import Registry
 from questlog_schemas.spark import all_properties_schema, envelope_schema
@@ -224,24 +225,38 @@ def to_tables_frame(
     return _select(batch, columns)
 
 
-def dedup(parsed: DataFrame, watermark: str) -> DataFrame:
-    """Each event_id once within ``watermark`` of the server clock (``received_at``).
+def dedup(parsed: DataFrame, watermark: str, how: str = "ttl") -> DataFrame:
+    """Each event_id once within the dedup window (``watermark``, e.g. '1 hour').
+
+    ``how``: "ttl", an id is remembered for ``watermark`` of processing time from the batch
+    that first saw it (the JVM class ``questlog.extractor.TtlDedup``; nothing is dropped as
+    late); "watermark", Spark's ``dropDuplicatesWithinWatermark`` on the server clock
+    (``received_at``), which also drops rows older than the watermark as late.
 
     Quarantine rows are keyed by their Kafka position and carry no event time, so they
     are never merged with each other and never count as late.
     """
     good = F.col("reason").isNull()
-    return (
+    keyed = (
         parsed
         # Only the quarantine needs the raw text: the shuffle and the cached batch skip it.
-        .withColumn("raw_value", F.when(~good, F.col("raw_value")))
-        .withColumn(
+        .withColumn("raw_value", F.when(~good, F.col("raw_value"))).withColumn(
             DEDUP_KEY,
             F.when(good, F.col("event_id")).otherwise(
                 F.concat_ws("/", F.lit("q"), "topic", "kafka_partition", "kafka_offset")
             ),
         )
-        .withColumn(DEDUP_TIME, F.when(good, F.col(lake.EVENT_TIME)))
+    )
+    if how == "ttl":
+        spark = parsed.sparkSession
+        jvm = spark._jvm
+        assert jvm is not None  # a classic (not Connect) session: the job's
+        ttl = jvm.questlog.extractor.TtlDedup.apply(keyed._jdf, DEDUP_KEY, interval_ms(watermark))
+        return DataFrame(ttl, spark)
+    if how != "watermark":
+        raise ValueError(f"unknown dedup {how!r}: ttl or watermark")
+    return (
+        keyed.withColumn(DEDUP_TIME, F.when(good, F.col(lake.EVENT_TIME)))
         .withWatermark(DEDUP_TIME, watermark)
         .dropDuplicatesWithinWatermark([DEDUP_KEY])
     )

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 from deltalake import DeltaTable
 
-from questlog_extractor import job, writers
+from questlog_extractor import job, metrics, writers
 from questlog_extractor.maintain import maintain
 from questlog_extractor.settings import Settings
 
@@ -175,3 +175,56 @@ def test_once_to_hdfs(spark, kafka, hdfs):
     assert_tables_hold_exactly(settings, events)
     quarantine = read_table(settings.table_uri("quarantine")).to_pylist()
     assert [(r["raw_value"], r["reason"]) for r in quarantine] == [("{broken", "malformed_json")]
+
+
+def test_ttl_dedup_forgets_an_id_after_its_window_and_not_before(spark, kafka, tmp_path):
+    topic = new_topic(kafka)
+    window = 20  # seconds, from the batch that first saw an id
+    settings = settings_for(
+        kafka, topic, lake_root=(tmp_path / "lake").as_uri(), watermark=f"{window} seconds"
+    )
+    assert settings.dedup == "ttl"
+    first, later = make_events(20, "ttl"), make_events(5, "ttl", start=20)
+    query = job.start(spark, settings, once=False)
+    try:
+        produce_events(kafka.bootstrap, topic, first)
+        wait_for(lambda: stored(settings) >= 20, what="first rows")
+        seen = time.monotonic()
+        produce_events(kafka.bootstrap, topic, first[:10] + later)  # within the window
+        wait_for(lambda: stored(settings) >= 25, what="later rows")
+        assert time.monotonic() - seen < window / 2, "too slow to test the window"
+        time.sleep(1.5)
+        assert stored(settings) == 25  # the repeats were dropped
+        progress = [p for p in query.recentProgress if p["numInputRows"]]
+        time.sleep(max(0.0, window + 2 - (time.monotonic() - seen)))  # the window ends
+        produce_events(kafka.bootstrap, topic, first[:3])
+        wait_for(lambda: stored(settings) >= 28, what="repeats after the window")
+        time.sleep(1.5)
+        assert stored(settings) == 28
+        assert query.exception() is None
+    finally:
+        query.stop()
+    assert job.checkpoint_dedup(spark, settings.checkpoint_uri) == "ttl"
+    operators = {op["operatorName"] for p in progress for op in p["stateOperators"]}
+    assert operators == {"transformWithStateExec"}, operators
+    assert sum(metrics.summarize(p)["duplicates_dropped"] for p in progress) == 10
+
+
+def test_a_watermark_checkpoint_keeps_its_dedup_under_the_ttl_default(spark, kafka, tmp_path):
+    """A checkpoint written with DEDUP=watermark (before TTL was the default) restarts on
+    the watermark dedup, its state and its exactly-once intact."""
+    topic = new_topic(kafka)
+    lake_root = (tmp_path / "lake").as_uri()
+    old = settings_for(kafka, topic, lake_root, dedup="watermark")
+    first, later = make_events(100, "old"), make_events(50, "old", start=100)
+    produce_events(kafka.bootstrap, topic, first)
+    run_once(spark, old)
+    assert job.checkpoint_dedup(spark, old.checkpoint_uri) == "watermark"
+
+    new = settings_for(kafka, topic, lake_root)
+    assert new.dedup == "ttl"
+    assert job.dedup_to_use(spark, new) == "watermark"
+    produce_events(kafka.bootstrap, topic, first[:40] + later)  # 40 repeats, 50 new
+    run_once(spark, new)
+    assert_tables_hold_exactly(new, first + later)
+    assert job.checkpoint_dedup(spark, new.checkpoint_uri) == "watermark"

@@ -48,11 +48,23 @@ def test_values_are_typed():
         ("WATERMARK", "1h", "WATERMARK"),
         ("STARTING_OFFSETS", "beginning", "STARTING_OFFSETS"),
         ("STATE_STORE", "redis", "STATE_STORE"),
+        ("DEDUP", "bloom", "DEDUP must be one of"),
+        ("STATE_STORE", "hdfs", "DEDUP=ttl needs STATE_STORE=rocksdb"),
     ],
 )
 def test_missing_or_malformed_values_fail_fast(name, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({**REQUIRED, PREFIX + name: value})
+
+
+def test_dedup_defaults_to_ttl_over_the_watermark_window():
+    from questlog_extractor.settings import interval_ms
+
+    s = Settings.from_env({**REQUIRED, PREFIX + "WATERMARK": "30 minutes"})
+    assert (s.dedup, interval_ms(s.watermark)) == ("ttl", 30 * 60 * 1000)
+    assert (interval_ms("1 day"), interval_ms("2 seconds")) == (86_400_000, 2000)
+    old = {**REQUIRED, PREFIX + "DEDUP": "watermark", PREFIX + "STATE_STORE": "hdfs"}
+    assert Settings.from_env(old).dedup == "watermark"
 
 
 def test_local_checkpoints_use_the_file_system_manager_hdfs_keeps_the_default():
