@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from questlog_extractor import transforms
-from questlog_extractor.session import NO_DATA_BATCHES, STATE_STORE_PROVIDER, build_session
+from questlog_extractor.session import build_session, query_conf
 from questlog_extractor.settings import Settings
 from questlog_extractor.shutdown import BatchGate, StopIncomplete, monitor, within
 from questlog_extractor.source import read_kafka
@@ -60,13 +60,8 @@ def start(
     """Start the one extractor query (``once``: availableNow, stops when drained).
     With a ``gate``, ``monitor`` can stop it between two batches."""
     registry = load_registry()
-    # The dedup's state store is the query's (recorded in its checkpoint at its first
-    # batch), also on a session ``build_session`` did not build (tests, bench).
-    spark.conf.set(STATE_STORE_PROVIDER, settings.state_store_class)
-    # No batch without new records: transformWithState in processing time would otherwise
-    # run an empty batch every trigger to expire ids, and an availableNow run would never
-    # end. An expired id reads as absent whether or not it was evicted yet.
-    spark.conf.set(NO_DATA_BATCHES, "false")
+    for key, value in query_conf(settings).items():
+        spark.conf.set(key, value)
     records = read_kafka(spark, settings)  # 2. source
     parsed = transforms.parse(transforms.from_kafka(records), registry)  # 3. transforms
     sink = BatchWriter(settings, registry)  # 4. writer (and the columns it takes)
@@ -148,7 +143,7 @@ def dedup_to_use(spark: SparkSession, settings: Settings) -> str:
                 "dedup": held,
                 "setting": settings.dedup,
                 "why": "a dedup's state cannot move to the other operator"
-                " (services/extractor/README.md, 'Dedup')",
+                " (services/extractor/README.md, step 3 'dedup')",
             }
         },
     )

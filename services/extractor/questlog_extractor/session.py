@@ -29,19 +29,29 @@ SPARK_SUBMIT_MARK = "PYSPARK_GATEWAY_PORT"
 # bytes of bytecode too. Given by ``launch_conf`` to a JVM this process starts; under
 # spark-submit it belongs in the driver's and executors' extraJavaOptions.
 JIT_OPTIONS = "-XX:-DontCompileHugeMethods"
-STATE_STORE_PROVIDER = "spark.sql.streaming.stateStore.providerClass"
-NO_DATA_BATCHES = "spark.sql.streaming.noDataMicroBatches.enabled"
 LOCAL_CHECKPOINT_MANAGER = (
     "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager"
 )
 
 
+def query_conf(settings: Settings) -> dict[str, str]:
+    """What the streaming query itself depends on; ``job.start`` sets it on whichever
+    session it is given (also one ``build_session`` did not build: tests, bench)."""
+    return {
+        # the dedup's state store (recorded in the checkpoint at its first batch)
+        "spark.sql.streaming.stateStore.providerClass": settings.state_store_class,
+        # No batch without new records: the TTL dedup in processing time would otherwise
+        # run an empty batch every trigger to expire ids, and availableNow would never end.
+        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+    }
+
+
 def session_conf(settings: Settings) -> dict[str, str]:
     conf = {
         **DELTA_CONF,
+        **query_conf(settings),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
-        STATE_STORE_PROVIDER: settings.state_store_class,
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
         # Delta rebuilds table state with 50 tasks by default: pure overhead on a few cores.

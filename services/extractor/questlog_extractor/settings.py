@@ -49,7 +49,8 @@ CODEGEN = ("per-operator", "whole-stage")
 # ``watermark`` of processing time after its first batch (transformWithState, the JVM class
 # services/extractor/jvm; its cost per batch does not grow with the ids kept), or
 # "watermark", Spark's dropDuplicatesWithinWatermark on received_at (reads every id kept
-# at every batch). A checkpoint written by one is migrated to "ttl" (``migrate``).
+# at every batch). A checkpoint keeps the one its state was written by
+# (``job.dedup_to_use``).
 DEDUPS = ("ttl", "watermark")
 
 
