@@ -1,4 +1,5 @@
-"""Command line: ``python -m questlog_extractor [--once] [run|maintain|compact [--every S]]``.
+"""Command line: ``python -m questlog_extractor [--once] [run|maintain|compact [--every S]]``,
+and ``python -m questlog_extractor migrate-dedup`` (``migrate.py``).
 
 Settings come from ``QUESTLOG_EXTRACTOR_*`` variables (see settings.py); this module only
 wires them to the job and stops it cleanly on SIGTERM/SIGINT.
@@ -34,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=("run", "maintain", "compact"),
+        choices=("run", "maintain", "compact", "migrate-dedup"),
         default="run",
         help="run the stream (default), or compact + vacuum the tables with"
-        " Spark (maintain) or without a JVM (compact)",
+        " Spark (maintain) or without a JVM (compact), or move a checkpoint written by"
+        " the watermark dedup to the ttl dedup, the extractor stopped (migrate-dedup)",
     )
     parser.add_argument(
         "--once",
@@ -81,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
             from questlog_extractor.maintain import maintain
 
             maintain(spark, settings)
+            return 0
+        if args.command == "migrate-dedup":
+            from questlog_extractor.migrate import MigrationError, migrate_dedup
+
+            try:
+                migrate_dedup(spark, settings)
+            except MigrationError as exc:
+                log.error("migration refused", extra={"fields": {"error": str(exc)}})
+                return 1
             return 0
         if settings.metrics_port:
             from prometheus_client import start_http_server

@@ -144,6 +144,7 @@ def dedup_to_use(spark: SparkSession, settings: Settings) -> str:
                 "setting": settings.dedup,
                 "why": "a dedup's state cannot move to the other operator"
                 " (services/extractor/README.md, step 3 'dedup')",
+                "to_move": "stop the extractor, then python -m questlog_extractor migrate-dedup",
             }
         },
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -228,3 +229,67 @@ def test_a_watermark_checkpoint_keeps_its_dedup_under_the_ttl_default(spark, kaf
     run_once(spark, new)
     assert_tables_hold_exactly(new, first + later)
     assert job.checkpoint_dedup(spark, new.checkpoint_uri) == "watermark"
+
+
+def test_migrate_dedup_moves_a_watermark_checkpoint_to_ttl_reading_nothing_twice(
+    spark, kafka, tmp_path
+):
+    """After the migration the TTL dedup runs from the old query's committed offsets:
+    what was stored is not read again, what came after is stored once, and repeats
+    within the new window are dropped. The old checkpoint is kept aside."""
+    from questlog_extractor import migrate
+
+    topic = new_topic(kafka)
+    lake_root = (tmp_path / "lake").as_uri()
+    old = settings_for(kafka, topic, lake_root, dedup="watermark")
+    first = make_events(100, "mig")
+    produce_events(kafka.bootstrap, topic, first)
+    run_once(spark, old)
+
+    new = settings_for(kafka, topic, lake_root)
+    with pytest.raises(migrate.MigrationError, match="DEDUP=ttl"):
+        migrate.migrate_dedup(spark, old)
+    moved = migrate.migrate_dedup(spark, new)
+    assert moved is not None
+    assert moved.startswith(new.checkpoint_uri.rstrip("/") + ".watermark-")
+    assert job.checkpoint_dedup(spark, moved) == "watermark"
+    assert job.checkpoint_dedup(spark, new.checkpoint_uri) is None
+    partitions = json.loads(migrate.starting_offsets(spark, new))[topic]
+    assert sum(partitions.values()) == len(first)  # the end of what the old query read
+
+    later = make_events(50, "mig", start=100)
+    produce_events(kafka.bootstrap, topic, later + later[:20])  # 20 repeats after the move
+    run_once(spark, new)
+    assert job.checkpoint_dedup(spark, new.checkpoint_uri) == "ttl"
+    assert_tables_hold_exactly(new, first + later)  # the first 100 were not read again
+    assert migrate.migrate_dedup(spark, new) is None  # already on ttl: nothing to do
+
+
+def test_the_migrate_dedup_command_moves_the_checkpoint_and_exits_0(
+    spark, kafka, tmp_path, monkeypatch, capsys
+):
+    """``python -m questlog_extractor migrate-dedup`` wired to the migration (on this
+    test's Spark session rather than a JVM of its own)."""
+    from questlog_extractor.__main__ import main
+
+    topic = new_topic(kafka)
+    lake_root = (tmp_path / "lake").as_uri()
+    old = settings_for(kafka, topic, lake_root, dedup="watermark")
+    produce_events(kafka.bootstrap, topic, make_events(10, "cli"))
+    run_once(spark, old)
+    for name, value in {
+        "KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "TOPIC": topic,
+        "LAKE_ROOT": lake_root,
+        "DEDUP": "watermark",
+    }.items():
+        monkeypatch.setenv(f"QUESTLOG_EXTRACTOR_{name}", value)
+    monkeypatch.setattr(job, "build_session", lambda settings, **_: spark)
+    monkeypatch.setattr(spark, "stop", lambda: None)  # the shared session lives on
+    assert main(["migrate-dedup"]) == 1  # DEDUP=watermark: refused, nothing moved
+    assert "migration refused" in capsys.readouterr().out
+    assert job.checkpoint_dedup(spark, old.checkpoint_uri) == "watermark"
+    monkeypatch.setenv("QUESTLOG_EXTRACTOR_DEDUP", "ttl")
+    assert main(["migrate-dedup"]) == 0
+    assert "checkpoint migrated to the ttl dedup" in capsys.readouterr().out
+    assert job.checkpoint_dedup(spark, old.checkpoint_uri) is None
