@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from questlog_extractor import transforms
+from questlog_extractor.hadoopfs import HadoopFs
 from questlog_extractor.session import build_session, query_conf
 from questlog_extractor.settings import Settings
 from questlog_extractor.shutdown import BatchGate, StopIncomplete, monitor, within
@@ -104,25 +105,15 @@ _OPERATORS = {"dedupeWithinWatermark": "watermark", "transformWithStateExec": "t
 def checkpoint_dedup(spark: SparkSession, checkpoint_uri: str) -> str | None:
     """ "ttl" or "watermark": the dedup whose state the checkpoint holds; None for a
     checkpoint without state yet (or none at all)."""
-    jvm = spark._jvm
-    assert jvm is not None  # a classic session: the job's
-    conf = spark._jsc.hadoopConfiguration()
-    root = jvm.org.apache.hadoop.fs.Path(f"{checkpoint_uri}/state/0/_metadata")
-    fs = root.getFileSystem(conf)
-    if not fs.exists(root):
-        return None
-    for status in fs.listStatus(root):
-        path = status.getPath()
+    fs = HadoopFs(spark, checkpoint_uri)
+    root = f"{checkpoint_uri}/state/0/_metadata"
+    for name, is_file in fs.list(root):
         # v1: one file "metadata"; v2 (transformWithState): a folder "v2" of one per batch
-        files = [path] if status.isFile() else [s.getPath() for s in fs.listStatus(path)]
+        files = [name] if is_file else [f"{name}/{n}" for n, _ in fs.list(f"{root}/{name}")]
         for file in files:
-            if file.getName().startswith("."):
+            if file.rpartition("/")[2].startswith("."):
                 continue
-            stream = fs.open(file)
-            try:
-                text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-            finally:
-                stream.close()
+            text = fs.read(f"{root}/{file}")
             for operator, how in _OPERATORS.items():
                 if f'"operatorName":"{operator}"' in text:
                     return how

@@ -25,6 +25,7 @@ import logging
 import time
 from typing import Any
 
+from questlog_extractor.hadoopfs import HadoopFs
 from questlog_extractor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,13 @@ def migrate_dedup(spark: Any, settings: Settings) -> str | None:
             extra={"fields": {"checkpoint": checkpoint, "dedup": held or "none yet"}},
         )
         return None
-    fs = _Fs(spark, checkpoint)
+    fs = HadoopFs(spark, checkpoint)
     offsets = last_committed_offsets(fs, checkpoint)
     moved = f"{checkpoint}.watermark-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    fs.rename(checkpoint, moved)
+    try:
+        fs.rename(checkpoint, moved)
+    except OSError as exc:  # FileExistsError too
+        raise MigrationError(f"could not move {checkpoint} to {moved}: {exc}") from None
     fs.write(f"{checkpoint}/{MARKER}", json.dumps(offsets))
     log.info(
         "checkpoint migrated to the ttl dedup",
@@ -74,10 +78,10 @@ def migrate_dedup(spark: Any, settings: Settings) -> str | None:
     return moved
 
 
-def last_committed_offsets(fs: _Fs, checkpoint: str) -> dict[str, dict[str, int]]:
+def last_committed_offsets(fs: HadoopFs, checkpoint: str) -> dict[str, dict[str, int]]:
     """The Kafka offsets at the end of the last committed micro-batch:
     ``{topic: {partition: offset}}``, as Spark's ``startingOffsets`` takes them."""
-    committed = [int(n) for n in fs.names(f"{checkpoint}/commits") if n.isdigit()]
+    committed = [int(n) for n, _ in fs.list(f"{checkpoint}/commits") if n.isdigit()]
     if not committed:
         raise MigrationError(f"{checkpoint} has no committed micro-batch: nothing to carry over")
     batch = max(committed)
@@ -102,47 +106,7 @@ def starting_offsets(spark: Any, settings: Settings) -> str:
     offsets a migration left there, else ``STARTING_OFFSETS``. (Spark itself ignores
     the option once the checkpoint has an offset log.)"""
     marker = f"{settings.checkpoint_uri.rstrip('/')}/{MARKER}"
-    fs = _Fs(spark, marker)
+    fs = HadoopFs(spark, marker)
     if not fs.exists(marker):
         return settings.starting_offsets
     return fs.read(marker)
-
-
-class _Fs:
-    """The few Hadoop FileSystem calls a migration needs (local paths and HDFS alike)."""
-
-    def __init__(self, spark: Any, uri: str) -> None:
-        self._jvm = spark._jvm
-        self._conf = spark._jsc.hadoopConfiguration()
-        self._fs = self._path(uri).getFileSystem(self._conf)
-
-    def _path(self, uri: str) -> Any:
-        return self._jvm.org.apache.hadoop.fs.Path(uri)
-
-    def exists(self, uri: str) -> bool:
-        return bool(self._fs.exists(self._path(uri)))
-
-    def names(self, uri: str) -> list[str]:
-        if not self.exists(uri):
-            return []
-        return [status.getPath().getName() for status in self._fs.listStatus(self._path(uri))]
-
-    def read(self, uri: str) -> str:
-        stream = self._fs.open(self._path(uri))
-        try:
-            return str(self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-        finally:
-            stream.close()
-
-    def write(self, uri: str, text: str) -> None:
-        stream = self._fs.create(self._path(uri), False)  # never overwrites
-        try:
-            stream.write(bytearray(text.encode()))
-        finally:
-            stream.close()
-
-    def rename(self, src: str, dst: str) -> None:
-        if self.exists(dst):
-            raise MigrationError(f"{dst} exists already")
-        if not self._fs.rename(self._path(src), self._path(dst)):
-            raise MigrationError(f"could not rename {src} to {dst}")

@@ -50,7 +50,7 @@ CODEGEN = ("per-operator", "whole-stage")
 # services/extractor/jvm; its cost per batch does not grow with the ids kept), or
 # "watermark", Spark's dropDuplicatesWithinWatermark on received_at (reads every id kept
 # at every batch). A checkpoint keeps the one its state was written by
-# (``job.dedup_to_use``).
+# (``job.dedup_to_use``) until ``migrate-dedup`` moves it to "ttl" (``migrate``).
 DEDUPS = ("ttl", "watermark")
 
 
