@@ -179,14 +179,26 @@ def test_once_to_hdfs(spark, kafka, hdfs):
     assert [(r["raw_value"], r["reason"]) for r in quarantine] == [("{broken", "malformed_json")]
 
 
-def batch_starts(query, after: int = -1) -> dict[int, float]:
-    """Epoch seconds at which each batch with input rows after batch `after` started: the
-    processing time a TTL set in that batch counts from."""
-    return {
-        p["batchId"]: datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00")).timestamp()
-        for p in query.recentProgress
-        if p["numInputRows"] and p["batchId"] > after
-    }
+def batch_starts(query, rows: int, after: int = -1) -> dict[int, float]:
+    """Epoch seconds at which each batch with input rows after batch `after` started (the
+    processing time a TTL set in that batch counts from), once those batches hold `rows`
+    rows: a batch's rows are in the tables before Spark reports its progress."""
+    found: dict[int, float] = {}
+
+    def reported() -> bool:
+        batches = [p for p in query.recentProgress if p["numInputRows"] and p["batchId"] > after]
+        found.clear()
+        found.update(
+            (
+                p["batchId"],
+                datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00")).timestamp(),
+            )
+            for p in batches
+        )
+        return sum(p["numInputRows"] for p in batches) >= rows
+
+    wait_for(reported, timeout=30, what=f"progress of {rows} rows after batch {after}")
+    return found
 
 
 def test_ttl_dedup_forgets_an_id_after_its_window_and_not_before(spark, kafka, tmp_path):
@@ -204,15 +216,15 @@ def test_ttl_dedup_forgets_an_id_after_its_window_and_not_before(spark, kafka, t
         # machine), and the TTL counts from its start: warm the query up first.
         produce_events(kafka.bootstrap, topic, warm)
         wait_for(lambda: stored(settings) >= 5, what="warm-up rows")
-        warmed = max(batch_starts(query))
+        warmed = max(batch_starts(query, 5))
         produce_events(kafka.bootstrap, topic, first)
         wait_for(lambda: stored(settings) >= 25, what="first rows")
-        firsts = batch_starts(query, after=warmed)
+        firsts = batch_starts(query, 20, after=warmed)
         seen = min(firsts.values())
         produce_events(kafka.bootstrap, topic, first[:10] + later)  # within the window
         wait_for(lambda: stored(settings) >= 30, what="later rows")
         time.sleep(1.5)
-        repeats = batch_starts(query, after=max(firsts))
+        repeats = batch_starts(query, 15, after=max(firsts))
         assert max(repeats.values()) - seen < window, "too slow to test the window"
         assert stored(settings) == 30  # the repeats were dropped
         progress = [p for p in query.recentProgress if p["numInputRows"]]
@@ -220,7 +232,7 @@ def test_ttl_dedup_forgets_an_id_after_its_window_and_not_before(spark, kafka, t
         produce_events(kafka.bootstrap, topic, first[:3])
         wait_for(lambda: stored(settings) >= 33, what="repeats after the window")
         time.sleep(1.5)
-        assert min(batch_starts(query, after=max(repeats)).values()) - seen > window
+        assert min(batch_starts(query, 3, after=max(repeats)).values()) - seen > window
         assert stored(settings) == 33
         assert query.exception() is None
     finally:
