@@ -109,11 +109,11 @@ def checkpoint_dedup(spark: SparkSession, checkpoint_uri: str) -> str | None:
     root = f"{checkpoint_uri}/state/0/_metadata"
     for name, is_file in fs.list(root):
         # v1: one file "metadata"; v2 (transformWithState): a folder "v2" of one per batch
-        files = [name] if is_file else [f"{name}/{n}" for n, _ in fs.list(f"{root}/{name}")]
-        for file in files:
-            if file.rpartition("/")[2].startswith("."):
+        folder = root if is_file else f"{root}/{name}"
+        for file in [name] if is_file else [n for n, _ in fs.list(folder)]:
+            if file.startswith("."):
                 continue
-            text = fs.read(f"{root}/{file}")
+            text = fs.read(f"{folder}/{file}")
             for operator, how in _OPERATORS.items():
                 if f'"operatorName":"{operator}"' in text:
                     return how
